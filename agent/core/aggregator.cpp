@@ -1,0 +1,129 @@
+#include "core/aggregator.h"
+
+#include <stdexcept>
+
+namespace ctbpf::core {
+
+std::string to_string(Mode mode) {
+  switch (mode) {
+    case Mode::fentry: return "fentry";
+    case Mode::kprobe: return "kprobe";
+    case Mode::tracepoint: return "tracepoint";
+  }
+  return "?";
+}
+
+std::optional<Mode> mode_from_string(const std::string& text) {
+  if (text == "fentry") return Mode::fentry;
+  if (text == "kprobe") return Mode::kprobe;
+  if (text == "tracepoint") return Mode::tracepoint;
+  return std::nullopt;
+}
+
+namespace {
+
+Count when(bool observable, uint64_t value) { return observable ? Count{value} : Count{}; }
+
+Count stat(const Sample& s, Count KernelStats::*field) {
+  if (!s.stats) return {};
+  return (*s.stats).*field;
+}
+
+Count minus(const Count& now, const Count& before) {
+  if (!now || !before) return {};
+  return *now >= *before ? *now - *before : 0;
+}
+
+}  // namespace
+
+Totals derive(const Sample& s, const Observability& obs) {
+  const auto& c = s.counters;
+  const bool bpf = obs.conntrack_points;
+  Totals t;
+  t.allocs = when(bpf, c[CTBPF_CNT_ALLOC]);
+  t.inserts = when(bpf, c[CTBPF_CNT_INSERT]);
+  t.destroys = when(bpf, c[CTBPF_CNT_DESTROY]);
+  t.deletes = when(bpf, c[CTBPF_CNT_DELETE]);
+  t.lost_events = c[CTBPF_CNT_LOST_EVENTS];
+  t.netfilter_drops = when(obs.netfilter_drop_reason, c[CTBPF_CNT_NETFILTER_DROP]);
+
+  if (bpf) {
+    t.drops.insert_failed = c[CTBPF_CNT_INSERT_FAILED];
+    t.drops.clash_resolve = c[CTBPF_CNT_CLASH_RESOLVE];
+    t.drops.chaintoolong =
+        when(obs.resolve_clash && obs.kernel_has_chaintoolong, c[CTBPF_CNT_CHAINTOOLONG]);
+    t.drops.table_full = when(obs.early_drop, c[CTBPF_CNT_TABLE_FULL]);
+    t.drops.early_drop = when(obs.early_drop, c[CTBPF_CNT_EARLY_DROP]);
+    if (obs.early_drop) {
+      auto errors = c[CTBPF_CNT_ALLOC_ERR], full = c[CTBPF_CNT_TABLE_FULL];
+      t.drops.alloc_failed = errors >= full ? errors - full : 0;
+    }
+    t.chain = s.chain;
+    t.chain_max = s.chain_max;
+  } else {
+    // Without conntrack probes, the kernel's own counters are the source (for the netns ctbpf runs in).
+    t.drops.insert_failed = stat(s, &KernelStats::insert_failed);
+    t.drops.clash_resolve = stat(s, &KernelStats::clash_resolve);
+    t.drops.chaintoolong = stat(s, &KernelStats::chaintoolong);
+    t.drops.early_drop = stat(s, &KernelStats::early_drop);
+  }
+  // Packet-path "invalid" has no probe of its own yet: always the kernel's counter.
+  t.drops.invalid = stat(s, &KernelStats::invalid);
+  return t;
+}
+
+Totals minus(const Totals& now, const Totals& before) {
+  Totals d;
+  d.allocs = minus(now.allocs, before.allocs);
+  d.inserts = minus(now.inserts, before.inserts);
+  d.destroys = minus(now.destroys, before.destroys);
+  d.deletes = minus(now.deletes, before.deletes);
+  d.netfilter_drops = minus(now.netfilter_drops, before.netfilter_drops);
+  d.lost_events = minus(now.lost_events, before.lost_events);
+  d.drops.table_full = minus(now.drops.table_full, before.drops.table_full);
+  d.drops.early_drop = minus(now.drops.early_drop, before.drops.early_drop);
+  d.drops.insert_failed = minus(now.drops.insert_failed, before.drops.insert_failed);
+  d.drops.chaintoolong = minus(now.drops.chaintoolong, before.drops.chaintoolong);
+  d.drops.clash_resolve = minus(now.drops.clash_resolve, before.drops.clash_resolve);
+  d.drops.invalid = minus(now.drops.invalid, before.drops.invalid);
+  d.drops.alloc_failed = minus(now.drops.alloc_failed, before.drops.alloc_failed);
+  if (now.chain && before.chain) {
+    d.chain = now.chain->minus(*before.chain);
+    d.chain_max = d.chain->max_bound();
+  }
+  return d;
+}
+
+std::optional<double> Report::rate(const Count& count) const {
+  if (!count || duration() <= 0) return std::nullopt;
+  return static_cast<double>(*count) / duration();
+}
+
+std::optional<Report> Aggregator::add(const Sample& sample) {
+  if (!first_) {
+    first_ = sample;
+    last_ = sample;
+    return std::nullopt;
+  }
+  Report r;
+  r.start_s = last_->t_s - first_->t_s;
+  r.end_s = sample.t_s - first_->t_s;
+  r.totals = minus(derive(sample, obs_), derive(*last_, obs_));
+  r.table = sample.table;
+  last_ = sample;
+  return r;
+}
+
+Report Aggregator::summary() const {
+  if (!first_) throw std::logic_error("summary before any sample");
+  Report r;
+  r.end_s = last_->t_s - first_->t_s;
+  auto now = derive(*last_, obs_);
+  r.totals = minus(now, derive(*first_, obs_));
+  // The maps start empty when the programs load, so the exact maximum holds for the whole run.
+  r.totals.chain_max = now.chain_max;
+  r.table = last_->table;
+  return r;
+}
+
+}  // namespace ctbpf::core

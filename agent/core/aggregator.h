@@ -1,0 +1,60 @@
+#pragma once
+// Turns cumulative samples into what ctbpf prints: per-interval deltas and rates, and the summary since
+// the first sample. Which source feeds each contract field (BPF probe or the kernel's own statistics) is
+// decided here, from Observability; an unobservable field stays empty and renders as null.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "core/sample.h"
+
+namespace ctbpf::core {
+
+using Count = std::optional<uint64_t>;
+
+struct Drops {
+  Count table_full, early_drop, insert_failed, chaintoolong, clash_resolve, invalid, alloc_failed;
+};
+
+struct Totals {
+  Count allocs, inserts, destroys, deletes;
+  Drops drops;
+  Count netfilter_drops;
+  Count lost_events;
+  std::optional<Histogram> chain;  // chain length at insertion
+  Count chain_max;                 // exact longest chain (summary); the histogram's bound per interval
+};
+
+/// Maps one cumulative sample onto the contract's fields.
+Totals derive(const Sample& sample, const Observability& obs);
+/// now - before, field by field; empty stays empty.
+Totals minus(const Totals& now, const Totals& before);
+
+struct Report {
+  double start_s = 0, end_s = 0;  // relative to the first sample
+  Totals totals;
+  TableGauge table;
+  double duration() const { return end_s - start_s; }
+  /// count / duration, empty when either is.
+  std::optional<double> rate(const Count& count) const;
+};
+
+class Aggregator {
+public:
+  Aggregator(Mode mode, Observability obs) : mode_(mode), obs_(obs) {}
+
+  /// Feeds the next sample. The first one is the baseline and yields no interval.
+  std::optional<Report> add(const Sample& sample);
+  /// Everything since the baseline; requires at least one sample.
+  Report summary() const;
+
+  Mode mode() const { return mode_; }
+  const Observability& observability() const { return obs_; }
+
+private:
+  Mode mode_;
+  Observability obs_;
+  std::optional<Sample> first_, last_;
+};
+
+}  // namespace ctbpf::core

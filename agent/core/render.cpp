@@ -1,0 +1,126 @@
+#include "core/render.h"
+
+#include <fmt/format.h>
+
+namespace ctbpf::core {
+
+using nlohmann::json;
+
+namespace {
+
+json value(const Count& c) { return c ? json(*c) : json(nullptr); }
+json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+json drops_json(const Drops& d) {
+  return {{"table_full", value(d.table_full)},       {"early_drop", value(d.early_drop)},
+          {"insert_failed", value(d.insert_failed)}, {"chaintoolong", value(d.chaintoolong)},
+          {"clash_resolve", value(d.clash_resolve)}, {"invalid", value(d.invalid)},
+          {"alloc_failed", value(d.alloc_failed)}};
+}
+
+json histogram_json(const std::optional<Histogram>& h, const Count& max) {
+  if (!h) {
+    return {{"count", nullptr}, {"mean", nullptr}, {"p50", nullptr}, {"p99", nullptr},
+            {"max", nullptr},   {"buckets", nullptr}};
+  }
+  json buckets = json::array();
+  const auto& slots = h->slots();
+  // Buckets up to the highest non-empty one: le is the slot's inclusive upper bound.
+  std::size_t last = slots.size();
+  while (last > 0 && slots[last - 1] == 0) --last;
+  for (std::size_t i = 0; i < last; ++i)
+    buckets.push_back({{"le", slot_upper_bound(h->kind(), i)}, {"count", slots[i]}});
+  return {{"count", h->count()}, {"mean", h->mean()},      {"p50", h->percentile(0.50)},
+          {"p99", h->percentile(0.99)}, {"max", value(max)}, {"buckets", buckets}};
+}
+
+json table_json(const TableGauge& t) {
+  json fill = nullptr;
+  if (t.count && t.max && *t.max > 0)
+    fill = static_cast<double>(*t.count) / static_cast<double>(*t.max);
+  return {{"count", value(t.count)}, {"max", value(t.max)}, {"buckets", value(t.buckets)},
+          {"fill", fill}};
+}
+
+json common(const Report& r) {
+  const auto& t = r.totals;
+  return {{"allocs", value(t.allocs)},
+          {"inserts", value(t.inserts)},
+          {"destroys", value(t.destroys)},
+          {"deletes", value(t.deletes)},
+          {"drops", drops_json(t.drops)},
+          {"netfilter_drops", value(t.netfilter_drops)},
+          {"chain_length", histogram_json(t.chain, t.chain_max)},
+          {"lifetime_ms", nullptr},
+          {"lost_events", value(t.lost_events)},
+          {"table", table_json(r.table)}};
+}
+
+std::string text(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
+
+std::string rate_text(const Report& r, const Count& c) {
+  auto v = r.rate(c);
+  return v ? fmt::format("{:.0f}/s", *v) : "-";
+}
+
+std::string table_text(const TableGauge& t) {
+  std::string s = fmt::format("{}/{}", text(t.count), text(t.max));
+  if (t.count && t.max && *t.max)
+    s += fmt::format(" ({:.1f}%)", 100.0 * static_cast<double>(*t.count) / static_cast<double>(*t.max));
+  return s;
+}
+
+std::string drops_text(const Drops& d) {
+  return fmt::format(
+      "table_full {} early_drop {} insert_failed {} chaintoolong {} clash_resolve {} invalid {} "
+      "alloc_failed {}",
+      text(d.table_full), text(d.early_drop), text(d.insert_failed), text(d.chaintoolong),
+      text(d.clash_resolve), text(d.invalid), text(d.alloc_failed));
+}
+
+}  // namespace
+
+json interval_json(const Report& r) {
+  json j = {{"type", "interval"}, {"t", r.end_s}, {"interval_s", r.duration()}};
+  j.update(common(r));
+  j["rates"] = {{"allocs_per_s", value(r.rate(r.totals.allocs))},
+                {"inserts_per_s", value(r.rate(r.totals.inserts))},
+                {"destroys_per_s", value(r.rate(r.totals.destroys))}};
+  return j;
+}
+
+json summary_json(const Report& r, Mode mode) {
+  json j = {{"type", "summary"}, {"mode", to_string(mode)}, {"duration_s", r.duration()}};
+  j.update(common(r));
+  return j;
+}
+
+std::string interval_line(const Report& r) {
+  const auto& t = r.totals;
+  std::string chain = "-";
+  if (t.chain && t.chain->count())
+    chain = fmt::format("p50 {} p99 {} max {}", t.chain->percentile(0.5), t.chain->percentile(0.99),
+                        text(t.chain_max));
+  return fmt::format("t={:.1f}s inserts {} destroys {} table {} chain {} drops: {} lost {}", r.end_s,
+                     rate_text(r, t.inserts), rate_text(r, t.destroys), table_text(r.table), chain,
+                     drops_text(t.drops), text(t.lost_events));
+}
+
+std::string summary_text(const Report& r, Mode mode) {
+  const auto& t = r.totals;
+  std::string out = fmt::format("ctbpf summary ({} mode, {:.1f} s)\n", to_string(mode), r.duration());
+  out += fmt::format("  allocs {}  inserts {} ({})  destroys {} ({})  deletes {}\n", text(t.allocs),
+                     text(t.inserts), rate_text(r, t.inserts), text(t.destroys),
+                     rate_text(r, t.destroys), text(t.deletes));
+  out += fmt::format("  table {} buckets {}\n", table_text(r.table), text(r.table.buckets));
+  if (t.chain && t.chain->count())
+    out += fmt::format("  chain length: n {} mean {:.1f} p50 {} p99 {} max {}\n", t.chain->count(),
+                       t.chain->mean(), t.chain->percentile(0.5), t.chain->percentile(0.99),
+                       text(t.chain_max));
+  out += fmt::format("  drops: {}\n", drops_text(t.drops));
+  out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
+                     text(t.lost_events));
+  return out;
+}
+
+}  // namespace ctbpf::core

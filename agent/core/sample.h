@@ -1,0 +1,48 @@
+#pragma once
+// What the kernel layer hands the pure core: cumulative counters read at one instant. The core never
+// asks the OS for anything; every number it prints comes from these structs, so all of it is testable.
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/histogram.h"
+#include "ctbpf/abi.h"
+
+namespace ctbpf::core {
+
+enum class Mode { fentry, kprobe, tracepoint };
+std::string to_string(Mode mode);
+std::optional<Mode> mode_from_string(const std::string& text);
+
+/// The kernel's own per-netns conntrack statistics (ctnetlink CTA_STATS_*), summed over CPUs.
+/// A field is empty when the running kernel does not have that counter.
+struct KernelStats {
+  std::optional<uint64_t> found, invalid, insert, insert_failed, drop, early_drop, error, search_restart,
+      clash_resolve, chaintoolong;
+};
+
+/// Table gauges from the sysctls (count is per netns, max and buckets are global).
+struct TableGauge {
+  std::optional<uint64_t> count, max, buckets;
+};
+
+/// Which probe points are attached, decided once at start by the kernel layer.
+struct Observability {
+  bool conntrack_points = false;       // alloc, confirm, free, delete (fentry or kprobe family)
+  bool early_drop = false;             // early_drop() probed: table_full and early_drop countable
+  bool resolve_clash = false;          // nf_ct_resolve_clash() probed: clash drops told from chaintoolong
+  bool kernel_has_chaintoolong = false;  // 5.15+: the cause exists at all
+  bool netfilter_drop_reason = false;  // kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP
+};
+
+struct Sample {
+  double t_s = 0;  // monotonic seconds
+  std::array<uint64_t, CTBPF_CNT_MAX> counters{};
+  uint64_t chain_max = 0;
+  Histogram chain{SlotKind::chain};
+  std::optional<KernelStats> stats;
+  TableGauge table;
+};
+
+}  // namespace ctbpf::core

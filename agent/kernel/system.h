@@ -1,0 +1,33 @@
+#pragma once
+// Small readers of the running system: sysctls, kallsyms, capabilities, BTF presence.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/sample.h"
+
+namespace ctbpf::kernel {
+
+std::optional<uint64_t> read_number(const std::string& path);
+std::string kernel_release();
+
+/// nf_conntrack's sysctls: count (this netns), max, buckets.
+core::TableGauge read_table_gauge();
+/// True when the nf_conntrack core is in the running kernel (built in or module loaded).
+bool conntrack_present();
+
+/// The kallsyms name to attach a kprobe to for `function`: itself, or a compiler clone of it
+/// (`.isra.N`, `.constprop.N`, `.part.N`) when the kernel only has that. Empty when absent or inlined.
+std::optional<std::string> resolve_kernel_function(const std::string& function);
+
+/// True when the running kernel's BTF (vmlinux or the nf_conntrack module) describes `function`.
+bool btf_has_function(const std::string& function);
+/// True when struct `type` has member `member` in vmlinux BTF.
+bool btf_has_member(const std::string& type, const std::string& member);
+/// True when enum `type` has enumerator `value` in vmlinux BTF.
+bool btf_has_enum_value(const std::string& type, const std::string& value);
+
+/// Empty when this process may load and attach BPF programs, else what is missing.
+std::optional<std::string> missing_bpf_privileges();
+
+}  // namespace ctbpf::kernel

@@ -1,0 +1,222 @@
+#include "kernel/tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdarg>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include "conntrack.skel.h"
+#include "kernel/error.h"
+#include "kernel/netlink_stats.h"
+#include "kernel/system.h"
+
+namespace ctbpf::kernel {
+
+namespace {
+
+bool g_verbose = false;
+std::mutex g_log_mutex;
+// libbpf's most specific warning since the last take: the first one naming a program, else the last.
+std::string g_last_warning;
+bool g_warning_names_program = false;
+
+int on_libbpf_print(enum libbpf_print_level level, const char* format, va_list args) {
+  // Verifier logs arrive as one long message: size the buffer to it.
+  va_list copy;
+  va_copy(copy, args);
+  int length = vsnprintf(nullptr, 0, format, copy);
+  va_end(copy);
+  std::string text(static_cast<size_t>(std::max(length, 0)) + 1, '\0');
+  vsnprintf(text.data(), text.size(), format, args);
+  text.resize(static_cast<size_t>(std::max(length, 0)));
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (level == LIBBPF_WARN) {
+    std::lock_guard lock(g_log_mutex);
+    bool names_program = text.find("prog '") != std::string::npos;
+    if (!g_warning_names_program) {
+      g_last_warning = text.rfind("libbpf: ", 0) == 0 ? text.substr(8) : text;
+      g_warning_names_program = names_program;
+    }
+  }
+  if (g_verbose) fprintf(stderr, "%s\n", text.c_str());
+  return 0;
+}
+
+std::string take_last_warning() {
+  std::lock_guard lock(g_log_mutex);
+  g_warning_names_program = false;
+  return std::exchange(g_last_warning, {});
+}
+
+struct ProgramInfo {
+  std::optional<core::Mode> family;  // empty: always loaded (tp_btf)
+  std::string function;              // kernel function the section names
+  bool is_return = false;
+};
+
+ProgramInfo describe(const bpf_program* prog) {
+  std::string section = bpf_program__section_name(prog);
+  auto slash = section.find('/');
+  std::string kind = section.substr(0, slash), target = section.substr(slash + 1);
+  if (kind == "fentry" || kind == "fexit") return {core::Mode::fentry, target, kind == "fexit"};
+  if (kind == "kprobe" || kind == "kretprobe") return {core::Mode::kprobe, target, kind == "kretprobe"};
+  return {std::nullopt, target, false};
+}
+
+/*
+ * Probe points that may be missing without losing the trace: early_drop() is static (GCC may inline
+ * it or clone it as early_drop.isra.N), and nf_ct_resolve_clash() is static too. Without them,
+ * table_full/early_drop/alloc_failed and chaintoolong are reported as null. Every other point is an
+ * exported symbol: __nf_conntrack_confirm, nf_ct_delete, nf_conntrack_free (the last one is the
+ * stable end of every entry's life on all kernels, unlike destroy_conntrack(), which 5.17's commit
+ * 6ae7989c9af0 ("netfilter: conntrack: avoid useless indirection during conntrack destruction")
+ * turned into nf_ct_destroy()). __nf_conntrack_alloc is static but has kept its name since 2.6.
+ */
+bool is_optional(const std::string& function) {
+  return function == "early_drop" || function == "nf_ct_resolve_clash";
+}
+
+bool function_available(core::Mode family, const std::string& function) {
+  if (family == core::Mode::fentry) return btf_has_function(function);
+  return resolve_kernel_function(function).has_value();
+}
+
+std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
+
+}  // namespace
+
+void Tracer::set_verbose(bool verbose) { g_verbose = verbose; }
+
+std::unique_ptr<Tracer> Tracer::load(core::Mode family, std::string& why_not) {
+  libbpf_set_print(on_libbpf_print);
+  take_last_warning();
+
+  std::unique_ptr<Tracer> t(new Tracer());
+  t->mode_ = family;
+  t->skel_ = conntrack_bpf__open();
+  if (!t->skel_) {
+    why_not = fmt::format("opening the BPF object failed: {}", errno_text(errno));
+    return nullptr;
+  }
+
+  bool early_drop = false, resolve_clash = false;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, t->skel_->obj) {
+    auto info = describe(prog);
+    bool wanted = !info.family || *info.family == family;
+    if (wanted && info.family && !function_available(family, info.function)) {
+      if (!is_optional(info.function)) {
+        why_not = fmt::format("kernel function {} not found in {}", info.function,
+                              family == core::Mode::fentry ? "BTF" : "kallsyms");
+        return nullptr;
+      }
+      wanted = false;
+    }
+    bpf_program__set_autoload(prog, wanted);
+  }
+
+  if (int err = conntrack_bpf__load(t->skel_); err) {
+    auto detail = take_last_warning();
+    why_not = fmt::format("loading programs failed: {}{}", errno_text(err),
+                          detail.empty() ? "" : " (" + detail + ")");
+    return nullptr;
+  }
+
+  bpf_object__for_each_program(prog, t->skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    auto info = describe(prog);
+    bpf_link* link = nullptr;
+    if (info.family == core::Mode::kprobe) {
+      auto symbol = resolve_kernel_function(info.function).value_or(info.function);
+      link = bpf_program__attach_kprobe(prog, info.is_return, symbol.c_str());
+    } else {
+      link = bpf_program__attach(prog);
+    }
+    if (!link) {
+      int err = errno;
+      auto detail = take_last_warning();
+      why_not = fmt::format("attaching {} failed: {}{}", bpf_program__section_name(prog),
+                            errno_text(err), detail.empty() ? "" : " (" + detail + ")");
+      return nullptr;
+    }
+    t->links_.push_back(link);
+    if (info.function == "early_drop") early_drop = true;
+    if (info.function == "nf_ct_resolve_clash") resolve_clash = true;
+  }
+
+  auto& obs = t->observability_;
+  obs.conntrack_points = family != core::Mode::tracepoint;
+  // Both halves of early_drop (entry and return) must be attached to count anything.
+  obs.early_drop = obs.conntrack_points && early_drop;
+  obs.resolve_clash = obs.conntrack_points && resolve_clash;
+  obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
+  obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
+  return t;
+}
+
+Tracer::~Tracer() {
+  for (auto* link : links_) bpf_link__destroy(link);
+  if (skel_) conntrack_bpf__destroy(skel_);
+}
+
+std::unique_ptr<Tracer> Tracer::start(const Options& options) {
+  if (auto missing = missing_bpf_privileges()) throw Error(kExitUnsupported, *missing);
+  if (!conntrack_present())
+    throw Error(kExitUnsupported,
+                "nf_conntrack is not in the running kernel: load it (modprobe nf_conntrack) or add a "
+                "rule that uses conntrack, then run ctbpf again");
+
+  std::vector<core::Mode> order = {core::Mode::fentry, core::Mode::kprobe, core::Mode::tracepoint};
+  if (options.forced) order = {*options.forced};
+  std::string reasons;
+  for (auto family : order) {
+    std::string why_not;
+    if (auto t = load(family, why_not)) return t;
+    reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", core::to_string(family), why_not);
+  }
+  throw Error(kExitUnsupported, fmt::format("no attach family works on this kernel ({})", reasons));
+}
+
+FamilyTrial Tracer::trial(core::Mode family) {
+  std::string why_not;
+  if (auto t = load(family, why_not)) return {true, fmt::format("{} programs attached", t->links_.size())};
+  return {false, why_not};
+}
+
+core::Sample Tracer::sample() const {
+  core::Sample s;
+  s.t_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+
+  const int cpus = libbpf_num_possible_cpus();
+  const uint32_t zero = 0;
+  std::vector<ctbpf_counters> counters(static_cast<size_t>(cpus));
+  if (bpf_map__lookup_elem(skel_->maps.counters, &zero, sizeof(zero), counters.data(),
+                           counters.size() * sizeof(ctbpf_counters), 0) == 0) {
+    for (const auto& c : counters) {
+      for (size_t i = 0; i < s.counters.size(); ++i) s.counters[i] += c.c[i];
+      s.chain_max = std::max<uint64_t>(s.chain_max, c.chain_max);
+    }
+  }
+  std::vector<ctbpf_chain_hist> chains(static_cast<size_t>(cpus));
+  if (bpf_map__lookup_elem(skel_->maps.chain_hist, &zero, sizeof(zero), chains.data(),
+                           chains.size() * sizeof(ctbpf_chain_hist), 0) == 0) {
+    for (const auto& h : chains) {
+      std::array<uint64_t, CTBPF_CHAIN_SLOTS> slots;
+      std::copy(std::begin(h.slot), std::end(h.slot), slots.begin());
+      s.chain.merge(core::Histogram(core::SlotKind::chain, slots, h.sum));
+    }
+  }
+  s.stats = read_kernel_stats();
+  s.table = read_table_gauge();
+  return s;
+}
+
+}  // namespace ctbpf::kernel

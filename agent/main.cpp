@@ -1,0 +1,63 @@
+// ctbpf: conntrack observability with eBPF. This file only wires subcommands to their handlers.
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "kernel/error.h"
+#include "kernel/tracer.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ctbpf: live conntrack insight (insert rate, chain lengths, drop causes) with eBPF"};
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "Print libbpf's messages (verifier logs, attach errors)");
+
+  ctbpf::cli::TraceOptions trace;
+  auto* trace_cmd = app.add_subcommand(
+      "trace",
+      "Trace conntrack until Ctrl-C (or -d): insert/destroy rates, chain lengths, drop causes.\n"
+      "Ctrl-C, SIGTERM and the end of -d print a summary.");
+  trace_cmd->add_option("-i,--interval", trace.interval_s, "Seconds between interval reports")
+      ->check(CLI::PositiveNumber)
+      ->default_val(1.0);
+  trace_cmd->add_option("-d,--duration", trace.duration_s, "Stop after this many seconds")
+      ->check(CLI::PositiveNumber);
+  trace_cmd->add_flag("--json", trace.json,
+                      "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"");
+  trace_cmd->add_option("--mode", trace.mode,
+                        "Attach family: auto tries fentry, then kprobe, then tracepoint")
+      ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}))
+      ->default_val("auto");
+  trace_cmd->add_option("--ready-file", trace.ready_file,
+                        "Write this file once every program is attached (for scripts and tests)");
+
+  ctbpf::cli::FeaturesOptions features;
+  auto* features_cmd = app.add_subcommand(
+      "features", "What this kernel offers: BTF, ring buffer, which attach families work (by trial)");
+  features_cmd->add_flag("--json", features.json, "One JSON object on stdout");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "ctbpf: %s (see ctbpf --help)\n", e.what());
+    return ctbpf::kExitUsage;
+  }
+
+  ctbpf::kernel::Tracer::set_verbose(verbose);
+  try {
+    if (*trace_cmd) return ctbpf::cli::run_trace(trace);
+    if (*features_cmd) return ctbpf::cli::run_features(features);
+  } catch (const ctbpf::Error& e) {
+    std::fprintf(stderr, "ctbpf: %s\n", e.what());
+    return e.code();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ctbpf: %s\n", e.what());
+    return ctbpf::kExitFailure;
+  }
+  return ctbpf::kExitUsage;
+}

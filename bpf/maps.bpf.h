@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* ctbpf's maps. Every map has a fixed bound chosen at load: ctbpf's memory never grows with the table. */
+#ifndef CTBPF_MAPS_BPF_H
+#define CTBPF_MAPS_BPF_H
+
+#include <vmlinux.h>
+#include <bpf/bpf_helpers.h>
+#include "ctbpf/abi.h"
+
+/* Threads inside __nf_conntrack_confirm or early_drop at once: bounded by CPUs x nesting, far below. */
+#define CTBPF_INFLIGHT_MAX 4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ctbpf_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ctbpf_chain_hist);
+} chain_hist SEC(".maps");
+
+/* What confirm's entry saw, for its exit (kretprobe has no arguments; fexit cannot see the old ct). */
+struct confirm_call {
+	struct sk_buff *skb;
+	struct nf_conn *ct;
+	__u32 clash_seen; /* nf_ct_resolve_clash ran inside this confirm */
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CTBPF_INFLIGHT_MAX);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct confirm_call);
+} confirm_calls SEC(".maps");
+
+/* Threads inside early_drop(): nf_ct_delete there is an eviction. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CTBPF_INFLIGHT_MAX);
+	__type(key, __u64);
+	__type(value, __u32);
+} early_drop_calls SEC(".maps");
+
+static __always_inline struct ctbpf_counters *this_cpu_counters(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+static __always_inline void count(enum ctbpf_counter which)
+{
+	struct ctbpf_counters *c = this_cpu_counters();
+
+	if (c)
+		c->c[which]++;
+}
+
+#endif /* CTBPF_MAPS_BPF_H */

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/*
+ * The one ABI between ctbpf's BPF programs and its C++ agent: map layouts, counter indices and the
+ * ring-buffer event record. Plain C, fixed-width types, explicit padding; both compilers assert the
+ * sizes below, so a field added on one side only fails the build instead of garbling data.
+ */
+#ifndef CTBPF_ABI_H
+#define CTBPF_ABI_H
+
+#ifdef __bpf__
+/* BPF side: vmlinux.h already defines __u8..__u64. */
+#else
+#include <linux/types.h>
+#endif
+
+#include "ctbpf/slots.h"
+
+/* Index into the per-CPU `counters` map value (struct ctbpf_counters). Append only: user space and the
+ * JSON contract name them, so their meaning never changes. */
+enum ctbpf_counter {
+	CTBPF_CNT_ALLOC = 0,	 /* __nf_conntrack_alloc returned an entry */
+	CTBPF_CNT_ALLOC_ERR,	 /* __nf_conntrack_alloc returned ERR_PTR (table full or kmem) */
+	CTBPF_CNT_TABLE_FULL,	 /* early_drop found no victim: "table full, dropping packet" */
+	CTBPF_CNT_EARLY_DROP,	 /* an entry evicted to make room */
+	CTBPF_CNT_INSERT,	 /* __nf_conntrack_confirm put the entry in the hash table */
+	CTBPF_CNT_INSERT_FAILED, /* __nf_conntrack_confirm returned NF_DROP */
+	CTBPF_CNT_CHAINTOOLONG,	 /* confirm dropped the packet: bucket chain over the kernel's limit */
+	CTBPF_CNT_CLASH_RESOLVE, /* confirm found a clash and kept the packet (NF_ACCEPT, other entry) */
+	CTBPF_CNT_DESTROY,	 /* nf_conntrack_free: the entry's memory went back to the slab */
+	CTBPF_CNT_DELETE,	 /* nf_ct_delete removed a confirmed entry from the table */
+	CTBPF_CNT_NETFILTER_DROP,/* kfree_skb with SKB_DROP_REASON_NETFILTER_DROP (any netfilter verdict) */
+	CTBPF_CNT_LOST_EVENTS,	 /* bpf_ringbuf_reserve failed: an event that user space never sees */
+	CTBPF_CNT_CONFIRM_UNPAIRED, /* confirm exit without a recorded entry (stash full or nested) */
+	CTBPF_CNT_CHAIN_TRUNCATED,  /* chain walk hit CTBPF_CHAIN_WALK_MAX before the nulls marker */
+	CTBPF_CNT_MAX,
+};
+
+struct ctbpf_counters {
+	__u64 c[CTBPF_CNT_MAX];
+	__u64 chain_max; /* longest chain seen on this CPU */
+	__u64 _pad;
+};
+
+/* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
+struct ctbpf_chain_hist {
+	__u64 slot[CTBPF_CHAIN_SLOTS];
+	__u64 sum; /* sum of lengths, for the mean */
+};
+
+/* Lifetime histograms, one per protocol class (ms, log2 slots). */
+enum ctbpf_proto_class {
+	CTBPF_PROTO_TCP = 0,
+	CTBPF_PROTO_UDP,
+	CTBPF_PROTO_ICMP,
+	CTBPF_PROTO_OTHER,
+	CTBPF_PROTO_MAX,
+};
+
+struct ctbpf_lifetime_hist {
+	__u64 slot[CTBPF_PROTO_MAX][CTBPF_LOG2_SLOTS];
+	__u64 sum_ms[CTBPF_PROTO_MAX];
+};
+
+/* Ring-buffer event kinds. */
+enum ctbpf_event_kind {
+	CTBPF_EV_INSERT = 1,
+	CTBPF_EV_DESTROY = 2,
+	CTBPF_EV_DROP = 3,
+};
+
+struct ctbpf_event {
+	__u64 ts_ns;	   /* bpf_ktime_get_ns() */
+	__u32 kind;	   /* enum ctbpf_event_kind */
+	__u32 cause;	   /* for drops: enum ctbpf_counter of the cause */
+	__u32 netns;	   /* netns inode */
+	__u16 zone;
+	__u8 l3;	   /* AF_INET / AF_INET6 */
+	__u8 l4;	   /* IPPROTO_* */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;	   /* host byte order */
+	__u16 dport;
+	__u32 value;	   /* chain length for inserts, lifetime ms for destroys */
+};
+
+/* Keep BPF and C++ in lockstep: both compilers check these. */
+#ifdef __cplusplus
+#define CTBPF_STATIC_ASSERT static_assert
+#else
+#define CTBPF_STATIC_ASSERT _Static_assert
+#endif
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_counters) == 8 * (CTBPF_CNT_MAX + 2), "ctbpf_counters layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_chain_hist) == 8 * (CTBPF_CHAIN_SLOTS + 1), "chain_hist layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * (CTBPF_LOG2_SLOTS + 1),
+		    "lifetime_hist layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
+
+#endif /* CTBPF_ABI_H */
