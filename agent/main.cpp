@@ -7,6 +7,21 @@
 #include "kernel/error.h"
 #include "kernel/tracer.h"
 
+namespace {
+
+// CLI::PositiveNumber prints the whole double range in its error; say it plainly instead.
+const CLI::Validator kPositiveSeconds(
+    [](std::string& text) -> std::string {
+      try {
+        if (std::stod(text) > 0) return {};
+      } catch (const std::exception&) {
+      }
+      return "must be a positive number of seconds, got '" + text + "'";
+    },
+    "SECONDS>0");
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"ctbpf: live conntrack insight (insert rate, chain lengths, drop causes) with eBPF"};
   app.require_subcommand(1);
@@ -19,10 +34,10 @@ int main(int argc, char** argv) {
       "Trace conntrack until Ctrl-C (or -d): insert/destroy rates, chain lengths, drop causes.\n"
       "Ctrl-C, SIGTERM and the end of -d print a summary.");
   trace_cmd->add_option("-i,--interval", trace.interval_s, "Seconds between interval reports")
-      ->check(CLI::PositiveNumber)
+      ->check(kPositiveSeconds)
       ->default_val(1.0);
   trace_cmd->add_option("-d,--duration", trace.duration_s, "Stop after this many seconds")
-      ->check(CLI::PositiveNumber);
+      ->check(kPositiveSeconds);
   trace_cmd->add_flag("--json", trace.json,
                       "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"");
   trace_cmd->add_option("--mode", trace.mode,

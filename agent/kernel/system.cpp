@@ -128,7 +128,7 @@ std::optional<std::string> missing_bpf_privileges() {
   auto has = [&](int cap) { return (effective >> cap) & 1; };
   constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
   if (has(kCapSysAdmin) || (has(kCapBpf) && has(kCapPerfmon))) return std::nullopt;
-  return std::string("ctbpf needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its BPF programs: "
+  return std::string("needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its BPF programs: "
                      "run it as root");
 }
 

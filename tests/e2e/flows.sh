@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# flows.sh MODE N: exactly N new UDP flows in a fresh netns while `ctbpf trace --mode MODE` runs.
+# fentry/kprobe: allocs = inserts = N = `conntrack -C`; after `conntrack -F`, destroys = deletes = N.
+# tracepoint: those counts are null (unobservable), never a made-up 0.
+# Every mode: netfilter_drops = the nft drop rule's counter (N), and lost_events = 0.
+source "$(dirname "$0")/lib.sh"
+mode=${1:?mode}
+n=${2:-3000}
+
+load_modules
+make_netns
+start_trace "$mode"
+sent=$(in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port 20000 --count "$n")
+count=$(ct_count)
+in_ns conntrack -F 2>/dev/null
+sleep 1
+dropped=$(nft_drop_packets)
+stop_trace TERM
+
+expect "datagrams sent" "$sent" "$n"
+expect "conntrack -C" "$count" "$n"
+expect "mode" "$(summary .mode)" "\"$mode\""
+if [ "$mode" = tracepoint ]; then
+	for key in allocs inserts destroys deletes; do expect "$key" "$(summary ".$key")" null; done
+else
+	expect allocs "$(summary .allocs)" "$n"
+	expect inserts "$(summary .inserts)" "$count"
+	expect destroys "$(summary .destroys)" "$n"
+	expect deletes "$(summary .deletes)" "$n"
+	expect "chain_length.count" "$(summary .chain_length.count)" "$n"
+fi
+expect "nft drop counter" "$dropped" "$n"
+expect netfilter_drops "$(summary .netfilter_drops)" "$dropped"
+expect lost_events "$(summary .lost_events)" 0
+finish

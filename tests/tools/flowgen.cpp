@@ -1,0 +1,129 @@
+// flowgen: makes an exact, known number of conntrack flows on addresses the caller owns (loopback or
+// its own veths), so e2e tests can compare ctbpf's counts with the kernel's.
+//
+//   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports
+//   flowgen tcp-listen --addr ADDR --port P                          accept and hold connections
+//   flowgen tcp-hold --dst ADDR --port P --count N [--ready FILE]    open N connections, hold until SIGTERM
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+[[noreturn]] void die(const std::string& msg) {
+  std::fprintf(stderr, "flowgen: %s\n", msg.c_str());
+  std::exit(2);
+}
+
+sockaddr_in address(const std::string& ip, unsigned port) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1) die("bad IPv4 address " + ip);
+  return sa;
+}
+
+struct Args {
+  std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
+  std::vector<std::string> sources;
+  unsigned port = 20000, count = 0;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 2; i < argc; ++i) {
+    std::string k = argv[i];
+    if (i + 1 >= argc) die("missing value for " + k);
+    std::string v = argv[++i];
+    if (k == "--dst") a.dst = v;
+    else if (k == "--addr") a.addr = v;
+    else if (k == "--src") a.sources.push_back(v);
+    else if (k == "--port") a.port = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--count") a.count = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--ready") a.ready = v;
+    else die("unknown option " + k);
+  }
+  return a;
+}
+
+// One socket per source, one datagram per destination port: every datagram is a new flow.
+int udp(const Args& a) {
+  std::vector<std::string> sources = a.sources.empty() ? std::vector<std::string>{""} : a.sources;
+  if (a.port + a.count > 65536) die("port range overflows");
+  unsigned sent = 0;
+  for (const auto& src : sources) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
+    if (!src.empty()) {
+      auto sa = address(src, 0);
+      if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+        die("bind " + src + ": " + std::strerror(errno));
+    }
+    for (unsigned i = 0; i < a.count; ++i) {
+      auto sa = address(a.dst, a.port + i);
+      char byte = 'x';
+      if (sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 1)
+        die(std::string("sendto: ") + std::strerror(errno));
+      ++sent;
+    }
+    close(fd);
+  }
+  std::printf("%u\n", sent);
+  return 0;
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+int tcp_listen(const Args& a) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  auto sa = address(a.addr, a.port);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd, 4096) != 0)
+    die(std::string("listen: ") + std::strerror(errno));
+  if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  std::vector<int> held;
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop) {
+    int c = accept(fd, nullptr, nullptr);
+    if (c >= 0) held.push_back(c);
+  }
+  return 0;
+}
+
+int tcp_hold(const Args& a) {
+  std::vector<int> held;
+  for (unsigned i = 0; i < a.count; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    auto sa = address(a.dst, a.port);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+      die(std::string("connect: ") + std::strerror(errno));
+    held.push_back(fd);
+  }
+  if (!a.ready.empty()) std::ofstream(a.ready) << held.size() << "\n";
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop) pause();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) die("usage: flowgen udp|tcp-listen|tcp-hold [options]");
+  std::string cmd = argv[1];
+  Args a = parse(argc, argv);
+  if (cmd == "udp") return udp(a);
+  if (cmd == "tcp-listen") return tcp_listen(a);
+  if (cmd == "tcp-hold") return tcp_hold(a);
+  die("unknown command " + cmd);
+}
