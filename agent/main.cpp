@@ -46,6 +46,20 @@ int main(int argc, char** argv) {
       ->default_val("auto");
   trace_cmd->add_option("--ready-file", trace.ready_file,
                         "Write this file once every program is attached (for scripts and tests)");
+  trace_cmd
+      ->add_option("--events", trace.events,
+                   "Stream one line per event: drop (default), insert, destroy or all, comma-separated")
+      ->expected(0, 1)
+      ->default_str("drop");
+  trace_cmd->add_option("--events-rate", trace.events_rate,
+                        "At most this many event lines per second (0: no limit); the rest are counted")
+      ->default_val(1000);
+  trace_cmd->add_option("--ring-size", trace.ring_bytes,
+                        "Ring buffer bytes for --events (power of two); a full ring counts lost_events")
+      ->default_val(1 << 20);
+  trace_cmd->add_option("--lifetime-sample", trace.lifetime_one_in,
+                        "Keep lifetimes for 1 entry in N (power of two), chosen by hash")
+      ->default_val(1);
 
   ctbpf::cli::FeaturesOptions features;
   auto* features_cmd = app.add_subcommand(

@@ -12,6 +12,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #include "ctbpf/abi.h"
 #include "maps.bpf.h"
@@ -22,6 +23,87 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel and friends are 
 #define NF_DROP 0
 #define NF_ACCEPT 1
 #define IS_ERR_VALUE(ptr) ((unsigned long)(ptr) >= (unsigned long)-4095)
+#define IPPROTO_ICMPV6_NUM 58
+
+/* Set by user space before load. */
+const volatile __u32 event_mask = 0;		  /* 1 << enum ctbpf_event_kind, for --events */
+const volatile __u32 lifetime_sample_mask = 0; /* keep births of 1 entry in mask + 1 */
+
+/* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
+#define EARLY_DROP_RUNNING 1
+#define EARLY_DROP_FOUND_NONE 2
+
+static __always_inline bool wants(enum ctbpf_event_kind kind)
+{
+	return event_mask & (1U << kind);
+}
+
+static __always_inline __u32 proto_class(__u8 l4)
+{
+	switch (l4) {
+	case IPPROTO_TCP: return CTBPF_PROTO_TCP;
+	case IPPROTO_UDP: return CTBPF_PROTO_UDP;
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6_NUM: return CTBPF_PROTO_ICMP;
+	default: return CTBPF_PROTO_OTHER;
+	}
+}
+
+static __always_inline __u8 ct_l4proto(struct nf_conn *ct)
+{
+	return BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.protonum);
+}
+
+/*
+ * A uniform 1-in-N sample of entries for lifetimes, decided once at alloc: free only asks the births
+ * map. (fexit sees `ct` as a typed pointer, and the verifier forbids hashing a pointer's bits.)
+ */
+static __always_inline bool lifetime_sampled(void)
+{
+	return !lifetime_sample_mask || (bpf_get_prandom_u32() & lifetime_sample_mask) == 0;
+}
+
+static __always_inline void fill_tuple(struct ctbpf_event *e, const struct nf_conntrack_tuple *t)
+{
+	BPF_CORE_READ_INTO(&e->saddr, t, src.u3);
+	BPF_CORE_READ_INTO(&e->daddr, t, dst.u3);
+	e->sport = bpf_ntohs(BPF_CORE_READ(t, src.u.all));
+	e->dport = bpf_ntohs(BPF_CORE_READ(t, dst.u.all));
+	e->l3 = (__u8)BPF_CORE_READ(t, src.l3num);
+	e->l4 = BPF_CORE_READ(t, dst.protonum);
+}
+
+static __always_inline struct ctbpf_event *reserve_event(enum ctbpf_event_kind kind, __u32 cause)
+{
+	struct ctbpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(CTBPF_CNT_LOST_EVENTS);
+		return NULL;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->cause = cause;
+	e->value = 0;
+	return e;
+}
+
+static __always_inline void emit_ct_event(enum ctbpf_event_kind kind, __u32 cause, struct nf_conn *ct,
+					  __u32 value)
+{
+	struct ctbpf_event *e;
+
+	if (!wants(kind))
+		return;
+	e = reserve_event(kind, cause);
+	if (!e)
+		return;
+	e->netns = BPF_CORE_READ(ct, ct_net.net, ns.inum);
+	e->zone = ct_zone_id(ct);
+	fill_tuple(e, &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple);
+	e->value = value;
+	bpf_ringbuf_submit(e, 0);
+}
 
 static __always_inline bool ct_status_has(struct nf_conn *ct, unsigned int bit)
 {
@@ -40,9 +122,80 @@ static __always_inline bool ct_is_expired(struct nf_conn *ct)
 
 /* ---- alloc --------------------------------------------------------------------------------------- */
 
-static __always_inline void on_alloc_exit(struct nf_conn *ret)
+static __always_inline void on_alloc_refused(const struct alloc_call *args)
 {
-	count(IS_ERR_VALUE(ret) ? CTBPF_CNT_ALLOC_ERR : CTBPF_CNT_ALLOC);
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 *early_drop = bpf_map_lookup_elem(&early_drop_calls, &id);
+	__u32 cause = early_drop && *early_drop == EARLY_DROP_FOUND_NONE ? CTBPF_CNT_TABLE_FULL
+									 : CTBPF_CNT_ALLOC_ERR;
+	struct ctbpf_event *e;
+
+	count(CTBPF_CNT_ALLOC_ERR);
+	if (early_drop)
+		bpf_map_delete_elem(&early_drop_calls, &id);
+	if (!wants(CTBPF_EV_DROP))
+		return;
+	e = reserve_event(CTBPF_EV_DROP, cause);
+	if (!e)
+		return;
+	e->netns = 0;
+	e->zone = 0;
+	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
+	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
+	e->sport = e->dport = 0;
+	e->l3 = e->l4 = 0;
+	if (args) {
+		/* Plain locals: CO-RE must relocate the kernel's fields, not our struct's. */
+		struct net *net = args->net;
+		const struct nf_conntrack_zone *zone = args->zone;
+
+		e->netns = BPF_CORE_READ(net, ns.inum);
+		e->zone = zone ? BPF_CORE_READ(zone, id) : 0;
+		fill_tuple(e, args->orig);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void on_alloc_exit(const struct alloc_call *args, struct nf_conn *ret)
+{
+	__u64 key = (__u64)ret, now;
+
+	if (IS_ERR_VALUE(ret)) {
+		on_alloc_refused(args);
+		return;
+	}
+	count(CTBPF_CNT_ALLOC);
+	if (!lifetime_sampled())
+		return;
+	now = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&births, &key, &now, BPF_ANY))
+		count(CTBPF_CNT_LIFETIME_UNTRACKED);
+}
+
+/* kprobe family only: fexit sees the arguments itself. Only drop events need them. */
+static __always_inline void on_alloc_enter(struct net *net, const struct nf_conntrack_zone *zone,
+					   const struct nf_conntrack_tuple *orig)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct alloc_call call = { .net = net, .zone = zone, .orig = orig };
+
+	if (wants(CTBPF_EV_DROP))
+		bpf_map_update_elem(&alloc_calls, &id, &call, BPF_ANY);
+}
+
+static __always_inline const struct alloc_call *take_alloc_call(struct alloc_call *copy)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct alloc_call *call;
+
+	if (!wants(CTBPF_EV_DROP))
+		return NULL;
+	call = bpf_map_lookup_elem(&alloc_calls, &id);
+	if (!call)
+		return NULL;
+	*copy = *call;
+	bpf_map_delete_elem(&alloc_calls, &id);
+	return copy;
 }
 
 /* ---- early_drop: called by alloc when the table is full; false means "table full, dropping packet" - */
@@ -50,18 +203,23 @@ static __always_inline void on_alloc_exit(struct nf_conn *ret)
 static __always_inline void on_early_drop_enter(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 one = 1;
+	__u32 running = EARLY_DROP_RUNNING;
 
-	bpf_map_update_elem(&early_drop_calls, &id, &one, BPF_ANY);
+	bpf_map_update_elem(&early_drop_calls, &id, &running, BPF_ANY);
 }
 
 static __always_inline void on_early_drop_exit(int evicted)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 found_none = EARLY_DROP_FOUND_NONE;
 
-	bpf_map_delete_elem(&early_drop_calls, &id);
-	if (!evicted)
-		count(CTBPF_CNT_TABLE_FULL);
+	if (evicted) {
+		bpf_map_delete_elem(&early_drop_calls, &id);
+		return;
+	}
+	count(CTBPF_CNT_TABLE_FULL);
+	/* alloc returns ERR_PTR next: it reads this to name the cause of its drop event. */
+	bpf_map_update_elem(&early_drop_calls, &id, &found_none, BPF_ANY);
 }
 
 /* ---- delete: removal from the table (timeout, flush, RST, gc, eviction) --------------------------- */
@@ -75,13 +233,15 @@ static __always_inline void on_delete_enter(struct nf_conn *ct)
 		return;
 	count(CTBPF_CNT_DELETE);
 	/* Inside early_drop(), a live entry being deleted is an eviction; expired ones are plain gc. */
-	if (bpf_map_lookup_elem(&early_drop_calls, &id) && !ct_is_expired(ct))
+	if (bpf_map_lookup_elem(&early_drop_calls, &id) && !ct_is_expired(ct)) {
 		count(CTBPF_CNT_EARLY_DROP);
+		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_EARLY_DROP, ct, 0);
+	}
 }
 
 /* ---- confirm: insertion into the hash table ------------------------------------------------------ */
 
-static __always_inline void record_chain_length(struct nf_conn *ct)
+static __always_inline __u32 record_chain_length(struct nf_conn *ct)
 {
 	struct hlist_nulls_node *node = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
 	struct ctbpf_counters *c = this_cpu_counters();
@@ -110,14 +270,15 @@ static __always_inline void record_chain_length(struct nf_conn *ct)
 
 	h = bpf_map_lookup_elem(&chain_hist, &zero);
 	if (!h || !c)
-		return;
+		return (__u32)len;
 	slot = ctbpf_chain_slot(len);
 	if (slot >= CTBPF_CHAIN_SLOTS)
-		return;
+		return (__u32)len;
 	h->slot[slot]++;
 	h->sum += len;
 	if (len > c->chain_max)
 		c->chain_max = len;
+	return (__u32)len;
 }
 
 static __always_inline void on_confirm_enter(struct sk_buff *skb)
@@ -142,6 +303,7 @@ static __always_inline void on_confirm_exit(int verdict)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct confirm_call *stashed = bpf_map_lookup_elem(&confirm_calls, &id);
+	struct ctbpf_counters *c;
 	struct confirm_call call;
 	struct nf_conn *ct;
 	unsigned long status;
@@ -154,6 +316,8 @@ static __always_inline void on_confirm_exit(int verdict)
 	bpf_map_delete_elem(&confirm_calls, &id);
 
 	if (verdict != NF_ACCEPT) {
+		__u32 cause = CTBPF_CNT_INSERT_FAILED;
+
 		count(CTBPF_CNT_INSERT_FAILED);
 		/*
 		 * 5.15, commit d7e7747ac5c2 ("netfilter: refuse insertion if chain has grown too large"):
@@ -161,33 +325,78 @@ static __always_inline void on_confirm_exit(int verdict)
 		 * chain limit. User space reports chaintoolong as null where the kernel lacks the stat.
 		 */
 		if (!call.clash_seen &&
-		    !ct_status_has(call.ct, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)))
+		    !ct_status_has(call.ct, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT))) {
 			count(CTBPF_CNT_CHAINTOOLONG);
+			cause = CTBPF_CNT_CHAINTOOLONG;
+		}
+		emit_ct_event(CTBPF_EV_DROP, cause, call.ct, 0);
 		return;
 	}
-	/* A clash resolved by adopting the entry already in the table swaps skb's conntrack. */
-	if (skb_conntrack(call.skb) != call.ct) {
+	/*
+	 * A clash resolved by adopting the entry already in the table swaps skb's conntrack (and may
+	 * free ours): the event describes the adopted entry, which has the same tuple.
+	 */
+	ct = skb_conntrack(call.skb);
+	if (ct != call.ct) {
 		count(CTBPF_CNT_CLASH_RESOLVE);
+		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
 		return;
 	}
-	ct = call.ct; /* a plain local: CO-RE must not relocate our own struct's field */
 	status = BPF_CORE_READ(ct, status);
 	if (ct_is_nat_clash(status)) {
 		count(CTBPF_CNT_CLASH_RESOLVE);
+		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
 		return;
 	}
 	/* NF_ACCEPT without IPS_CONFIRMED: a reply-direction packet, nothing was inserted. */
 	if (!(status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))))
 		return;
 	count(CTBPF_CNT_INSERT);
-	record_chain_length(ct);
+	c = this_cpu_counters();
+	if (c)
+		c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
+	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct));
 }
 
 /* ---- destroy: the entry's memory goes back to the slab ------------------------------------------- */
 
 static __always_inline void on_free_enter(struct nf_conn *ct)
 {
-	count(CTBPF_CNT_DESTROY);
+	struct ctbpf_counters *c = this_cpu_counters();
+	struct ctbpf_lifetime_hist *h;
+	__u64 key = (__u64)ct, *born, ms = 0;
+	__u32 zero = 0, cls, slot;
+	__u8 l4, state;
+
+	if (!c)
+		return;
+	c->c[CTBPF_CNT_DESTROY]++;
+	born = bpf_map_lookup_elem(&births, &key);
+	/* Entries that never made it into the table (dropped at confirm, clash losers) have no life. */
+	if (ct_status_has(ct, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))) {
+		l4 = ct_l4proto(ct);
+		cls = proto_class(l4) & (CTBPF_PROTO_MAX - 1);
+		c->destroys_by_proto[cls]++;
+		if (l4 == IPPROTO_TCP) {
+			state = BPF_CORE_READ(ct, proto.tcp.state);
+			if (state < CTBPF_TCP_STATES)
+				c->tcp_deaths_by_state[state]++;
+		}
+		h = bpf_map_lookup_elem(&lifetime_hist, &zero);
+		if (born && h) {
+			ms = (bpf_ktime_get_ns() - *born) / 1000000;
+			slot = ctbpf_log2_slot(ms);
+			/* clang knows slot < CTBPF_LOG2_SLOTS and drops the check the verifier needs */
+			barrier_var(slot);
+			if (slot < CTBPF_LOG2_SLOTS) {
+				h->slot[cls][slot]++;
+				h->sum_ms[cls] += ms;
+			}
+		}
+		emit_ct_event(CTBPF_EV_DESTROY, 0, ct, (__u32)ms);
+	}
+	if (born)
+		bpf_map_delete_elem(&births, &key);
 }
 
 /* ---- fentry/fexit family ------------------------------------------------------------------------- */
@@ -197,7 +406,9 @@ int BPF_PROG(fexit_alloc, struct net *net, const struct nf_conntrack_zone *zone,
 	     const struct nf_conntrack_tuple *orig, const struct nf_conntrack_tuple *repl, gfp_t gfp,
 	     u32 hash, struct nf_conn *ret)
 {
-	on_alloc_exit(ret);
+	struct alloc_call args = { .net = net, .zone = zone, .orig = orig };
+
+	on_alloc_exit(&args, ret);
 	return 0;
 }
 
@@ -252,10 +463,20 @@ int BPF_PROG(fentry_free, struct nf_conn *ct)
 
 /* ---- kprobe/kretprobe family (same functions; user space resolves .isra/.constprop names) -------- */
 
+SEC("kprobe/__nf_conntrack_alloc")
+int BPF_KPROBE(kprobe_alloc, struct net *net, const struct nf_conntrack_zone *zone,
+	       const struct nf_conntrack_tuple *orig)
+{
+	on_alloc_enter(net, zone, orig);
+	return 0;
+}
+
 SEC("kretprobe/__nf_conntrack_alloc")
 int BPF_KRETPROBE(kretprobe_alloc, struct nf_conn *ret)
 {
-	on_alloc_exit(ret);
+	struct alloc_call copy;
+
+	on_alloc_exit(take_alloc_call(&copy), ret);
 	return 0;
 }
 

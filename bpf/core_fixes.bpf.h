@@ -39,4 +39,12 @@ static __always_inline bool ct_is_nat_clash(unsigned long status)
 	return status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_NAT_CLASH_BIT));
 }
 
+/* nf_conn::zone exists only with CONFIG_NF_CONNTRACK_ZONES; without it every entry is in zone 0. */
+static __always_inline __u16 ct_zone_id(struct nf_conn *ct)
+{
+	if (!bpf_core_field_exists(ct->zone))
+		return 0;
+	return BPF_CORE_READ(ct, zone.id);
+}
+
 #endif /* CTBPF_CORE_FIXES_BPF_H */

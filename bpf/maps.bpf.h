@@ -24,6 +24,46 @@ struct {
 	__type(value, struct ctbpf_chain_hist);
 } chain_hist SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ctbpf_lifetime_hist);
+} lifetime_hist SEC(".maps");
+
+/*
+ * Birth time of each sampled entry, keyed by its address, for lifetimes: entries outlive any bound we
+ * could pick on a big gateway, so the map is sized at load (user space) and allocated as used; a birth
+ * it cannot keep is counted (CTBPF_CNT_LIFETIME_UNTRACKED), never silently lost.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, __u64);   /* struct nf_conn * */
+	__type(value, __u64); /* bpf_ktime_get_ns() at alloc */
+} births SEC(".maps");
+
+/* Per-event records for `ctbpf trace --events`; sized at load, a page when events are off. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+/* __nf_conntrack_alloc's arguments, for kretprobe (fexit has them): the tuple of a refused entry. */
+struct alloc_call {
+	struct net *net;
+	const struct nf_conntrack_zone *zone;
+	const struct nf_conntrack_tuple *orig;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CTBPF_INFLIGHT_MAX);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct alloc_call);
+} alloc_calls SEC(".maps");
+
 /* What confirm's entry saw, for its exit (kretprobe has no arguments; fexit cannot see the old ct). */
 struct confirm_call {
 	struct sk_buff *skb;

@@ -1,5 +1,6 @@
 #pragma once
 // The subcommands. Each returns an exit code (kernel/error.h); errors are thrown as ctbpf::Error.
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -11,6 +12,10 @@ struct TraceOptions {
   bool json = false;
   std::string mode = "auto";
   std::string ready_file;
+  std::string events;           // comma list of drop,insert,destroy,all; empty = no event lines
+  uint32_t ring_bytes = 1 << 20;
+  uint64_t events_rate = 1000;  // event lines per second at most; 0 = unlimited
+  uint32_t lifetime_one_in = 1;
 };
 
 int run_trace(const TraceOptions& options);

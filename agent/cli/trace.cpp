@@ -1,15 +1,18 @@
+#include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
-#include <thread>
 
 #include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "core/aggregator.h"
+#include "core/events.h"
 #include "core/render.h"
+#include "core/screen.h"
 #include "kernel/error.h"
 #include "kernel/tracer.h"
 
@@ -48,31 +51,89 @@ void print(const std::string& line) {
   std::fflush(stdout);
 }
 
+int terminal_width() {
+  winsize ws{};
+  return ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 100;
+}
+
+bool is_power_of_two(uint64_t v) { return v && !(v & (v - 1)); }
+
+kernel::Tracer::Options tracer_options(const TraceOptions& options) {
+  kernel::Tracer::Options o;
+  if (options.mode != "auto") o.forced = core::mode_from_string(options.mode);
+  if (!options.events.empty()) {
+    std::string error;
+    auto mask = core::event_mask_from_list(options.events, error);
+    if (!mask) throw Error(kExitUsage, "--events: " + error);
+    o.event_mask = *mask;
+  }
+  if (!is_power_of_two(options.ring_bytes) || options.ring_bytes < static_cast<uint32_t>(getpagesize()))
+    throw Error(kExitUsage, fmt::format("--ring-size must be a power of two of at least {} bytes, got {}",
+                                        getpagesize(), options.ring_bytes));
+  if (!is_power_of_two(options.lifetime_one_in))
+    throw Error(kExitUsage,
+                fmt::format("--lifetime-sample must be a power of two, got {}", options.lifetime_one_in));
+  o.ring_bytes = options.ring_bytes;
+  o.lifetime_one_in = options.lifetime_one_in;
+  return o;
+}
+
 }  // namespace
 
 int run_trace(const TraceOptions& options) {
-  kernel::Tracer::Options tracer_options;
-  if (options.mode != "auto") tracer_options.forced = core::mode_from_string(options.mode);
+  auto topts = tracer_options(options);
   install_stop_handlers();
 
-  auto tracer = kernel::Tracer::start(tracer_options);
-  core::Aggregator aggregator(tracer->mode(), tracer->observability());
+  auto tracer = kernel::Tracer::start(topts);
+  const auto& obs = tracer->observability();
+  core::Aggregator aggregator(tracer->mode(), obs);
   aggregator.add(tracer->sample());
   write_ready_file(options.ready_file, tracer->mode());
-  if (!options.json)
+
+  // A terminal gets the live screen; pipes, files and --json get one line per interval.
+  const bool live = !options.json && topts.event_mask == 0 && isatty(STDOUT_FILENO);
+  if (!options.json && !live)
     std::fprintf(stderr, "ctbpf: tracing conntrack in %s mode; Ctrl-C prints the summary\n",
                  core::to_string(tracer->mode()).c_str());
 
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const auto interval = std::chrono::duration<double>(options.interval_s);
-  auto next_tick = start + std::chrono::duration_cast<clock::duration>(interval);
+  auto since_start = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
+  const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.interval_s));
+  auto next_tick = start + interval;
   std::optional<clock::time_point> end;
   if (options.duration_s)
     end = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*options.duration_s));
 
+  core::EventLimiter limiter(options.events_rate);
+  uint64_t malformed_events = 0;
+  const kernel::Tracer::EventHandler on_event = [&](std::span<const std::byte> raw) {
+    auto event = core::decode_event(raw);
+    if (!event) {
+      ++malformed_events;
+      return;
+    }
+    double t = since_start();
+    if (!limiter.admit(t)) return;
+    // No flush per event: a flood would pay a write() each; the loop flushes after every poll.
+    auto line = options.json ? core::event_json(*event, t).dump() : core::event_line(*event, t);
+    line += '\n';
+    std::fputs(line.c_str(), stdout);
+  };
+
   auto emit = [&](const core::Report& r) {
-    print(options.json ? core::interval_json(r).dump() : core::interval_line(r));
+    if (live) {
+      auto total = aggregator.summary();
+      core::ScreenInput in{tracer->mode(), &r, &total, limiter.suppressed(), terminal_width()};
+      std::fputs(core::render_screen(in).c_str(), stdout);
+      std::fflush(stdout);
+    } else if (options.json) {
+      auto j = core::interval_json(r, obs);
+      j["events_suppressed"] = limiter.suppressed();
+      print(j.dump());
+    } else {
+      print(core::interval_line(r));
+    }
   };
 
   while (!g_stop) {
@@ -80,21 +141,36 @@ int run_trace(const TraceOptions& options) {
     if (end && now >= *end) break;
     if (now >= next_tick) {
       if (auto r = aggregator.add(tracer->sample())) emit(*r);
-      next_tick += std::chrono::duration_cast<clock::duration>(interval);
+      next_tick += interval;
       continue;
     }
     auto wake = end ? std::min(next_tick, *end) : next_tick;
-    // Short naps: a stop signal is noticed within 50 ms.
-    std::this_thread::sleep_for(std::min<clock::duration>(wake - now, std::chrono::milliseconds(50)));
+    // Short waits: a stop signal is noticed within 50 ms even without events.
+    auto wait = std::min<clock::duration>(wake - now, std::chrono::milliseconds(50));
+    tracer->poll_events(static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1,
+                        on_event);
+    std::fflush(stdout);
   }
 
-  // The tail since the last tick belongs to the summary (and to a last, shorter interval).
-  if (auto r = aggregator.add(tracer->sample()); r && r->duration() > 0.05) emit(*r);
+  // The tail since the last tick belongs to the summary (and to a last, shorter interval); events
+  // still in the ring are delivered before it, so "delivered + lost" covers the whole run.
+  auto last = aggregator.add(tracer->sample());
+  tracer->drain_events(on_event);
+  if (last && last->duration() > 0.05 && !live) emit(*last);
   auto summary = aggregator.summary();
-  if (options.json)
-    print(core::summary_json(summary, tracer->mode()).dump());
-  else
+  if (options.json) {
+    auto j = core::summary_json(summary, tracer->mode(), obs);
+    j["events"] = {{"delivered", limiter.delivered()},
+                   {"suppressed", limiter.suppressed()},
+                   {"malformed", malformed_events}};
+    print(j.dump());
+  } else {
     std::fputs(core::summary_text(summary, tracer->mode()).c_str(), stdout);
+    if (topts.event_mask)
+      std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
+                  static_cast<unsigned long long>(limiter.delivered()),
+                  static_cast<unsigned long long>(limiter.suppressed()));
+  }
   return kExitOk;
 }
 

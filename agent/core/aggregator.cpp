@@ -13,6 +13,25 @@ std::string to_string(Mode mode) {
   return "?";
 }
 
+const char* proto_class_name(std::size_t cls) {
+  static const char* const names[CTBPF_PROTO_MAX] = {"tcp", "udp", "icmp", "other"};
+  return cls < CTBPF_PROTO_MAX ? names[cls] : "other";
+}
+
+std::string tcp_state_name(std::size_t state) {
+  static const char* const names[] = {"NONE",      "SYN_SENT",   "SYN_RECV", "ESTABLISHED",
+                                      "FIN_WAIT",  "CLOSE_WAIT", "LAST_ACK", "TIME_WAIT",
+                                      "CLOSE",     "SYN_SENT2"};
+  if (state < std::size(names)) return names[state];
+  return "STATE_" + std::to_string(state);
+}
+
+Histogram ProbeDetail::lifetime_all() const {
+  Histogram all(SlotKind::log2);
+  for (const auto& h : lifetime) all.merge(h);
+  return all;
+}
+
 std::optional<Mode> mode_from_string(const std::string& text) {
   if (text == "fentry") return Mode::fentry;
   if (text == "kprobe") return Mode::kprobe;
@@ -60,6 +79,13 @@ Totals derive(const Sample& s, const Observability& obs) {
     }
     t.chain = s.chain;
     t.chain_max = s.chain_max;
+    ProbeDetail d;
+    d.inserts_by_proto = s.inserts_by_proto;
+    d.destroys_by_proto = s.destroys_by_proto;
+    d.tcp_deaths_by_state = s.tcp_deaths_by_state;
+    d.lifetime = s.lifetime;
+    d.lifetime_untracked = c[CTBPF_CNT_LIFETIME_UNTRACKED];
+    t.detail = d;
   } else {
     // Without conntrack probes, the kernel's own counters are the source (for the netns ctbpf runs in).
     t.drops.insert_failed = stat(s, &KernelStats::insert_failed);
@@ -90,6 +116,20 @@ Totals minus(const Totals& now, const Totals& before) {
   if (now.chain && before.chain) {
     d.chain = now.chain->minus(*before.chain);
     d.chain_max = d.chain->max_bound();
+  }
+  if (now.detail && before.detail) {
+    const auto &a = *now.detail, &b = *before.detail;
+    ProbeDetail out;
+    auto sub = [](uint64_t x, uint64_t y) { return x >= y ? x - y : 0; };
+    for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
+      out.inserts_by_proto[i] = sub(a.inserts_by_proto[i], b.inserts_by_proto[i]);
+      out.destroys_by_proto[i] = sub(a.destroys_by_proto[i], b.destroys_by_proto[i]);
+      out.lifetime[i] = a.lifetime[i].minus(b.lifetime[i]);
+    }
+    for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
+      out.tcp_deaths_by_state[i] = sub(a.tcp_deaths_by_state[i], b.tcp_deaths_by_state[i]);
+    out.lifetime_untracked = sub(a.lifetime_untracked, b.lifetime_untracked);
+    d.detail = out;
   }
   return d;
 }

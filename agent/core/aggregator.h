@@ -16,6 +16,15 @@ struct Drops {
   Count table_full, early_drop, insert_failed, chaintoolong, clash_resolve, invalid, alloc_failed;
 };
 
+/// Counts that only the conntrack probes see; empty as a whole in tracepoint mode.
+struct ProbeDetail {
+  PerProto inserts_by_proto{}, destroys_by_proto{};
+  std::array<uint64_t, CTBPF_TCP_STATES> tcp_deaths_by_state{};
+  LifetimeByProto lifetime = empty_lifetimes();  // ms, confirmed entries whose birth was sampled
+  uint64_t lifetime_untracked = 0;               // sampled births the bounded map could not keep
+  Histogram lifetime_all() const;                // every protocol merged
+};
+
 struct Totals {
   Count allocs, inserts, destroys, deletes;
   Drops drops;
@@ -23,6 +32,7 @@ struct Totals {
   Count lost_events;
   std::optional<Histogram> chain;  // chain length at insertion
   Count chain_max;                 // exact longest chain (summary); the histogram's bound per interval
+  std::optional<ProbeDetail> detail;
 };
 
 /// Maps one cumulative sample onto the contract's fields.

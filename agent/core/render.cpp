@@ -34,6 +34,37 @@ json histogram_json(const std::optional<Histogram>& h, const Count& max) {
           {"p99", h->percentile(0.99)}, {"max", value(max)}, {"buckets", buckets}};
 }
 
+json lifetime_json(const std::optional<ProbeDetail>& d, uint32_t one_in) {
+  if (!d) return histogram_json(std::nullopt, std::nullopt);
+  auto all = d->lifetime_all();
+  json j = histogram_json(all, all.max_bound());
+  json by_proto = json::object();
+  for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
+    if (d->lifetime[i].count())
+      by_proto[proto_class_name(i)] = histogram_json(d->lifetime[i], d->lifetime[i].max_bound());
+  j["by_proto"] = by_proto;
+  j["sampled_one_in"] = one_in;
+  j["untracked"] = d->lifetime_untracked;
+  return j;
+}
+
+json by_proto_json(const std::optional<ProbeDetail>& d) {
+  if (!d) return nullptr;
+  json j = json::object();
+  for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
+    j[proto_class_name(i)] = {{"inserts", d->inserts_by_proto[i]},
+                              {"destroys", d->destroys_by_proto[i]}};
+  return j;
+}
+
+json tcp_states_json(const std::optional<ProbeDetail>& d) {
+  if (!d) return nullptr;
+  json j = json::object();
+  for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
+    if (d->tcp_deaths_by_state[i]) j[tcp_state_name(i)] = d->tcp_deaths_by_state[i];
+  return j;
+}
+
 json table_json(const TableGauge& t) {
   json fill = nullptr;
   if (t.count && t.max && *t.max > 0)
@@ -42,7 +73,7 @@ json table_json(const TableGauge& t) {
           {"fill", fill}};
 }
 
-json common(const Report& r) {
+json common(const Report& r, uint32_t lifetime_one_in) {
   const auto& t = r.totals;
   return {{"allocs", value(t.allocs)},
           {"inserts", value(t.inserts)},
@@ -51,7 +82,9 @@ json common(const Report& r) {
           {"drops", drops_json(t.drops)},
           {"netfilter_drops", value(t.netfilter_drops)},
           {"chain_length", histogram_json(t.chain, t.chain_max)},
-          {"lifetime_ms", nullptr},
+          {"lifetime_ms", lifetime_json(t.detail, lifetime_one_in)},
+          {"by_proto", by_proto_json(t.detail)},
+          {"tcp_state_at_death", tcp_states_json(t.detail)},
           {"lost_events", value(t.lost_events)},
           {"table", table_json(r.table)}};
 }
@@ -80,18 +113,18 @@ std::string drops_text(const Drops& d) {
 
 }  // namespace
 
-json interval_json(const Report& r) {
+json interval_json(const Report& r, const Observability& obs) {
   json j = {{"type", "interval"}, {"t", r.end_s}, {"interval_s", r.duration()}};
-  j.update(common(r));
+  j.update(common(r, obs.lifetime_one_in));
   j["rates"] = {{"allocs_per_s", value(r.rate(r.totals.allocs))},
                 {"inserts_per_s", value(r.rate(r.totals.inserts))},
                 {"destroys_per_s", value(r.rate(r.totals.destroys))}};
   return j;
 }
 
-json summary_json(const Report& r, Mode mode) {
+json summary_json(const Report& r, Mode mode, const Observability& obs) {
   json j = {{"type", "summary"}, {"mode", to_string(mode)}, {"duration_s", r.duration()}};
-  j.update(common(r));
+  j.update(common(r, obs.lifetime_one_in));
   return j;
 }
 
@@ -117,6 +150,12 @@ std::string summary_text(const Report& r, Mode mode) {
     out += fmt::format("  chain length: n {} mean {:.1f} p50 {} p99 {} max {}\n", t.chain->count(),
                        t.chain->mean(), t.chain->percentile(0.5), t.chain->percentile(0.99),
                        text(t.chain_max));
+  if (t.detail) {
+    auto all = t.detail->lifetime_all();
+    if (all.count())
+      out += fmt::format("  lifetime ms: n {} p50 {} p99 {} max {}\n", all.count(), all.percentile(0.5),
+                         all.percentile(0.99), all.max_bound());
+  }
   out += fmt::format("  drops: {}\n", drops_text(t.drops));
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));

@@ -9,8 +9,8 @@
 
 namespace ctbpf::core {
 
-nlohmann::json interval_json(const Report& r);
-nlohmann::json summary_json(const Report& r, Mode mode);
+nlohmann::json interval_json(const Report& r, const Observability& obs);
+nlohmann::json summary_json(const Report& r, Mode mode, const Observability& obs);
 
 /// One line per interval, for pipes and logs.
 std::string interval_line(const Report& r);

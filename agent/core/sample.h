@@ -34,13 +34,30 @@ struct Observability {
   bool resolve_clash = false;          // nf_ct_resolve_clash() probed: clash drops told from chaintoolong
   bool kernel_has_chaintoolong = false;  // 5.15+: the cause exists at all
   bool netfilter_drop_reason = false;  // kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP
+  uint32_t lifetime_one_in = 1;        // lifetimes are kept for 1 entry in this many (by hash)
 };
+
+using PerProto = std::array<uint64_t, CTBPF_PROTO_MAX>;
+using LifetimeByProto = std::array<Histogram, CTBPF_PROTO_MAX>;
+
+/// "tcp", "udp", "icmp", "other" for enum ctbpf_proto_class.
+const char* proto_class_name(std::size_t cls);
+/// The kernel's enum tcp_conntrack names (stable since 2.6): "ESTABLISHED", "TIME_WAIT", ...
+std::string tcp_state_name(std::size_t state);
+
+inline LifetimeByProto empty_lifetimes() {
+  return {Histogram(SlotKind::log2), Histogram(SlotKind::log2), Histogram(SlotKind::log2),
+          Histogram(SlotKind::log2)};
+}
 
 struct Sample {
   double t_s = 0;  // monotonic seconds
   std::array<uint64_t, CTBPF_CNT_MAX> counters{};
   uint64_t chain_max = 0;
+  PerProto inserts_by_proto{}, destroys_by_proto{};
+  std::array<uint64_t, CTBPF_TCP_STATES> tcp_deaths_by_state{};
   Histogram chain{SlotKind::chain};
+  LifetimeByProto lifetime = empty_lifetimes();
   std::optional<KernelStats> stats;
   TableGauge table;
 };

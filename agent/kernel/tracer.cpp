@@ -1,5 +1,7 @@
 #include "kernel/tracer.h"
 
+#include <unistd.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fmt/format.h>
@@ -11,6 +13,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "conntrack.skel.h"
@@ -95,7 +98,7 @@ std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
 void Tracer::set_verbose(bool verbose) { g_verbose = verbose; }
 
-std::unique_ptr<Tracer> Tracer::load(core::Mode family, std::string& why_not) {
+std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, std::string& why_not) {
   libbpf_set_print(on_libbpf_print);
   take_last_warning();
 
@@ -106,6 +109,13 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, std::string& why_not) {
     why_not = fmt::format("opening the BPF object failed: {}", errno_text(errno));
     return nullptr;
   }
+
+  // Sizes and filters are fixed at load: the kernel side never grows.
+  t->skel_->rodata->event_mask = options.event_mask;
+  t->skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
+  bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);
+  bpf_map__set_max_entries(t->skel_->maps.events,
+                           options.event_mask ? options.ring_bytes : static_cast<uint32_t>(getpagesize()));
 
   bool early_drop = false, resolve_clash = false;
   bpf_program* prog;
@@ -159,10 +169,43 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, std::string& why_not) {
   obs.resolve_clash = obs.conntrack_points && resolve_clash;
   obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
   obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
+  obs.lifetime_one_in = options.lifetime_one_in;
+
+  if (options.event_mask) {
+    t->ring_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), on_ring_record, t.get(), nullptr);
+    if (!t->ring_) {
+      why_not = fmt::format("opening the ring buffer failed: {}", errno_text(errno));
+      return nullptr;
+    }
+  }
   return t;
 }
 
+int Tracer::on_ring_record(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<Tracer*>(ctx);
+  if (self->handler_) (*self->handler_)({static_cast<const std::byte*>(data), size});
+  return 0;
+}
+
+void Tracer::poll_events(int timeout_ms, const EventHandler& handler) {
+  if (!ring_) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+    return;
+  }
+  handler_ = &handler;
+  ring_buffer__poll(ring_, timeout_ms);
+  handler_ = nullptr;
+}
+
+void Tracer::drain_events(const EventHandler& handler) {
+  if (!ring_) return;
+  handler_ = &handler;
+  ring_buffer__consume(ring_);
+  handler_ = nullptr;
+}
+
 Tracer::~Tracer() {
+  if (ring_) ring_buffer__free(ring_);
   for (auto* link : links_) bpf_link__destroy(link);
   if (skel_) conntrack_bpf__destroy(skel_);
 }
@@ -179,7 +222,7 @@ std::unique_ptr<Tracer> Tracer::start(const Options& options) {
   std::string reasons;
   for (auto family : order) {
     std::string why_not;
-    if (auto t = load(family, why_not)) return t;
+    if (auto t = load(family, options, why_not)) return t;
     reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", core::to_string(family), why_not);
   }
   throw Error(kExitUnsupported, fmt::format("no attach family works on this kernel ({})", reasons));
@@ -187,7 +230,8 @@ std::unique_ptr<Tracer> Tracer::start(const Options& options) {
 
 FamilyTrial Tracer::trial(core::Mode family) {
   std::string why_not;
-  if (auto t = load(family, why_not)) return {true, fmt::format("{} programs attached", t->links_.size())};
+  if (auto t = load(family, Options{}, why_not))
+    return {true, fmt::format("{} programs attached", t->links_.size())};
   return {false, why_not};
 }
 
@@ -212,6 +256,24 @@ core::Sample Tracer::sample() const {
       std::array<uint64_t, CTBPF_CHAIN_SLOTS> slots;
       std::copy(std::begin(h.slot), std::end(h.slot), slots.begin());
       s.chain.merge(core::Histogram(core::SlotKind::chain, slots, h.sum));
+    }
+  }
+  for (const auto& c : counters) {
+    for (size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
+      s.inserts_by_proto[i] += c.inserts_by_proto[i];
+      s.destroys_by_proto[i] += c.destroys_by_proto[i];
+    }
+    for (size_t i = 0; i < CTBPF_TCP_STATES; ++i) s.tcp_deaths_by_state[i] += c.tcp_deaths_by_state[i];
+  }
+  std::vector<ctbpf_lifetime_hist> lifetimes(static_cast<size_t>(cpus));
+  if (bpf_map__lookup_elem(skel_->maps.lifetime_hist, &zero, sizeof(zero), lifetimes.data(),
+                           lifetimes.size() * sizeof(ctbpf_lifetime_hist), 0) == 0) {
+    for (const auto& h : lifetimes) {
+      for (size_t p = 0; p < CTBPF_PROTO_MAX; ++p) {
+        std::array<uint64_t, CTBPF_LOG2_SLOTS> slots;
+        std::copy(std::begin(h.slot[p]), std::end(h.slot[p]), slots.begin());
+        s.lifetime[p].merge(core::Histogram(core::SlotKind::log2, slots, h.sum_ms[p]));
+      }
     }
   }
   s.stats = read_kernel_stats();

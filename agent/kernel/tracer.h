@@ -2,7 +2,11 @@
 // The BPF side's lifetime: choose an attach family by a real trial (load + attach), read the maps.
 // Links belong to this process and are never pinned: when ctbpf dies, even by SIGKILL, the kernel
 // detaches every program.
+#include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +15,7 @@
 
 struct conntrack_bpf;  // the generated skeleton
 struct bpf_link;
+struct ring_buffer;
 
 namespace ctbpf::kernel {
 
@@ -23,6 +28,10 @@ class Tracer {
 public:
   struct Options {
     std::optional<core::Mode> forced;  // --mode; empty = auto
+    uint32_t event_mask = 0;           // 1 << enum ctbpf_event_kind
+    uint32_t ring_bytes = 1 << 20;     // ring buffer size when events are on (power of 2)
+    uint32_t lifetime_one_in = 1;      // keep births of 1 entry in N (power of 2)
+    uint32_t births_max = 1 << 18;     // bound of the births map
   };
 
   /// Loads and attaches the first family that works (fentry, kprobe, tracepoint), or the forced one.
@@ -30,6 +39,12 @@ public:
   static std::unique_ptr<Tracer> start(const Options& options);
   /// Loads and attaches one family, then detaches it: the honest answer to "does it work here?".
   static FamilyTrial trial(core::Mode family);
+
+  using EventHandler = std::function<void(std::span<const std::byte>)>;
+  /// Waits up to timeout_ms for ring-buffer records and hands each to `handler`.
+  void poll_events(int timeout_ms, const EventHandler& handler);
+  /// Hands every record already in the ring to `handler`, without waiting.
+  void drain_events(const EventHandler& handler);
 
   ~Tracer();
   Tracer(const Tracer&) = delete;
@@ -45,12 +60,15 @@ public:
 
 private:
   Tracer() = default;
-  static std::unique_ptr<Tracer> load(core::Mode family, std::string& why_not);
+  static std::unique_ptr<Tracer> load(core::Mode family, const Options& options, std::string& why_not);
+  static int on_ring_record(void* ctx, void* data, size_t size);
 
   core::Mode mode_ = core::Mode::tracepoint;
   core::Observability observability_;
   ::conntrack_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
+  ring_buffer* ring_ = nullptr;
+  const EventHandler* handler_ = nullptr;  // set only while polling
 };
 
 }  // namespace ctbpf::kernel

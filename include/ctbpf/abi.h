@@ -32,13 +32,28 @@ enum ctbpf_counter {
 	CTBPF_CNT_LOST_EVENTS,	 /* bpf_ringbuf_reserve failed: an event that user space never sees */
 	CTBPF_CNT_CONFIRM_UNPAIRED, /* confirm exit without a recorded entry (stash full or nested) */
 	CTBPF_CNT_CHAIN_TRUNCATED,  /* chain walk hit CTBPF_CHAIN_WALK_MAX before the nulls marker */
+	CTBPF_CNT_LIFETIME_UNTRACKED, /* sampled entry whose birth the full `births` map could not keep */
 	CTBPF_CNT_MAX,
 };
+
+/* Protocol classes for per-protocol counts and lifetime histograms. */
+enum ctbpf_proto_class {
+	CTBPF_PROTO_TCP = 0,
+	CTBPF_PROTO_UDP,
+	CTBPF_PROTO_ICMP, /* ICMP and ICMPv6 */
+	CTBPF_PROTO_OTHER,
+	CTBPF_PROTO_MAX,
+};
+
+/* enum tcp_conntrack has 10-12 states across kernels; slots past the kernel's last stay 0. */
+#define CTBPF_TCP_STATES 16
 
 struct ctbpf_counters {
 	__u64 c[CTBPF_CNT_MAX];
 	__u64 chain_max; /* longest chain seen on this CPU */
-	__u64 _pad;
+	__u64 inserts_by_proto[CTBPF_PROTO_MAX];
+	__u64 destroys_by_proto[CTBPF_PROTO_MAX]; /* confirmed entries only */
+	__u64 tcp_deaths_by_state[CTBPF_TCP_STATES];
 };
 
 /* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
@@ -47,21 +62,13 @@ struct ctbpf_chain_hist {
 	__u64 sum; /* sum of lengths, for the mean */
 };
 
-/* Lifetime histograms, one per protocol class (ms, log2 slots). */
-enum ctbpf_proto_class {
-	CTBPF_PROTO_TCP = 0,
-	CTBPF_PROTO_UDP,
-	CTBPF_PROTO_ICMP,
-	CTBPF_PROTO_OTHER,
-	CTBPF_PROTO_MAX,
-};
-
+/* Lifetime (alloc to free of a confirmed entry) histograms per protocol class, in ms, log2 slots. */
 struct ctbpf_lifetime_hist {
 	__u64 slot[CTBPF_PROTO_MAX][CTBPF_LOG2_SLOTS];
 	__u64 sum_ms[CTBPF_PROTO_MAX];
 };
 
-/* Ring-buffer event kinds. */
+/* Ring-buffer event kinds; user space enables them with the `event_mask` rodata (1 << kind). */
 enum ctbpf_event_kind {
 	CTBPF_EV_INSERT = 1,
 	CTBPF_EV_DESTROY = 2,
@@ -80,7 +87,7 @@ struct ctbpf_event {
 	__u8 daddr[16];
 	__u16 sport;	   /* host byte order */
 	__u16 dport;
-	__u32 value;	   /* chain length for inserts, lifetime ms for destroys */
+	__u32 value;	   /* chain length for inserts, lifetime ms for destroys (0: not sampled) */
 };
 
 /* Keep BPF and C++ in lockstep: both compilers check these. */
@@ -89,7 +96,9 @@ struct ctbpf_event {
 #else
 #define CTBPF_STATIC_ASSERT _Static_assert
 #endif
-CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_counters) == 8 * (CTBPF_CNT_MAX + 2), "ctbpf_counters layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_counters) ==
+			    8 * (CTBPF_CNT_MAX + 1 + 2 * CTBPF_PROTO_MAX + CTBPF_TCP_STATES),
+		    "ctbpf_counters layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_chain_hist) == 8 * (CTBPF_CHAIN_SLOTS + 1), "chain_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * (CTBPF_LOG2_SLOTS + 1),
 		    "lifetime_hist layout");

@@ -15,7 +15,7 @@
 #endif
 
 /* log2 slots: slot 0 holds 0, slot k >= 1 holds [2^(k-1), 2^k - 1]. */
-#define CTBPF_LOG2_SLOTS 40
+#define CTBPF_LOG2_SLOTS 32
 
 /* Chain length: exact slots for 0..CHAIN_LINEAR-1 (the kernel's chaintoolong limit is 50..79 on 5.15+,
  * so short chains deserve exact counts), then log2 slots: [32,63], [64,127], ... */

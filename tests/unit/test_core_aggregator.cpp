@@ -60,7 +60,7 @@ TEST_CASE("tracepoint mode: probe-only counts are null, causes come from the ker
   CHECK(*s.totals.drops.early_drop == 7);
   CHECK(*s.totals.drops.chaintoolong == 0);
   CHECK_FALSE(s.totals.drops.clash_resolve.has_value());  // kernel without that counter
-  auto j = summary_json(s, Mode::tracepoint);
+  auto j = summary_json(s, Mode::tracepoint, o);
   CHECK(j["inserts"].is_null());
   CHECK(j["drops"]["early_drop"] == 7);
   CHECK(j["mode"] == "tracepoint");
@@ -98,7 +98,7 @@ TEST_CASE("summary JSON has every contract key") {
   auto b = at(1, 3);
   b.chain = Histogram(SlotKind::chain);
   agg.add(b);
-  auto j = summary_json(agg.summary(), Mode::fentry);
+  auto j = summary_json(agg.summary(), Mode::fentry, full_probes());
   for (auto key : {"type", "mode", "duration_s", "allocs", "inserts", "destroys", "deletes", "drops",
                    "chain_length", "lifetime_ms", "lost_events", "table"})
     CHECK_MESSAGE(j.contains(key), key);

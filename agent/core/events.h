@@ -1,0 +1,40 @@
+#pragma once
+// Per-event records from the ring buffer: decoding (never trusting the size), rendering, and the
+// rate limit that keeps a flood from drowning a terminal — suppressed events are counted, not hidden.
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "ctbpf/abi.h"
+
+namespace ctbpf::core {
+
+/// Kinds `--events` can ask for, as the BPF side's event_mask.
+std::optional<uint32_t> event_mask_from_list(const std::string& comma_list, std::string& error);
+
+/// A raw record, or empty when its size is not the ABI's.
+std::optional<ctbpf_event> decode_event(std::span<const std::byte> raw);
+
+nlohmann::json event_json(const ctbpf_event& e, double t_s);
+std::string event_line(const ctbpf_event& e, double t_s);
+/// The JSON name of a drop cause (enum ctbpf_counter): "table_full", "chaintoolong", ...
+std::string cause_name(uint32_t cause);
+
+/// At most `per_second` events pass per wall-clock second; 0 means no limit.
+class EventLimiter {
+public:
+  explicit EventLimiter(uint64_t per_second) : per_second_(per_second) {}
+  bool admit(double now_s);
+  uint64_t suppressed() const { return suppressed_; }
+  uint64_t delivered() const { return delivered_; }
+
+private:
+  uint64_t per_second_;
+  double window_start_ = -1;
+  uint64_t in_window_ = 0, suppressed_ = 0, delivered_ = 0;
+};
+
+}  // namespace ctbpf::core

@@ -1,0 +1,99 @@
+#include "core/screen.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace ctbpf::core {
+
+namespace {
+
+std::string num(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
+
+std::string per_s(const Report& r, const Count& c) {
+  auto v = r.rate(c);
+  return v ? fmt::format("{:.0f}/s", *v) : "-";
+}
+
+void histogram_rows(std::string& out, const Histogram& h, int bar_width, std::size_t max_rows) {
+  const auto& slots = h.slots();
+  uint64_t peak = *std::max_element(slots.begin(), slots.end());
+  if (peak == 0) return;
+  std::size_t first = 0, last = slots.size();
+  while (first < last && slots[first] == 0) ++first;
+  while (last > first && slots[last - 1] == 0) --last;
+  // Keep the tail (long chains, long lives) when there are more rows than room.
+  if (last - first > max_rows) first = last - max_rows;
+  for (std::size_t i = first; i < last; ++i) {
+    out += fmt::format("  {:>8} |{:<{}}| {}\n", slot_upper_bound(h.kind(), i),
+                       bar(static_cast<double>(slots[i]) / static_cast<double>(peak), bar_width),
+                       bar_width, slots[i]);
+  }
+}
+
+}  // namespace
+
+std::string bar(double fraction, int width) {
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  auto filled = static_cast<int>(std::lround(fraction * width));
+  std::string s;
+  for (int i = 0; i < width; ++i) s += i < filled ? "#" : ".";
+  return s;
+}
+
+std::string render_screen(const ScreenInput& in) {
+  std::string out = "\x1b[H\x1b[2J";
+  const Report& iv = *in.interval;
+  const Report& all = *in.total;
+  const int bar_width = std::max(10, std::min(50, in.width - 40));
+
+  out += fmt::format("ctbpf - conntrack live, {} mode, {:.0f} s (Ctrl-C: summary)\n\n",
+                     to_string(in.mode), all.end_s);
+
+  const auto& t = iv.table;
+  double fill = (t.count && t.max && *t.max) ? static_cast<double>(*t.count) / static_cast<double>(*t.max) : 0;
+  out += fmt::format("table   [{}] {:5.1f}%  {} / {}  buckets {}\n", bar(fill, bar_width), 100 * fill,
+                     num(t.count), num(t.max), num(t.buckets));
+  out += fmt::format("rates   inserts {}  destroys {}  allocs {}\n", per_s(iv, iv.totals.inserts),
+                     per_s(iv, iv.totals.destroys), per_s(iv, iv.totals.allocs));
+  if (iv.totals.detail) {
+    out += "        ";
+    for (std::size_t p = 0; p < CTBPF_PROTO_MAX; ++p)
+      out += fmt::format("{} {}  ", proto_class_name(p),
+                         per_s(iv, Count{iv.totals.detail->inserts_by_proto[p]}));
+    out += "\n";
+  }
+
+  out += "\ndrops            last interval        total\n";
+  auto drop_row = [&](const char* name, const Count& a, const Count& b) {
+    out += fmt::format("  {:<14} {:>13} {:>12}\n", name, num(a), num(b));
+  };
+  const auto &di = iv.totals.drops, &da = all.totals.drops;
+  drop_row("table_full", di.table_full, da.table_full);
+  drop_row("early_drop", di.early_drop, da.early_drop);
+  drop_row("insert_failed", di.insert_failed, da.insert_failed);
+  drop_row("chaintoolong", di.chaintoolong, da.chaintoolong);
+  drop_row("clash_resolve", di.clash_resolve, da.clash_resolve);
+  drop_row("invalid", di.invalid, da.invalid);
+  drop_row("alloc_failed", di.alloc_failed, da.alloc_failed);
+  drop_row("netfilter", iv.totals.netfilter_drops, all.totals.netfilter_drops);
+
+  if (all.totals.chain) {
+    const auto& c = *all.totals.chain;
+    out += fmt::format("\nchain length at insert (total)  n {}  mean {:.1f}  p50 {}  p99 {}  max {}\n",
+                       c.count(), c.mean(), c.percentile(0.5), c.percentile(0.99), num(all.totals.chain_max));
+    histogram_rows(out, c, bar_width, 10);
+  }
+  if (all.totals.detail) {
+    auto life = all.totals.detail->lifetime_all();
+    out += fmt::format("\nlifetime ms (total, confirmed entries)  n {}  p50 <= {}  p99 <= {}\n", life.count(),
+                       life.percentile(0.5), life.percentile(0.99));
+    histogram_rows(out, life, bar_width, 8);
+  }
+  out += fmt::format("\nlost events {}  events suppressed {}\n", num(all.totals.lost_events),
+                     in.events_suppressed);
+  return out;
+}
+
+}  // namespace ctbpf::core

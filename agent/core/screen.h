@@ -1,0 +1,23 @@
+#pragma once
+// The live terminal view of `ctbpf trace`, redrawn in place like top(1). Pure: returns the frame.
+#include <string>
+
+#include "core/aggregator.h"
+
+namespace ctbpf::core {
+
+struct ScreenInput {
+  Mode mode = Mode::tracepoint;
+  const Report* interval = nullptr;  // the last interval
+  const Report* total = nullptr;     // since start
+  uint64_t events_suppressed = 0;
+  int width = 100;
+};
+
+/// The frame, starting with the escape codes that home the cursor and clear the screen.
+std::string render_screen(const ScreenInput& in);
+
+/// A bar of `width` cells, `fraction` (0..1) of them filled.
+std::string bar(double fraction, int width);
+
+}  // namespace ctbpf::core

@@ -1,0 +1,97 @@
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/events.h"
+#include "core/screen.h"
+
+using namespace ctbpf::core;
+
+namespace {
+ctbpf_event udp_drop() {
+  ctbpf_event e{};
+  e.kind = CTBPF_EV_DROP;
+  e.cause = CTBPF_CNT_CHAINTOOLONG;
+  e.l3 = AF_INET;
+  e.l4 = 17;
+  inet_pton(AF_INET, "10.1.2.3", e.saddr);
+  inet_pton(AF_INET, "127.0.0.1", e.daddr);
+  e.sport = 5353;
+  e.dport = 53;
+  e.netns = 4026531840;
+  return e;
+}
+}  // namespace
+
+TEST_CASE("decode_event accepts exactly the ABI size") {
+  auto e = udp_drop();
+  std::vector<std::byte> raw(sizeof(e));
+  std::memcpy(raw.data(), &e, sizeof(e));
+  auto back = decode_event(raw);
+  REQUIRE(back);
+  CHECK(back->dport == 53);
+  CHECK_FALSE(decode_event(std::span(raw).first(sizeof(e) - 1)));
+  raw.push_back(std::byte{0});
+  CHECK_FALSE(decode_event(raw));
+}
+
+TEST_CASE("event JSON names the tuple and the cause") {
+  auto j = event_json(udp_drop(), 1.5);
+  CHECK(j["type"] == "event");
+  CHECK(j["kind"] == "drop");
+  CHECK(j["cause"] == "chaintoolong");
+  CHECK(j["src"] == "10.1.2.3");
+  CHECK(j["dst"] == "127.0.0.1");
+  CHECK(j["proto"] == "udp");
+  CHECK(j["dport"] == 53);
+  CHECK(event_line(udp_drop(), 1.5).find("10.1.2.3:5353 -> 127.0.0.1:53") != std::string::npos);
+}
+
+TEST_CASE("event kinds parse, unknown ones are an error") {
+  std::string error;
+  CHECK(event_mask_from_list("drop", error) == (1U << CTBPF_EV_DROP));
+  CHECK(event_mask_from_list("insert,destroy", error) == ((1U << CTBPF_EV_INSERT) | (1U << CTBPF_EV_DESTROY)));
+  CHECK_FALSE(event_mask_from_list("drop,nonsense", error));
+  CHECK(error.find("nonsense") != std::string::npos);
+}
+
+TEST_CASE("the limiter admits per_second a second and counts the rest") {
+  EventLimiter limit(3);
+  int admitted = 0;
+  for (int i = 0; i < 10; ++i) admitted += limit.admit(0.1 * i / 10);
+  CHECK(admitted == 3);
+  CHECK(limit.suppressed() == 7);
+  CHECK(limit.admit(1.2));  // a new second
+  EventLimiter unlimited(0);
+  for (int i = 0; i < 100; ++i) CHECK(unlimited.admit(0));
+  CHECK(unlimited.delivered() == 100);
+}
+
+TEST_CASE("the live screen shows fill, drops and histogram bars") {
+  Observability obs;
+  obs.conntrack_points = obs.early_drop = obs.resolve_clash = obs.kernel_has_chaintoolong = true;
+  Aggregator agg(Mode::fentry, obs);
+  Sample a, b;
+  b.t_s = 1;
+  b.counters[CTBPF_CNT_INSERT] = 100;
+  b.counters[CTBPF_CNT_CHAINTOOLONG] = 7;
+  b.chain = Histogram(SlotKind::chain);
+  std::vector<uint64_t> slots(slot_count(SlotKind::chain), 0);
+  slots[3] = 60;
+  slots[40] = 40;
+  b.chain = Histogram(SlotKind::chain, slots, 0);
+  b.table = {500, 1000, 512};
+  agg.add(a);
+  auto iv = agg.add(b);
+  auto total = agg.summary();
+  auto frame = render_screen({Mode::fentry, &*iv, &total, 0, 100});
+  CHECK(frame.rfind("\x1b[H\x1b[2J", 0) == 0);
+  CHECK(frame.find(" 50.0%") != std::string::npos);
+  CHECK(frame.find("chaintoolong") != std::string::npos);
+  CHECK(frame.find("inserts 100/s") != std::string::npos);
+  CHECK(bar(0.5, 10) == "#####.....");
+}
