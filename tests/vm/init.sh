@@ -37,8 +37,11 @@ fatal() {
 
 stage2() {
 	export PATH=$B/bin
-	mkdir -p $B/bin && $B/busybox --install -s $B/bin ||
-		{ echo "vmrun-init: FATAL: busybox --install in $B"; $B/busybox poweroff -f; }
+	if ! { mkdir -p $B/bin && $B/busybox --install -s $B/bin; }; then
+		echo "vmrun-init: FATAL: busybox --install in $B"
+		$B/busybox poweroff -f
+	fi
+	# shellcheck disable=SC3045 # busybox sh has ulimit -l
 	ulimit -l unlimited # for BPF loaders that still raise RLIMIT_MEMLOCK
 	cat /proc/uptime >$O/timing
 	: >$O/started
