@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
       ->default_val(1 << 20);
   trace_cmd->add_option("--lifetime-sample", trace.lifetime_one_in,
                         "Keep lifetimes for 1 entry in N (power of two), chosen by hash")
-      ->default_val(1);
+      ->default_val(8);
 
   ctbpf::cli::FeaturesOptions features;
   auto* features_cmd = app.add_subcommand(

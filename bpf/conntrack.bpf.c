@@ -200,11 +200,21 @@ static __always_inline const struct alloc_call *take_alloc_call(struct alloc_cal
 
 /* ---- early_drop: called by alloc when the table is full; false means "table full, dropping packet" - */
 
+static __always_inline void early_drop_active_add(__s64 delta)
+{
+	__u32 zero = 0;
+	__s64 *active = bpf_map_lookup_elem(&early_drop_active, &zero);
+
+	if (active)
+		__sync_fetch_and_add(active, delta);
+}
+
 static __always_inline void on_early_drop_enter(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 running = EARLY_DROP_RUNNING;
 
+	early_drop_active_add(1);
 	bpf_map_update_elem(&early_drop_calls, &id, &running, BPF_ANY);
 }
 
@@ -213,6 +223,7 @@ static __always_inline void on_early_drop_exit(int evicted)
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 found_none = EARLY_DROP_FOUND_NONE;
 
+	early_drop_active_add(-1);
 	if (evicted) {
 		bpf_map_delete_elem(&early_drop_calls, &id);
 		return;
@@ -224,16 +235,26 @@ static __always_inline void on_early_drop_exit(int evicted)
 
 /* ---- delete: removal from the table (timeout, flush, RST, gc, eviction) --------------------------- */
 
-static __always_inline void on_delete_enter(struct nf_conn *ct)
+static __always_inline bool inside_early_drop(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0;
+	__s64 *active = bpf_map_lookup_elem(&early_drop_active, &zero);
 
+	/* The common case, no table pressure, costs an array read instead of a hash lookup. */
+	if (active && *active == 0)
+		return false;
+	return bpf_map_lookup_elem(&early_drop_calls, &id) != NULL;
+}
+
+static __always_inline void on_delete_enter(struct nf_conn *ct)
+{
 	/* nf_ct_delete() does nothing when another path already set IPS_DYING. */
 	if (ct_status_has(ct, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)))
 		return;
 	count(CTBPF_CNT_DELETE);
 	/* Inside early_drop(), a live entry being deleted is an eviction; expired ones are plain gc. */
-	if (bpf_map_lookup_elem(&early_drop_calls, &id) && !ct_is_expired(ct)) {
+	if (inside_early_drop() && !ct_is_expired(ct)) {
 		count(CTBPF_CNT_EARLY_DROP);
 		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_EARLY_DROP, ct, 0);
 	}
@@ -281,39 +302,26 @@ static __always_inline __u32 record_chain_length(struct nf_conn *ct)
 	return (__u32)len;
 }
 
-static __always_inline void on_confirm_enter(struct sk_buff *skb)
+static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct confirm_call call = { .skb = skb, .ct = skb_conntrack(skb) };
 
-	if (bpf_map_update_elem(&confirm_calls, &id, &call, BPF_ANY))
-		count(CTBPF_CNT_CONFIRM_UNPAIRED);
+	return call;
 }
 
-static __always_inline void on_resolve_clash_enter(void)
+/* `call` is what confirm's entry saw, or NULL when its exit could not be paired with it. */
+static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct confirm_call *call = bpf_map_lookup_elem(&confirm_calls, &id);
-
-	if (call)
-		call->clash_seen = 1;
-}
-
-static __always_inline void on_confirm_exit(int verdict)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct confirm_call *stashed = bpf_map_lookup_elem(&confirm_calls, &id);
 	struct ctbpf_counters *c;
 	struct confirm_call call;
 	struct nf_conn *ct;
 	unsigned long status;
 
-	if (!stashed) {
+	if (!paired) {
 		count(CTBPF_CNT_CONFIRM_UNPAIRED);
 		return;
 	}
-	call = *stashed;
-	bpf_map_delete_elem(&confirm_calls, &id);
+	call = *paired;
 
 	if (verdict != NF_ACCEPT) {
 		__u32 cause = CTBPF_CNT_INSERT_FAILED;
@@ -433,24 +441,60 @@ int BPF_PROG(fentry_delete, struct nf_conn *ct)
 	return 0;
 }
 
+static __always_inline struct confirm_call *confirm_slot_of(struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct confirm_slots *slots = bpf_map_lookup_elem(&confirm_slots, &zero);
+
+	if (!slots)
+		return NULL;
+#pragma unroll
+	for (int i = 0; i < CONFIRM_SLOTS; i++)
+		if (slots->call[i].skb == skb)
+			return &slots->call[i];
+	return NULL;
+}
+
 SEC("fentry/__nf_conntrack_confirm")
 int BPF_PROG(fentry_confirm, struct sk_buff *skb)
 {
-	on_confirm_enter(skb);
+	__u32 zero = 0;
+	struct confirm_slots *slots = bpf_map_lookup_elem(&confirm_slots, &zero);
+
+	struct confirm_call *slot;
+
+	if (!slots)
+		return 0;
+	/* One slot per skb: a slot left behind by a missed exit must not pair with a reused skb. */
+	slot = confirm_slot_of(skb);
+	if (!slot)
+		slot = &slots->call[slots->next++ & (CONFIRM_SLOTS - 1)];
+	*slot = confirm_call_of(skb);
 	return 0;
 }
 
 SEC("fentry/nf_ct_resolve_clash")
-int BPF_PROG(fentry_resolve_clash)
+int BPF_PROG(fentry_resolve_clash, struct sk_buff *skb)
 {
-	on_resolve_clash_enter();
+	struct confirm_call *call = confirm_slot_of(skb);
+
+	if (call)
+		call->clash_seen = 1;
 	return 0;
 }
 
 SEC("fexit/__nf_conntrack_confirm")
 int BPF_PROG(fexit_confirm, struct sk_buff *skb, int ret)
 {
-	on_confirm_exit(ret);
+	struct confirm_call *slot = confirm_slot_of(skb), call;
+
+	if (!slot) {
+		on_confirm_exit(NULL, ret);
+		return 0;
+	}
+	call = *slot;
+	slot->skb = NULL;
+	on_confirm_exit(&call, ret);
 	return 0;
 }
 
@@ -504,21 +548,38 @@ int BPF_KPROBE(kprobe_delete, struct nf_conn *ct)
 SEC("kprobe/__nf_conntrack_confirm")
 int BPF_KPROBE(kprobe_confirm, struct sk_buff *skb)
 {
-	on_confirm_enter(skb);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct confirm_call call = confirm_call_of(skb);
+
+	if (bpf_map_update_elem(&confirm_calls, &id, &call, BPF_ANY))
+		count(CTBPF_CNT_CONFIRM_UNPAIRED);
 	return 0;
 }
 
 SEC("kprobe/nf_ct_resolve_clash")
 int BPF_KPROBE(kprobe_resolve_clash)
 {
-	on_resolve_clash_enter();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct confirm_call *call = bpf_map_lookup_elem(&confirm_calls, &id);
+
+	if (call)
+		call->clash_seen = 1;
 	return 0;
 }
 
 SEC("kretprobe/__nf_conntrack_confirm")
 int BPF_KRETPROBE(kretprobe_confirm, int ret)
 {
-	on_confirm_exit(ret);
+	__u64 id = bpf_get_current_pid_tgid();
+	struct confirm_call *stashed = bpf_map_lookup_elem(&confirm_calls, &id), call;
+
+	if (!stashed) {
+		on_confirm_exit(NULL, ret);
+		return 0;
+	}
+	call = *stashed;
+	bpf_map_delete_elem(&confirm_calls, &id);
+	on_confirm_exit(&call, ret);
 	return 0;
 }
 

@@ -32,13 +32,13 @@ struct {
 } lifetime_hist SEC(".maps");
 
 /*
- * Birth time of each sampled entry, keyed by its address, for lifetimes: entries outlive any bound we
- * could pick on a big gateway, so the map is sized at load (user space) and allocated as used; a birth
- * it cannot keep is counted (CTBPF_CNT_LIFETIME_UNTRACKED), never silently lost.
+ * Birth time of each sampled entry, keyed by its address, for lifetimes. Entries outlive any bound we
+ * could pick on a big gateway, so only a 1-in-N sample is kept, in a map sized at load (user space) and
+ * preallocated (an update must not kmalloc on the packet path); a birth it cannot keep is counted
+ * (CTBPF_CNT_LIFETIME_UNTRACKED), never silently lost.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, __u64);   /* struct nf_conn * */
 	__type(value, __u64); /* bpf_ktime_get_ns() at alloc */
@@ -72,12 +72,40 @@ struct confirm_call {
 	__u32 _pad;
 };
 
+/* kprobe family: keyed by thread, since kretprobe cannot see the skb. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CTBPF_INFLIGHT_MAX);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, struct confirm_call);
 } confirm_calls SEC(".maps");
+
+/*
+ * fentry family: a few per-CPU slots matched by skb, which fexit does see. An array lookup instead of
+ * a hash update + lookup + delete on every new flow. A confirm preempted and migrated, or more nested
+ * than the slots, finds no slot at exit and is counted (CTBPF_CNT_CONFIRM_UNPAIRED).
+ */
+#define CONFIRM_SLOTS 4
+struct confirm_slots {
+	struct confirm_call call[CONFIRM_SLOTS];
+	__u32 next;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct confirm_slots);
+} confirm_slots SEC(".maps");
+
+/* How many threads are inside early_drop() right now: nf_ct_delete skips its lookup when none. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} early_drop_active SEC(".maps");
 
 /* Threads inside early_drop(): nf_ct_delete there is an eviction. */
 struct {

@@ -15,7 +15,7 @@ struct TraceOptions {
   std::string events;           // comma list of drop,insert,destroy,all; empty = no event lines
   uint32_t ring_bytes = 1 << 20;
   uint64_t events_rate = 1000;  // event lines per second at most; 0 = unlimited
-  uint32_t lifetime_one_in = 1;
+  uint32_t lifetime_one_in = 8;
 };
 
 int run_trace(const TraceOptions& options);

@@ -30,8 +30,8 @@ public:
     std::optional<core::Mode> forced;  // --mode; empty = auto
     uint32_t event_mask = 0;           // 1 << enum ctbpf_event_kind
     uint32_t ring_bytes = 1 << 20;     // ring buffer size when events are on (power of 2)
-    uint32_t lifetime_one_in = 1;      // keep births of 1 entry in N (power of 2)
-    uint32_t births_max = 1 << 18;     // bound of the births map
+    uint32_t lifetime_one_in = 8;      // keep births of 1 entry in N (power of 2)
+    uint32_t births_max = 1 << 16;     // bound of the births map (preallocated)
   };
 
   /// Loads and attaches the first family that works (fentry, kprobe, tracepoint), or the forced one.

@@ -12,7 +12,7 @@ bucket_le() { local v=$1 le=0; while [ "$le" -lt "$v" ]; do le=$((le * 2 + 1)); 
 
 load_modules
 make_netns
-start_trace "$mode"
+start_trace "$mode" --lifetime-sample 1
 t0=$(now_ms)
 in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port 20000 --count "$n" >/dev/null
 t1=$(now_ms)
