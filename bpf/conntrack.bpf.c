@@ -63,6 +63,30 @@ static __always_inline bool lifetime_sampled(void)
 	return !lifetime_sample_mask || (bpf_get_prandom_u32() & lifetime_sample_mask) == 0;
 }
 
+static __always_inline __u32 ct_netns(struct nf_conn *ct)
+{
+	return BPF_CORE_READ(ct, ct_net.net, ns.inum);
+}
+
+/*
+ * This CPU's counts for the entry's netns, created on first use. When the map is full, the
+ * CTBPF_NETNS_OTHER bucket (created by user space before attach) takes the rest.
+ */
+static __always_inline struct ctbpf_netns_counts *netns_counts_of(struct nf_conn *ct)
+{
+	struct ctbpf_netns_counts zero = {};
+	__u32 key = ct_netns(ct), other = CTBPF_NETNS_OTHER;
+	struct ctbpf_netns_counts *counts = bpf_map_lookup_elem(&netns_counts, &key);
+
+	if (!counts) {
+		bpf_map_update_elem(&netns_counts, &key, &zero, BPF_NOEXIST);
+		counts = bpf_map_lookup_elem(&netns_counts, &key);
+	}
+	if (!counts)
+		counts = bpf_map_lookup_elem(&netns_counts, &other);
+	return counts;
+}
+
 static __always_inline void fill_tuple(struct ctbpf_event *e, const struct nf_conntrack_tuple *t)
 {
 	BPF_CORE_READ_INTO(&e->saddr, t, src.u3);
@@ -98,7 +122,7 @@ static __always_inline void emit_ct_event(enum ctbpf_event_kind kind, __u32 caus
 	e = reserve_event(kind, cause);
 	if (!e)
 		return;
-	e->netns = BPF_CORE_READ(ct, ct_net.net, ns.inum);
+	e->netns = ct_netns(ct);
 	e->zone = ct_zone_id(ct);
 	fill_tuple(e, &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple);
 	e->value = value;
@@ -312,6 +336,7 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 /* `call` is what confirm's entry saw, or NULL when its exit could not be paired with it. */
 static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict)
 {
+	struct ctbpf_netns_counts *netns;
 	struct ctbpf_counters *c;
 	struct confirm_call call;
 	struct nf_conn *ct;
@@ -363,6 +388,9 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	c = this_cpu_counters();
 	if (c)
 		c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
+	netns = netns_counts_of(ct);
+	if (netns)
+		netns->inserts++;
 	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct));
 }
 
@@ -371,6 +399,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 static __always_inline void on_free_enter(struct nf_conn *ct)
 {
 	struct ctbpf_counters *c = this_cpu_counters();
+	struct ctbpf_netns_counts *netns;
 	struct ctbpf_lifetime_hist *h;
 	__u64 key = (__u64)ct, *born, ms = 0;
 	__u32 zero = 0, cls, slot;
@@ -385,6 +414,9 @@ static __always_inline void on_free_enter(struct nf_conn *ct)
 		l4 = ct_l4proto(ct);
 		cls = proto_class(l4) & (CTBPF_PROTO_MAX - 1);
 		c->destroys_by_proto[cls]++;
+		netns = netns_counts_of(ct);
+		if (netns)
+			netns->destroys++;
 		if (l4 == IPPROTO_TCP) {
 			state = BPF_CORE_READ(ct, proto.tcp.state);
 			if (state < CTBPF_TCP_STATES)

@@ -44,6 +44,13 @@ struct {
 	__type(value, __u64); /* bpf_ktime_get_ns() at alloc */
 } births SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CTBPF_NETNS_MAX + 1); /* + the CTBPF_NETNS_OTHER bucket */
+	__type(key, __u32);
+	__type(value, struct ctbpf_netns_counts);
+} netns_counts SEC(".maps");
+
 /* Per-event records for `ctbpf trace --events`; sized at load, a page when events are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -83,6 +83,7 @@ Totals derive(const Sample& s, const Observability& obs) {
     d.inserts_by_proto = s.inserts_by_proto;
     d.destroys_by_proto = s.destroys_by_proto;
     d.tcp_deaths_by_state = s.tcp_deaths_by_state;
+    d.by_netns = s.by_netns;
     d.lifetime = s.lifetime;
     d.lifetime_untracked = c[CTBPF_CNT_LIFETIME_UNTRACKED];
     t.detail = d;
@@ -129,6 +130,12 @@ Totals minus(const Totals& now, const Totals& before) {
     for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
       out.tcp_deaths_by_state[i] = sub(a.tcp_deaths_by_state[i], b.tcp_deaths_by_state[i]);
     out.lifetime_untracked = sub(a.lifetime_untracked, b.lifetime_untracked);
+    for (const auto& [netns, counts] : a.by_netns) {
+      auto it = b.by_netns.find(netns);
+      NetnsCounts earlier = it == b.by_netns.end() ? NetnsCounts{} : it->second;
+      NetnsCounts delta{sub(counts.inserts, earlier.inserts), sub(counts.destroys, earlier.destroys)};
+      if (delta.inserts || delta.destroys) out.by_netns[netns] = delta;
+    }
     d.detail = out;
   }
   return d;

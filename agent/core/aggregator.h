@@ -20,6 +20,7 @@ struct Drops {
 struct ProbeDetail {
   PerProto inserts_by_proto{}, destroys_by_proto{};
   std::array<uint64_t, CTBPF_TCP_STATES> tcp_deaths_by_state{};
+  ByNetns by_netns;
   LifetimeByProto lifetime = empty_lifetimes();  // ms, confirmed entries whose birth was sampled
   uint64_t lifetime_untracked = 0;               // sampled births the bounded map could not keep
   Histogram lifetime_all() const;                // every protocol merged

@@ -1,5 +1,8 @@
 #include "core/render.h"
 
+#include <algorithm>
+#include <vector>
+
 #include <fmt/format.h>
 
 namespace ctbpf::core {
@@ -57,6 +60,37 @@ json by_proto_json(const std::optional<ProbeDetail>& d) {
   return j;
 }
 
+// The busiest namespaces by inserts; the rest (and the kernel's own overflow bucket) as "other".
+json by_netns_json(const std::optional<ProbeDetail>& d, std::size_t top = 10) {
+  if (!d) return nullptr;
+  std::vector<std::pair<uint32_t, NetnsCounts>> rows;
+  NetnsCounts other;
+  for (const auto& [netns, counts] : d->by_netns) {
+    if (netns == CTBPF_NETNS_OTHER) {
+      other.inserts += counts.inserts;
+      other.destroys += counts.destroys;
+    } else {
+      rows.emplace_back(netns, counts);
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.second.inserts != b.second.inserts ? a.second.inserts > b.second.inserts : a.first < b.first;
+  });
+  json j = json::array();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (i < top) {
+      j.push_back({{"netns", rows[i].first}, {"inserts", rows[i].second.inserts},
+                   {"destroys", rows[i].second.destroys}});
+    } else {
+      other.inserts += rows[i].second.inserts;
+      other.destroys += rows[i].second.destroys;
+    }
+  }
+  if (other.inserts || other.destroys)
+    j.push_back({{"netns", "other"}, {"inserts", other.inserts}, {"destroys", other.destroys}});
+  return j;
+}
+
 json tcp_states_json(const std::optional<ProbeDetail>& d) {
   if (!d) return nullptr;
   json j = json::object();
@@ -84,6 +118,7 @@ json common(const Report& r, uint32_t lifetime_one_in) {
           {"chain_length", histogram_json(t.chain, t.chain_max)},
           {"lifetime_ms", lifetime_json(t.detail, lifetime_one_in)},
           {"by_proto", by_proto_json(t.detail)},
+          {"by_netns", by_netns_json(t.detail)},
           {"tcp_state_at_death", tcp_states_json(t.detail)},
           {"lost_events", value(t.lost_events)},
           {"table", table_json(r.table)}};

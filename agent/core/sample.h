@@ -3,6 +3,7 @@
 // asks the OS for anything; every number it prints comes from these structs, so all of it is testable.
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -38,6 +39,12 @@ struct Observability {
 };
 
 using PerProto = std::array<uint64_t, CTBPF_PROTO_MAX>;
+
+struct NetnsCounts {
+  uint64_t inserts = 0, destroys = 0;
+};
+/// Keyed by netns inode; CTBPF_NETNS_OTHER holds the namespaces beyond the kernel map's bound.
+using ByNetns = std::map<uint32_t, NetnsCounts>;
 using LifetimeByProto = std::array<Histogram, CTBPF_PROTO_MAX>;
 
 /// "tcp", "udp", "icmp", "other" for enum ctbpf_proto_class.
@@ -56,6 +63,7 @@ struct Sample {
   uint64_t chain_max = 0;
   PerProto inserts_by_proto{}, destroys_by_proto{};
   std::array<uint64_t, CTBPF_TCP_STATES> tcp_deaths_by_state{};
+  ByNetns by_netns;
   Histogram chain{SlotKind::chain};
   LifetimeByProto lifetime = empty_lifetimes();
   std::optional<KernelStats> stats;

@@ -140,6 +140,14 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     return nullptr;
   }
 
+  {
+    // The overflow bucket must exist before the first full map sends counts there.
+    const uint32_t other = CTBPF_NETNS_OTHER;
+    std::vector<ctbpf_netns_counts> zeros(static_cast<size_t>(libbpf_num_possible_cpus()));
+    bpf_map__update_elem(t->skel_->maps.netns_counts, &other, sizeof(other), zeros.data(),
+                         zeros.size() * sizeof(ctbpf_netns_counts), BPF_NOEXIST);
+  }
+
   bpf_object__for_each_program(prog, t->skel_->obj) {
     if (!bpf_program__autoload(prog)) continue;
     auto info = describe(prog);
@@ -274,6 +282,21 @@ core::Sample Tracer::sample() const {
         std::copy(std::begin(h.slot[p]), std::end(h.slot[p]), slots.begin());
         s.lifetime[p].merge(core::Histogram(core::SlotKind::log2, slots, h.sum_ms[p]));
       }
+    }
+  }
+  std::vector<ctbpf_netns_counts> per_cpu(static_cast<size_t>(cpus));
+  uint32_t key = 0, next = 0;
+  const uint32_t* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.netns_counts, prev, &next, sizeof(next)) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map__lookup_elem(skel_->maps.netns_counts, &key, sizeof(key), per_cpu.data(),
+                             per_cpu.size() * sizeof(ctbpf_netns_counts), 0) != 0)
+      continue;
+    auto& total = s.by_netns[key];
+    for (const auto& c : per_cpu) {
+      total.inserts += c.inserts;
+      total.destroys += c.destroys;
     }
   }
   s.stats = read_kernel_stats();

@@ -56,6 +56,16 @@ struct ctbpf_counters {
 	__u64 tcp_deaths_by_state[CTBPF_TCP_STATES];
 };
 
+/* Per-netns counts (PERCPU_HASH keyed by netns inode). Netns beyond the bound go to key
+ * CTBPF_NETNS_OTHER, so a node with 10,000 namespaces costs what one with CTBPF_NETNS_MAX does. */
+#define CTBPF_NETNS_MAX 1024
+#define CTBPF_NETNS_OTHER 0
+
+struct ctbpf_netns_counts {
+	__u64 inserts;
+	__u64 destroys; /* confirmed entries only */
+};
+
 /* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
 struct ctbpf_chain_hist {
 	__u64 slot[CTBPF_CHAIN_SLOTS];
@@ -103,5 +113,6 @@ CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_chain_hist) == 8 * (CTBPF_CHAIN_SLOTS + 
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * (CTBPF_LOG2_SLOTS + 1),
 		    "lifetime_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_counts) == 16, "ctbpf_netns_counts layout");
 
 #endif /* CTBPF_ABI_H */

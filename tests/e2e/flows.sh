@@ -10,7 +10,7 @@ n=${2:-3000}
 load_modules
 make_netns
 start_trace "$mode"
-sent=$(in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port 20000 --count "$n")
+read -r sent refused <<<"$(udp_flood 20000 "$n")"
 count=$(ct_count)
 in_ns conntrack -F 2>/dev/null
 sleep 1
@@ -18,6 +18,7 @@ dropped=$(nft_drop_packets)
 stop_trace TERM
 
 expect "datagrams sent" "$sent" "$n"
+expect "datagrams refused" "$refused" 0
 expect "conntrack -C" "$count" "$n"
 expect "mode" "$(summary .mode)" "\"$mode\""
 if [ "$mode" = tracepoint ]; then

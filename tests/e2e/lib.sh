@@ -12,10 +12,38 @@ WORK=$(mktemp -d)
 TRACE_PID=
 FAILED=0
 SUMMARY=
+BG_PIDS=()  # background helpers (flowgen tcp-listen, tcp-hold): killed on exit
+GLOBALS=()  # PATH VALUE pairs saved by set_global, restored by restore_globals
+
+# set_global PATH VALUE: write a global kernel knob (e.g. nf_conntrack's hashsize, which every netns
+# shares) after saving its current value; restore_globals (also run on exit) puts them back.
+set_global() {
+	local old
+	old=$(cat "$1")
+	GLOBALS+=("$1" "$old")
+	echo "$2" >"$1"
+	log "set $1 = $2 (was $old)"
+}
+
+# restore_globals: last saved first, so a knob set twice ends at its original value. Scenarios call
+# it as soon as they have measured, to keep other users of the machine out of the narrow window.
+restore_globals() {
+	local i
+	for ((i = ${#GLOBALS[@]} - 2; i >= 0; i -= 2)); do
+		echo "${GLOBALS[i + 1]}" >"${GLOBALS[i]}" || echo "e2e: cannot restore ${GLOBALS[i]} to ${GLOBALS[i + 1]}" >&2
+	done
+	GLOBALS=()
+}
 
 cleanup() {
+	local pid
 	if [ -n "$TRACE_PID" ] && kill -0 "$TRACE_PID" 2>/dev/null; then kill -KILL "$TRACE_PID" || true; fi
+	for pid in "${BG_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true # reaped quietly: no "Killed" job notice
+	done
 	ip netns del "$NS" 2>/dev/null || true
+	restore_globals
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -50,6 +78,30 @@ make_netns() {
 }
 
 in_ns() { ip netns exec "$NS" "$@"; }
+
+# in_ns_bg CMD...: CMD in the test netns, in the background, killed on exit. ip netns exec execs CMD in
+# place, so $! is CMD itself.
+in_ns_bg() {
+	ip netns exec "$NS" "$@" &
+	BG_PIDS+=($!)
+}
+
+# wait_file FILE PID WHAT: until FILE exists (PID's readiness signal), failing if PID dies or 60 s pass.
+wait_file() {
+	local waited=0
+	while [ ! -s "$1" ]; do
+		kill -0 "$2" 2>/dev/null || { echo "e2e: $3 exited before it was ready" >&2; exit 1; }
+		sleep 0.2
+		waited=$((waited + 1))
+		[ "$waited" -lt 300 ] || { echo "e2e: $3 not ready after 60 s" >&2; exit 1; }
+	done
+}
+
+# udp_flood FIRST N: one 1-byte datagram from one socket to each of N ports of 127.0.0.1 from FIRST,
+# inside the test netns; prints "SENT REFUSED" (REFUSED: dropped by conntrack on the way out, EPERM).
+udp_flood() {
+	in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port "$1" --count "$2" 2>/dev/null
+}
 
 # start_trace MODE [ctbpf trace options...]: ctbpf runs inside the test netns (its ctnetlink stats are
 # that netns's); its BPF programs see every netns.
@@ -104,7 +156,8 @@ expect() {
 
 # The kernel's own counters, for the test netns.
 ct_count() { in_ns conntrack -C; }
-ct_stat() { in_ns conntrack -S | grep -o "$1=[0-9]*" | cut -d= -f2 | awk '{s+=$1} END {print s+0}'; }
+# ct_stat FIELD: summed over the per-CPU lines; whole field names only ("drop" is not "early_drop").
+ct_stat() { in_ns conntrack -S | grep -oE "(^|[[:space:]])$1=[0-9]+" | cut -d= -f2 | awk '{s+=$1} END {print s+0}'; }
 nft_drop_packets() {
 	in_ns nft -j list chain inet ctbpf_e2e in |
 		jq '[.nftables[] | select(.rule) | .rule.expr[] | select(.counter) | .counter.packets] | add'

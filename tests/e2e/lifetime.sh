@@ -14,7 +14,7 @@ load_modules
 make_netns
 start_trace "$mode" --lifetime-sample 1
 t0=$(now_ms)
-in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port 20000 --count "$n" >/dev/null
+udp_flood 20000 "$n" >/dev/null
 t1=$(now_ms)
 sleep "$life"
 t2=$(now_ms)

@@ -7,7 +7,7 @@ mode=${1:?mode} n=${2:-20000}
 load_modules
 make_netns
 start_trace "$mode" --events insert --events-rate 0 --ring-size 4096
-in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port 20000 --count "$n" >/dev/null
+udp_flood 20000 "$n" >/dev/null
 count=$(ct_count)
 sleep 0.5
 stop_trace TERM

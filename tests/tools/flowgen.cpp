@@ -1,7 +1,9 @@
 // flowgen: makes an exact, known number of conntrack flows on addresses the caller owns (loopback or
 // its own veths), so e2e tests can compare ctbpf's counts with the kernel's.
 //
-//   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports
+//   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports;
+//                prints "SENT REFUSED": a datagram conntrack drops on the way out (table full, chain
+//                too long) fails sendto() with EPERM and is counted as refused, not an error
 //   flowgen tcp-listen --addr ADDR --port P                          accept and hold connections
 //   flowgen tcp-hold --dst ADDR --port P --count N [--ready FILE]    open N connections, hold until SIGTERM
 #include <arpa/inet.h>
@@ -60,7 +62,7 @@ Args parse(int argc, char** argv) {
 int udp(const Args& a) {
   std::vector<std::string> sources = a.sources.empty() ? std::vector<std::string>{""} : a.sources;
   if (a.port + a.count > 65536) die("port range overflows");
-  unsigned sent = 0;
+  unsigned sent = 0, refused = 0;
   const auto start = std::chrono::steady_clock::now();
   for (const auto& src : sources) {
     int fd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -73,16 +75,20 @@ int udp(const Args& a) {
     for (unsigned i = 0; i < a.count; ++i) {
       auto sa = address(a.dst, a.port + i);
       char byte = 'x';
-      if (sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 1)
+      if (sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 1)
+        ++sent;
+      else if (errno == EPERM)
+        ++refused;
+      else
         die(std::string("sendto: ") + std::strerror(errno));
-      ++sent;
     }
     close(fd);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%u\n", sent);
-  // For benchmarks: the flood's own rate, on stderr so tests can keep reading the count.
-  std::fprintf(stderr, "flowgen: %u flows in %.6f s (%.0f/s)\n", sent, seconds, sent / seconds);
+  std::printf("%u %u\n", sent, refused);
+  // For benchmarks: the flood's own rate, on stderr so tests can keep reading the counts.
+  const unsigned flows = sent + refused;
+  std::fprintf(stderr, "flowgen: %u flows in %.6f s (%.0f/s)\n", flows, seconds, flows / seconds);
   return 0;
 }
 

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# kill9.sh MODE: ctbpf killed with SIGKILL leaves nothing in the kernel. Its links are never pinned, so
+# closing its file descriptors (which the kernel does for a dead process) detaches and frees every
+# program, link and map it made. While ctbpf runs, the programs it holds (prog_id in its fdinfo) must
+# include the MODE's programs; within 5 s of its death, none of the programs, links and maps it held
+# may still exist (teardown after process death is asynchronous: trampolines, RCU, workqueues).
+source "$(dirname "$0")/lib.sh"
+mode=${1:?mode}
+BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
+
+# Program names in bpf/conntrack.bpf.c; the kernel keeps 15 characters of a name (BPF_OBJ_NAME_LEN).
+case $mode in
+fentry) want=(fexit_alloc fentry_early_drop fexit_early_drop fentry_delete fentry_confirm
+	fentry_resolve_clash fexit_confirm fentry_free tp_kfree_skb) ;;
+kprobe) want=(kretprobe_alloc kprobe_early_drop kretprobe_early_drop kprobe_delete kprobe_confirm
+	kprobe_resolve_clash kretprobe_confirm kprobe_free tp_kfree_skb) ;;
+tracepoint) want=(tp_kfree_skb) ;;
+*) echo "kill9.sh: unknown mode $mode" >&2; exit 2 ;;
+esac
+
+# held KIND: the KIND ids (prog, link, map) that ctbpf's file descriptors refer to, one a line.
+held() { cat /proc/"$TRACE_PID"/fdinfo/* 2>/dev/null | sed -n "s/^$1_id:[[:space:]]*//p" | sort -un; }
+
+# alive KIND IDS...: those of IDS that the kernel still has, one a line (one bpftool run: it is slow
+# under the VM's emulation).
+alive() {
+	local kind=$1
+	shift
+	"$BPFTOOL" "$kind" show --json | jq -r --arg ids "$*" '($ids | split(" ") | map(tonumber)) as $held
+		| .[] | select(.id as $id | $held | index($id)) | .id'
+}
+
+load_modules
+make_netns
+start_trace "$mode"
+# (Arrays by word splitting: the VM guest has no /dev/fd for process substitution.)
+read -ra progs <<<"$(held prog | tr '\n' ' ')"
+read -ra links <<<"$(held link | tr '\n' ' ')"
+read -ra maps <<<"$(held map | tr '\n' ' ')"
+names=$("$BPFTOOL" prog show --json | jq -r --arg ids "${progs[*]}" '($ids | split(" ") | map(tonumber)) as $held
+	| .[] | select(.id as $id | $held | index($id)) | .name[:15]' | sort -u)
+log "ctbpf holds programs ${progs[*]} (${names//$'\n'/ }), links ${links[*]}, maps ${maps[*]}"
+
+kill -KILL "$TRACE_PID"
+wait "$TRACE_PID" 2>/dev/null || true
+TRACE_PID=
+# From the moment the process is reaped (its descriptors are closed by then): up to 5 s.
+killed=$(date +%s%N)
+checks=0
+while :; do
+	checks=$((checks + 1))
+	left_progs=$(alive prog "${progs[@]}")
+	left_links=$(alive link "${links[@]}")
+	left_maps=$(alive map "${maps[@]}")
+	elapsed_ms=$((($(date +%s%N) - killed) / 1000000))
+	[ -n "$left_progs$left_links$left_maps" ] && [ "$elapsed_ms" -lt 5000 ] || break
+	sleep 0.1
+done
+log "after ctbpf was reaped: $checks checks, the last at $elapsed_ms ms"
+
+# While it ran: the mode's programs were loaded, and attached through links.
+for name in "${want[@]}"; do
+	expect "program ${name:0:15} loaded" "$(grep -cx "${name:0:15}" <<<"$names")" 1
+done
+expect "links held > 0" "$((${#links[@]} > 0))" 1
+# After the kill: nothing left.
+left() { echo "${1:-none}" | paste -sd' '; }
+expect "programs left" "$(left "$left_progs")" none
+expect "links left" "$(left "$left_links")" none
+expect "maps left" "$(left "$left_maps")" none
+finish

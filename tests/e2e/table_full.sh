@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# table_full.sh MODE [M] [K]: a real "nf_conntrack: table full, dropping packet". nf_conntrack_max = M,
+# and the table is filled with M established TCP connections to a listener in the netns: ASSURED
+# entries, which early_drop() never evicts. Then K new UDP flows: each allocation finds the table
+# full and no victim, the kernel counts `drop` and drops the datagram on the way out (sendto fails
+# with EPERM). The dmesg line is rate limited: the counter is the oracle.
+# Every mode: netfilter_drops = the kernel's drop delta (K) + the nft drop rule's counter (0).
+# fentry/kprobe: drops.table_full = the kernel's drop delta = K; drops.early_drop = 0 = the kernel's
+# early_drop delta; inserts = 0. tracepoint: table_full and inserts are null.
+source "$(dirname "$0")/lib.sh"
+mode=${1:?mode}
+m=${2:-300}
+k=${3:-2000}
+port=9000 # TCP: outside the nft input chain's UDP drop range
+
+load_modules
+make_netns
+# Global, restored on exit; writable from the initial netns only, which is where this script runs.
+set_global /proc/sys/net/netfilter/nf_conntrack_max "$m"
+in_ns_bg "$CTBPF_FLOWGEN" tcp-listen --addr 127.0.0.1 --port "$port" --ready "$WORK/listen.ready"
+wait_file "$WORK/listen.ready" "${BG_PIDS[-1]}" "flowgen tcp-listen"
+in_ns_bg "$CTBPF_FLOWGEN" tcp-hold --dst 127.0.0.1 --port "$port" --count "$m" --ready "$WORK/hold.ready"
+wait_file "$WORK/hold.ready" "${BG_PIDS[-1]}" "flowgen tcp-hold"
+held=$(cat "$WORK/hold.ready")
+# Every connection is ASSURED once the handshake's last ACK is seen: no unreplied entry is left.
+count_before=$(ct_count)
+assured=$(in_ns conntrack -L -p tcp --status ASSURED 2>/dev/null | wc -l)
+
+start_trace "$mode"
+drop0=$(ct_stat drop)
+early_drop0=$(ct_stat early_drop)
+read -r sent refused <<<"$(udp_flood 20000 "$k")"
+drop=$(($(ct_stat drop) - drop0))
+early_drop=$(($(ct_stat early_drop) - early_drop0))
+count=$(ct_count)
+dropped=$(nft_drop_packets)
+stop_trace TERM
+restore_globals
+log "held $held, assured $assured; sent $sent, refused $refused; kernel: count $count, drop +$drop, early_drop +$early_drop"
+
+# The scenario itself: a full table of ASSURED entries that refused every new flow.
+expect "connections held" "$held" "$m"
+expect "conntrack -C before the flood" "$count_before" "$m"
+expect "ASSURED entries" "$assured" "$m"
+expect "datagrams refused" "$refused" "$k"
+expect "kernel drop" "$drop" "$k"
+expect "kernel early_drop" "$early_drop" 0
+expect "conntrack -C after the flood" "$count" "$m"
+expect "nft drop counter" "$dropped" 0
+
+expect "mode" "$(summary .mode)" "\"$mode\""
+if [ "$mode" = tracepoint ]; then
+	for key in inserts drops.table_full; do expect "$key" "$(summary ".$key")" null; done
+else
+	expect drops.table_full "$(summary .drops.table_full)" "$drop"
+	expect drops.early_drop "$(summary .drops.early_drop)" "$early_drop"
+	expect drops.alloc_failed "$(summary .drops.alloc_failed)" 0
+	expect inserts "$(summary .inserts)" 0
+fi
+expect netfilter_drops "$(summary .netfilter_drops)" "$((drop + dropped))"
+expect lost_events "$(summary .lost_events)" 0
+finish
