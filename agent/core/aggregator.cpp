@@ -64,6 +64,7 @@ Totals derive(const Sample& s, const Observability& obs) {
   t.destroys = when(bpf, c[CTBPF_CNT_DESTROY]);
   t.deletes = when(bpf, c[CTBPF_CNT_DELETE]);
   t.lost_events = c[CTBPF_CNT_LOST_EVENTS];
+  t.misses = {c[CTBPF_CNT_CONFIRM_UNPAIRED], c[CTBPF_CNT_CHAIN_TRUNCATED], s.recursion_misses};
   t.netfilter_drops = when(obs.netfilter_drop_reason, c[CTBPF_CNT_NETFILTER_DROP]);
 
   if (bpf) {
@@ -107,6 +108,10 @@ Totals minus(const Totals& now, const Totals& before) {
   d.deletes = minus(now.deletes, before.deletes);
   d.netfilter_drops = minus(now.netfilter_drops, before.netfilter_drops);
   d.lost_events = minus(now.lost_events, before.lost_events);
+  auto sub = [](uint64_t x, uint64_t y) { return x >= y ? x - y : 0; };
+  d.misses = {sub(now.misses.confirm_unpaired, before.misses.confirm_unpaired),
+              sub(now.misses.chain_truncated, before.misses.chain_truncated),
+              sub(now.misses.recursion, before.misses.recursion)};
   d.drops.table_full = minus(now.drops.table_full, before.drops.table_full);
   d.drops.early_drop = minus(now.drops.early_drop, before.drops.early_drop);
   d.drops.insert_failed = minus(now.drops.insert_failed, before.drops.insert_failed);
@@ -121,7 +126,6 @@ Totals minus(const Totals& now, const Totals& before) {
   if (now.detail && before.detail) {
     const auto &a = *now.detail, &b = *before.detail;
     ProbeDetail out;
-    auto sub = [](uint64_t x, uint64_t y) { return x >= y ? x - y : 0; };
     for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
       out.inserts_by_proto[i] = sub(a.inserts_by_proto[i], b.inserts_by_proto[i]);
       out.destroys_by_proto[i] = sub(a.destroys_by_proto[i], b.destroys_by_proto[i]);

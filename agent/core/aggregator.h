@@ -26,8 +26,16 @@ struct ProbeDetail {
   Histogram lifetime_all() const;                // every protocol merged
 };
 
+/// Where ctbpf itself may have missed something: shown, never hidden.
+struct ProbeMisses {
+  uint64_t confirm_unpaired = 0;  // a confirm exit that could not be matched with its entry
+  uint64_t chain_truncated = 0;   // chain walks that hit their bound
+  uint64_t recursion = 0;         // program runs the kernel skipped to avoid recursion
+};
+
 struct Totals {
   Count allocs, inserts, destroys, deletes;
+  ProbeMisses misses;
   Drops drops;
   Count netfilter_drops;
   Count lost_events;

@@ -121,6 +121,10 @@ json common(const Report& r, uint32_t lifetime_one_in) {
           {"by_netns", by_netns_json(t.detail)},
           {"tcp_state_at_death", tcp_states_json(t.detail)},
           {"lost_events", value(t.lost_events)},
+          {"probe_misses",
+           {{"confirm_unpaired", t.misses.confirm_unpaired},
+            {"chain_walk_truncated", t.misses.chain_truncated},
+            {"recursion", t.misses.recursion}}},
           {"table", table_json(r.table)}};
 }
 
@@ -194,6 +198,10 @@ std::string summary_text(const Report& r, Mode mode) {
   out += fmt::format("  drops: {}\n", drops_text(t.drops));
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));
+  const auto& m = t.misses;
+  if (m.confirm_unpaired || m.chain_truncated || m.recursion)
+    out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}\n",
+                       m.confirm_unpaired, m.chain_truncated, m.recursion);
   return out;
 }
 

@@ -64,6 +64,7 @@ struct Sample {
   PerProto inserts_by_proto{}, destroys_by_proto{};
   std::array<uint64_t, CTBPF_TCP_STATES> tcp_deaths_by_state{};
   ByNetns by_netns;
+  uint64_t recursion_misses = 0;  // program runs the kernel skipped (bpf_prog_info.recursion_misses)
   Histogram chain{SlotKind::chain};
   LifetimeByProto lifetime = empty_lifetimes();
   std::optional<KernelStats> stats;

@@ -48,8 +48,12 @@ std::string render_screen(const ScreenInput& in) {
   const Report& all = *in.total;
   const int bar_width = std::max(10, std::min(50, in.width - 40));
 
-  out += fmt::format("ctbpf - conntrack live, {} mode, {:.0f} s (Ctrl-C: summary)\n\n",
+  out += fmt::format("ctbpf - conntrack live, {} mode, {:.0f} s (Ctrl-C: summary)\n",
                      to_string(in.mode), all.end_s);
+  if (in.mode == Mode::tracepoint)
+    out += "note: no fentry or kprobe on this kernel: inserts, chains and lifetimes are unobservable (-);\n"
+           "      drop causes are the kernel's own counters for this network namespace\n";
+  out += "\n";
 
   const auto& t = iv.table;
   double fill = (t.count && t.max && *t.max) ? static_cast<double>(*t.count) / static_cast<double>(*t.max) : 0;

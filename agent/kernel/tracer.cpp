@@ -299,6 +299,16 @@ core::Sample Tracer::sample() const {
       total.destroys += c.destroys;
     }
   }
+  // The kernel skips a program rather than recurse into it (e.g. a probe firing inside another
+  // ctbpf program on the same CPU); each skip is a missed count, so it is reported.
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (!bpf_program__autoload(prog)) continue;
+    bpf_prog_info info{};
+    uint32_t length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &length) == 0)
+      s.recursion_misses += info.recursion_misses;
+  }
   s.stats = read_kernel_stats();
   s.table = read_table_gauge();
   return s;

@@ -122,3 +122,41 @@ TEST_CASE("interval line and summary text render without nulls as zeros") {
   CHECK(line.find("inserts -") != std::string::npos);  // unobservable: a dash, never a made-up 0
   CHECK(summary_text(agg.summary(), Mode::tracepoint).find("tracepoint mode") != std::string::npos);
 }
+
+TEST_CASE("per-netns counts: deltas per namespace, top N then other") {
+  Aggregator agg(Mode::fentry, full_probes());
+  Sample a, b;
+  b.t_s = 1;
+  a.by_netns[111] = {10, 0};
+  b.by_netns[111] = {15, 2};
+  b.by_netns[222] = {40, 0};
+  b.by_netns[CTBPF_NETNS_OTHER] = {3, 1};  // the kernel map's overflow bucket
+  agg.add(a);
+  auto iv = agg.add(b);
+  REQUIRE(iv);
+  const auto& d = iv->totals.detail->by_netns;
+  CHECK(d.at(111).inserts == 5);
+  CHECK(d.at(111).destroys == 2);
+  CHECK(d.at(222).inserts == 40);
+  auto j = interval_json(*iv, full_probes());
+  REQUIRE(j["by_netns"].size() == 3);
+  CHECK(j["by_netns"][0]["netns"] == 222);  // busiest first
+  CHECK(j["by_netns"][1]["netns"] == 111);
+  CHECK(j["by_netns"][2]["netns"] == "other");
+  CHECK(j["by_netns"][2]["inserts"] == 3);
+}
+
+TEST_CASE("probe misses are carried and rendered, never dropped") {
+  Aggregator agg(Mode::kprobe, full_probes());
+  Sample a, b;
+  b.t_s = 1;
+  b.counters[CTBPF_CNT_CONFIRM_UNPAIRED] = 2;
+  b.recursion_misses = 5;
+  agg.add(a);
+  agg.add(b);
+  auto s = agg.summary();
+  CHECK(s.totals.misses.confirm_unpaired == 2);
+  CHECK(s.totals.misses.recursion == 5);
+  CHECK(summary_json(s, Mode::kprobe, full_probes())["probe_misses"]["recursion"] == 5);
+  CHECK(summary_text(s, Mode::kprobe).find("skipped runs 5") != std::string::npos);
+}
