@@ -5,6 +5,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -29,6 +30,23 @@ core::TableGauge read_table_gauge() {
   const std::string dir = "/proc/sys/net/netfilter/";
   return {read_number(dir + "nf_conntrack_count"), read_number(dir + "nf_conntrack_max"),
           read_number(dir + "nf_conntrack_buckets")};
+}
+
+std::map<std::string, uint64_t> read_conntrack_sysctls() {
+  std::map<std::string, uint64_t> out;
+  const std::string dir = "/proc/sys/net/netfilter/", prefix = "nf_conntrack_";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    auto name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::ifstream in(entry.path());
+    std::string text, rest;
+    uint64_t value = 0;
+    if (!std::getline(in, text)) continue;
+    std::istringstream fields(text);
+    if (fields >> value && !(fields >> rest)) out[name.substr(prefix.size())] = value;
+  }
+  return out;
 }
 
 bool conntrack_present() { return resolve_kernel_function("__nf_conntrack_confirm").has_value(); }

@@ -1,6 +1,7 @@
 #pragma once
 // Small readers of the running system: sysctls, kallsyms, capabilities, BTF presence.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -13,6 +14,11 @@ std::string kernel_release();
 
 /// nf_conntrack's sysctls: count (this netns), max, buckets.
 core::TableGauge read_table_gauge();
+/// Every net.netfilter.nf_conntrack_* sysctl of this netns (count, max, buckets, each timeout, ...),
+/// by name without the prefix ("max", "tcp_timeout_established"), as the number it holds. Sysctls
+/// that do not hold one number are left out.
+std::map<std::string, uint64_t> read_conntrack_sysctls();
+
 /// True when the nf_conntrack core is in the running kernel (built in or module loaded).
 bool conntrack_present();
 
