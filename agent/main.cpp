@@ -66,6 +66,25 @@ int main(int argc, char** argv) {
       "features", "What this kernel offers: BTF, ring buffer, which attach families work (by trial)");
   features_cmd->add_flag("--json", features.json, "One JSON object on stdout");
 
+  ctbpf::cli::ServeOptions serve;
+  auto* serve_cmd = app.add_subcommand(
+      "serve",
+      "Always-on: in-kernel aggregation only, exposed as Prometheus metrics on GET /metrics\n"
+      "(OpenMetrics when the scraper asks for it) and GET /healthz. SIGTERM stops it cleanly.");
+  serve_cmd->add_option("--listen", serve.listen,
+                        "HOST:PORT to listen on; loopback unless you name another address")
+      ->default_val("127.0.0.1:9640");
+  serve_cmd->add_option("-i,--interval", serve.interval_s, "Seconds between reads of the kernel's counters")
+      ->check(kPositiveSeconds)
+      ->default_val(2.0);
+  serve_cmd->add_option("--mode", serve.mode, "Attach family: auto tries fentry, then kprobe, then tracepoint")
+      ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}))
+      ->default_val("auto");
+  serve_cmd->add_option("--ready-file", serve.ready_file, "Write this file once listening and attached");
+  serve_cmd->add_option("--lifetime-sample", serve.lifetime_one_in,
+                        "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+      ->default_val(8);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -81,6 +100,7 @@ int main(int argc, char** argv) {
   try {
     if (*trace_cmd) return ctbpf::cli::run_trace(trace);
     if (*features_cmd) return ctbpf::cli::run_features(features);
+    if (*serve_cmd) return ctbpf::cli::run_serve(serve);
   } catch (const ctbpf::Error& e) {
     std::fprintf(stderr, "ctbpf: %s\n", e.what());
     return e.code();

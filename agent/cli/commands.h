@@ -27,3 +27,17 @@ struct FeaturesOptions {
 int run_features(const FeaturesOptions& options);
 
 }  // namespace ctbpf::cli
+
+namespace ctbpf::cli {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:9640";
+  double interval_s = 2.0;
+  std::string mode = "auto";
+  std::string ready_file;
+  uint32_t lifetime_one_in = 8;
+};
+
+int run_serve(const ServeOptions& options);
+
+}  // namespace ctbpf::cli

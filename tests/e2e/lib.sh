@@ -8,6 +8,9 @@ set -euo pipefail
 command -v jq >/dev/null || { echo "e2e: jq is missing (apt-get install jq)" >&2; exit 1; }
 
 NS=ctbpf-e2e-$$
+# A second netns with no rules, so no conntrack: where observers (serve, Prometheus, curl) live,
+# out of the counts they observe. Made on demand by make_quiet_netns.
+QUIET_NS=ctbpf-quiet-$$
 WORK=$(mktemp -d)
 TRACE_PID=
 FAILED=0
@@ -43,6 +46,7 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true # reaped quietly: no "Killed" job notice
 	done
 	ip netns del "$NS" 2>/dev/null || true
+	ip netns del "$QUIET_NS" 2>/dev/null || true
 	restore_globals
 	rm -rf "$WORK"
 }
@@ -78,6 +82,12 @@ make_netns() {
 }
 
 in_ns() { ip netns exec "$NS" "$@"; }
+
+make_quiet_netns() {
+	ip netns add "$QUIET_NS"
+	ip -n "$QUIET_NS" link set lo up
+}
+in_quiet() { ip netns exec "$QUIET_NS" "$@"; }
 
 # in_ns_bg CMD...: CMD in the test netns, in the background, killed on exit. ip netns exec execs CMD in
 # place, so $! is CMD itself.

@@ -1,0 +1,193 @@
+#include "core/prometheus.h"
+
+#include <algorithm>
+#include <vector>
+
+#include <fmt/format.h>
+
+namespace ctbpf::core {
+
+void NetnsLabels::admit(const ByNetns& counts) {
+  std::vector<std::pair<uint64_t, uint32_t>> busiest;
+  for (const auto& [netns, c] : counts)
+    if (netns != CTBPF_NETNS_OTHER && !labelled(netns)) busiest.emplace_back(c.inserts, netns);
+  std::sort(busiest.begin(), busiest.end(), std::greater<>());
+  for (const auto& [inserts, netns] : busiest) {
+    if (labelled_.size() >= max_) break;
+    labelled_.insert(netns);
+  }
+}
+
+const char* exposition_content_type(bool openmetrics) {
+  return openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                     : "text/plain; version=0.0.4; charset=utf-8";
+}
+
+bool wants_openmetrics(const std::string& accept_header) {
+  return accept_header.find("application/openmetrics-text") != std::string::npos;
+}
+
+namespace {
+
+class Page {
+public:
+  explicit Page(bool openmetrics) : openmetrics_(openmetrics) {}
+
+  // A counter family: OpenMetrics names the family without _total; the text format names it with.
+  void counter(const std::string& name, const std::string& help) {
+    header(openmetrics_ ? name : name + "_total", "counter", help);
+  }
+  void gauge(const std::string& name, const std::string& help) { header(name, "gauge", help); }
+  void histogram(const std::string& name, const std::string& help) { header(name, "histogram", help); }
+  // An info family: OpenMetrics types it "info" and names it without the _info suffix.
+  void info(const std::string& name, const std::string& help) {
+    if (openmetrics_)
+      header(name, "info", help);
+    else
+      header(name + "_info", "gauge", help);
+  }
+
+  void sample(const std::string& name, const std::string& labels, double value) {
+    out_ += labels.empty() ? name : fmt::format("{}{{{}}}", name, labels);
+    out_ += fmt::format(" {}\n", value);
+  }
+  void sample(const std::string& name, const std::string& labels, uint64_t value) {
+    out_ += labels.empty() ? name : fmt::format("{}{{{}}}", name, labels);
+    out_ += fmt::format(" {}\n", value);
+  }
+
+  // buckets with inclusive upper bounds `scale * slot_upper_bound`, then +Inf, _sum and _count.
+  void histogram_samples(const std::string& name, const std::string& labels, const Histogram& h,
+                         double scale, double sum) {
+    std::string prefix = labels.empty() ? "" : labels + ",";
+    uint64_t cumulative = 0;
+    const auto& slots = h.slots();
+    // Every slot but the last (it holds everything above: that is +Inf), so the series set is the
+    // same from the first scrape on and histogram_quantile() sees consistent buckets.
+    for (std::size_t i = 0; i + 1 < slots.size(); ++i) {
+      cumulative += slots[i];
+      sample(name + "_bucket", fmt::format("{}le=\"{}\"", prefix, scale * static_cast<double>(slot_upper_bound(h.kind(), i))),
+             cumulative);
+    }
+    sample(name + "_bucket", prefix + "le=\"+Inf\"", h.count());
+    sample(name + "_sum", labels, sum);
+    sample(name + "_count", labels, h.count());
+  }
+
+  std::string finish() {
+    if (openmetrics_) out_ += "# EOF\n";
+    return std::move(out_);
+  }
+
+private:
+  void header(const std::string& name, const char* type, const std::string& help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+
+  bool openmetrics_;
+  std::string out_;
+};
+
+}  // namespace
+
+std::string render_exposition(const ExpositionInput& in) {
+  Page page(in.openmetrics);
+  const auto& t = in.total->totals;
+  const auto& table = in.total->table;
+  const std::string p = "ctbpf_conntrack_";
+
+  page.info("ctbpf_build", "ctbpf version and the attach mode in use");
+  page.sample("ctbpf_build_info", fmt::format("version=\"{}\",mode=\"{}\"", in.version, to_string(in.mode)), uint64_t{1});
+
+  auto counter = [&](const std::string& name, const std::string& help, const Count& value) {
+    if (!value) return;  // unobservable in this mode: no series rather than a made-up 0
+    page.counter(p + name, help);
+    page.sample(p + name + "_total", "", *value);
+  };
+  counter("allocations", "Conntrack entries allocated", t.allocs);
+  counter("deletes", "Entries removed from the table (timeout, flush, RST, eviction)", t.deletes);
+
+  if (t.detail) {
+    page.counter(p + "inserts", "Entries inserted into the conntrack table (confirmed)");
+    for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
+      page.sample(p + "inserts_total", fmt::format("proto=\"{}\"", proto_class_name(i)),
+                  t.detail->inserts_by_proto[i]);
+    page.counter(p + "destroys", "Confirmed entries freed");
+    for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
+      page.sample(p + "destroys_total", fmt::format("proto=\"{}\"", proto_class_name(i)),
+                  t.detail->destroys_by_proto[i]);
+
+    uint64_t other_inserts = 0, other_destroys = 0;
+    std::vector<std::pair<uint32_t, NetnsCounts>> labelled;
+    for (const auto& [netns, c] : t.detail->by_netns) {
+      if (in.netns && in.netns->labelled(netns)) {
+        labelled.emplace_back(netns, c);
+      } else {
+        other_inserts += c.inserts;
+        other_destroys += c.destroys;
+      }
+    }
+    page.counter(p + "netns_inserts", "Inserts per network namespace (inode; bounded, rest in other)");
+    for (const auto& [netns, c] : labelled)
+      page.sample(p + "netns_inserts_total", fmt::format("netns=\"{}\"", netns), c.inserts);
+    page.sample(p + "netns_inserts_total", "netns=\"other\"", other_inserts);
+    page.counter(p + "netns_destroys", "Destroys per network namespace (inode; bounded, rest in other)");
+    for (const auto& [netns, c] : labelled)
+      page.sample(p + "netns_destroys_total", fmt::format("netns=\"{}\"", netns), c.destroys);
+    page.sample(p + "netns_destroys_total", "netns=\"other\"", other_destroys);
+  }
+
+  page.counter(p + "drops", "Packets or entries lost to each conntrack cause");
+  auto drop = [&](const char* cause, const Count& value) {
+    if (value) page.sample(p + "drops_total", fmt::format("cause=\"{}\"", cause), *value);
+  };
+  drop("table_full", t.drops.table_full);
+  drop("early_drop", t.drops.early_drop);
+  drop("insert_failed", t.drops.insert_failed);
+  drop("chaintoolong", t.drops.chaintoolong);
+  drop("clash_resolve", t.drops.clash_resolve);
+  drop("invalid", t.drops.invalid);
+  drop("alloc_failed", t.drops.alloc_failed);
+  if (t.netfilter_drops) {
+    page.counter("ctbpf_netfilter_drops", "Packets freed with SKB_DROP_REASON_NETFILTER_DROP");
+    page.sample("ctbpf_netfilter_drops_total", "", *t.netfilter_drops);
+  }
+
+  if (t.chain) {
+    page.histogram(p + "chain_length", "Hash-chain length of the bucket an entry was inserted into");
+    page.histogram_samples(p + "chain_length", "", *t.chain, 1.0, static_cast<double>(t.chain->sum()));
+  }
+  if (t.detail) {
+    page.histogram(p + "lifetime_seconds", "Alloc-to-free time of confirmed entries (sampled)");
+    for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
+      const auto& h = t.detail->lifetime[i];
+      page.histogram_samples(p + "lifetime_seconds", fmt::format("proto=\"{}\"", proto_class_name(i)), h,
+                             0.001, static_cast<double>(h.sum()) / 1000.0);
+    }
+  }
+
+  auto gauge = [&](const std::string& name, const std::string& help, const Count& value) {
+    if (!value) return;
+    page.gauge(p + name, help);
+    page.sample(p + name, "", *value);
+  };
+  gauge("entries", "Entries in the table (netns of ctbpf)", table.count);
+  gauge("max_entries", "nf_conntrack_max", table.max);
+  gauge("buckets", "Hash table buckets (nf_conntrack_buckets)", table.buckets);
+  if (table.count && table.max && *table.max) {
+    page.gauge(p + "fill_ratio", "entries / max_entries");
+    page.sample(p + "fill_ratio", "", static_cast<double>(*table.count) / static_cast<double>(*table.max));
+  }
+
+  if (t.lost_events) {
+    page.counter("ctbpf_lost_events", "Ring-buffer records the kernel could not reserve");
+    page.sample("ctbpf_lost_events_total", "", *t.lost_events);
+  }
+  page.counter("ctbpf_probe_misses", "Probe runs or pairings ctbpf missed");
+  page.sample("ctbpf_probe_misses_total", "kind=\"confirm_unpaired\"", t.misses.confirm_unpaired);
+  page.sample("ctbpf_probe_misses_total", "kind=\"chain_walk_truncated\"", t.misses.chain_truncated);
+  page.sample("ctbpf_probe_misses_total", "kind=\"recursion\"", t.misses.recursion);
+  return page.finish();
+}
+
+}  // namespace ctbpf::core

@@ -1,0 +1,45 @@
+#pragma once
+// The Prometheus text exposition (and OpenMetrics) of ctbpf's totals since start. Pure: the serve
+// command hands it a Report and gets the page. Label sets have a hard bound: at most
+// kMaxNetnsLabels namespaces get their own series, the rest share netns="other".
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "core/aggregator.h"
+
+namespace ctbpf::core {
+
+/// Netns inodes that own a label, fixed at first sight: once labelled, a netns keeps its series (a
+/// counter never moves between series, so it never appears to reset); later ones go to "other".
+class NetnsLabels {
+public:
+  explicit NetnsLabels(std::size_t max_labels) : max_(max_labels) {}
+  /// Admits the busiest namespaces of `counts` (most inserts first) while there is room.
+  void admit(const ByNetns& counts);
+  bool labelled(uint32_t netns) const { return labelled_.count(netns) != 0; }
+
+private:
+  std::size_t max_;
+  std::set<uint32_t> labelled_;
+};
+
+inline constexpr std::size_t kMaxNetnsLabels = 20;
+
+struct ExpositionInput {
+  Mode mode = Mode::tracepoint;
+  const Observability* obs = nullptr;
+  const Report* total = nullptr;  // since serve started
+  const NetnsLabels* netns = nullptr;
+  std::string version;
+  bool openmetrics = false;
+};
+
+std::string render_exposition(const ExpositionInput& in);
+
+/// Content-Type for the chosen format.
+const char* exposition_content_type(bool openmetrics);
+/// True when an HTTP Accept header asks for OpenMetrics.
+bool wants_openmetrics(const std::string& accept_header);
+
+}  // namespace ctbpf::core
