@@ -2,13 +2,15 @@
 # overhead.sh [ROUNDS] [FLOWS] [CONFIG...]: the new-flow rate of a UDP flood (flowgen, one process,
 # new conntrack entry per datagram) with no tracer and under each CONFIG, interleaved round by round
 # (A B C A B C ...) so drift hits all alike; prints medians and the ratio to the baseline.
-# A CONFIG is ctbpf trace arguments joined by commas, e.g. "--mode,fentry" or "--mode,kprobe,--events,all".
+# A CONFIG is a ctbpf command and its arguments joined by commas, e.g. "trace,--mode,fentry",
+# "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry". Also printed per CONFIG: the tracer's
+# peak RSS and its user+system CPU seconds per 100k flows (medians).
 # Run it where the attach families work, e.g.: tests/vm/vmrun -- bench/overhead.sh 7 20000 --mode,fentry
 set -euo pipefail
 : "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}" "${CTBPF_FLOWGEN:?set CTBPF_FLOWGEN to flowgen}"
 rounds=${1:-7} flows=${2:-20000}
 shift 2 || true
-configs=("none" "${@:---mode,fentry}")
+configs=("none" "${@:-trace,--mode,fentry}")
 
 NS=ctbpf-bench-$$
 WORK=$(mktemp -d)
@@ -25,38 +27,57 @@ table inet bench {
 }
 NFT
 
-# flood CONFIG: one flood under CONFIG; prints flows/s.
+# flood I: one flood under configs[I]; appends flows/s, and the tracer's peak RSS (kB) and CPU
+# seconds per 100k flows, to $WORK/{rates,rss,cpu}.I.
 flood() {
-	local config=$1 pid=
+	local i=$1 config=${configs[$1]} pid= rate
 	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
 	if [ "$config" != none ]; then
 		IFS=, read -r -a args <<<"$config"
 		rm -f "$WORK/ready"
-		"$CTBPF_BIN" trace --json "${args[@]}" --ready-file "$WORK/ready" >/dev/null 2>"$WORK/err" &
+		[ "${args[0]}" = serve ] && args+=(--listen 127.0.0.1:9649)
+		"$CTBPF_BIN" "${args[@]}" --ready-file "$WORK/ready" >/dev/null 2>"$WORK/err" &
 		pid=$!
 		while [ ! -e "$WORK/ready" ]; do
 			kill -0 $pid 2>/dev/null || { cat "$WORK/err" >&2; exit 1; }
 			sleep 0.1
 		done
+		read -r -a before <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
 	fi
-	ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
-		sed -E 's/.*\(([0-9]+)\/s\).*/\1/'
-	if [ -n "$pid" ]; then kill -TERM $pid; wait $pid || true; fi
+	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
+		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
+	echo "$rate" >>"$WORK/rates.$i"
+	if [ -n "$pid" ]; then
+		sleep 0.5 # a last interval, so the tracer's own work for this flood is counted
+		read -r -a after <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
+		awk '/VmHWM/ {print $2}' /proc/$pid/status >>"$WORK/rss.$i"
+		echo "(${after[0]} + ${after[1]} - ${before[0]} - ${before[1]}) / $(getconf CLK_TCK) * 100000 / $flows" |
+			bc -l >>"$WORK/cpu.$i"
+		kill -TERM $pid
+		wait $pid || true
+	fi
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 for ((r = 1; r <= rounds; r++)); do
-	for i in "${!configs[@]}"; do flood "${configs[$i]}" >>"$WORK/rates.$i"; done
+	for i in "${!configs[@]}"; do flood "$i"; done
 done
 
 base=$(median <"$WORK/rates.0")
 echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows"
-printf '| %-40s | %14s | %8s |\n' "tracer" "median flows/s" "ratio"
-printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..42})" "$(printf -- '-%.0s' {1..16})" "$(printf -- '-%.0s' {1..10})"
+printf '| %-44s | %14s | %6s | %13s | %17s |\n' "tracer" "median flows/s" "ratio" "peak RSS (MB)" "CPU s / 100k flows"
+echo "|----------------------------------------------|----------------|--------|---------------|-------------------|"
 for i in "${!configs[@]}"; do
 	m=$(median <"$WORK/rates.$i")
 	name=${configs[$i]//,/ }
-	[ "$name" = none ] && name="no tracer" || name="ctbpf trace $name"
-	printf '| %-40s | %14.0f | %8.3f |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)"
+	rss=- cpu=-
+	if [ "$name" = none ]; then
+		name="no tracer"
+	else
+		name="ctbpf $name"
+		rss=$(printf '%.1f' "$(echo "$(median <"$WORK/rss.$i") / 1024" | bc -l)")
+		cpu=$(printf '%.3f' "$(median <"$WORK/cpu.$i")")
+	fi
+	printf '| %-44s | %14.0f | %6.3f | %13s | %17s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "$rss" "$cpu"
 done

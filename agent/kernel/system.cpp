@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -53,7 +54,13 @@ bool conntrack_present() { return resolve_kernel_function("__nf_conntrack_confir
 
 namespace {
 
-// name -> kallsyms name, text symbols only, loaded once.
+// The kernel functions ctbpf attaches to (the sections of bpf/conntrack.bpf.c). Only these are kept
+// from kallsyms: the whole table is ~150k symbols, megabytes an always-on agent has no use for.
+const std::set<std::string> kProbedFunctions = {"__nf_conntrack_alloc", "early_drop", "nf_ct_delete",
+                                                "__nf_conntrack_confirm", "nf_ct_resolve_clash",
+                                                "nf_conntrack_free"};
+
+// base name -> kallsyms name (the base itself, or a compiler clone of it), loaded once.
 const std::unordered_map<std::string, std::string>& text_symbols() {
   static const auto symbols = [] {
     std::unordered_map<std::string, std::string> map;
@@ -66,6 +73,7 @@ const std::unordered_map<std::string, std::string>& text_symbols() {
       if (type != "t" && type != "T") continue;
       // A clone keeps its base name before the first dot: early_drop.isra.0 -> early_drop.
       auto base = name.substr(0, name.find('.'));
+      if (!kProbedFunctions.count(base)) continue;
       auto it = map.find(base);
       if (it == map.end() || name == base) map[base] = name;
     }
@@ -79,14 +87,25 @@ struct BtfDeleter {
 };
 using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
 
+// Parsed BTF is megabytes: kept only while ctbpf starts up, then release_btf() frees it.
+BtfPtr g_vmlinux, g_conntrack_module;
+bool g_btf_loaded = false;
+
+void load_btf() {
+  if (g_btf_loaded) return;
+  g_btf_loaded = true;
+  g_vmlinux.reset(btf__load_vmlinux_btf());
+  if (g_vmlinux) g_conntrack_module.reset(btf__load_module_btf("nf_conntrack", g_vmlinux.get()));
+}
+
 btf* vmlinux_btf() {
-  static BtfPtr vmlinux{btf__load_vmlinux_btf()};
-  return vmlinux.get();
+  load_btf();
+  return g_vmlinux.get();
 }
 
 btf* conntrack_module_btf() {
-  static BtfPtr module{vmlinux_btf() ? btf__load_module_btf("nf_conntrack", vmlinux_btf()) : nullptr};
-  return module.get();
+  load_btf();
+  return g_conntrack_module.get();
 }
 
 const btf_type* find_type(const std::string& name, uint32_t kind) {
@@ -105,6 +124,12 @@ btf* owner_of(const std::string& name, uint32_t kind) {
 }
 
 }  // namespace
+
+void release_btf() {
+  g_conntrack_module.reset();
+  g_vmlinux.reset();
+  g_btf_loaded = false;
+}
 
 std::optional<std::string> resolve_kernel_function(const std::string& function) {
   const auto& symbols = text_symbols();

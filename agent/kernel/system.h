@@ -28,6 +28,8 @@ std::optional<std::string> resolve_kernel_function(const std::string& function);
 
 /// True when the running kernel's BTF (vmlinux or the nf_conntrack module) describes `function`.
 bool btf_has_function(const std::string& function);
+/// Frees the parsed BTF the btf_has_* queries keep; the next query loads it again.
+void release_btf();
 /// True when struct `type` has member `member` in vmlinux BTF.
 bool btf_has_member(const std::string& type, const std::string& member);
 /// True when enum `type` has enumerator `value` in vmlinux BTF.

@@ -1,5 +1,6 @@
 #include "kernel/tracer.h"
 
+#include <malloc.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -133,6 +134,12 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     bpf_program__set_autoload(prog, wanted);
   }
 
+  // What BTF says, asked before libbpf parses its own copy of it: one copy in memory at a time.
+  auto& obs = t->observability_;
+  obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
+  obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
+  release_btf();
+
   if (int err = conntrack_bpf__load(t->skel_); err) {
     auto detail = take_last_warning();
     why_not = fmt::format("loading programs failed: {}{}", errno_text(err),
@@ -170,13 +177,10 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     if (info.function == "nf_ct_resolve_clash") resolve_clash = true;
   }
 
-  auto& obs = t->observability_;
   obs.conntrack_points = family != core::Mode::tracepoint;
   // Both halves of early_drop (entry and return) must be attached to count anything.
   obs.early_drop = obs.conntrack_points && early_drop;
   obs.resolve_clash = obs.conntrack_points && resolve_clash;
-  obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
-  obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
   obs.lifetime_one_in = options.lifetime_one_in;
 
   if (options.event_mask) {
@@ -230,7 +234,11 @@ std::unique_ptr<Tracer> Tracer::start(const Options& options) {
   std::string reasons;
   for (auto family : order) {
     std::string why_not;
-    if (auto t = load(family, options, why_not)) return t;
+    if (auto t = load(family, options, why_not)) {
+      // Start-up is over: give back the heap that parsing BTF and kallsyms left behind.
+      malloc_trim(0);
+      return t;
+    }
     reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", core::to_string(family), why_not);
   }
   throw Error(kExitUnsupported, fmt::format("no attach family works on this kernel ({})", reasons));
