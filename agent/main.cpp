@@ -85,6 +85,20 @@ int main(int argc, char** argv) {
                         "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->default_val(8);
 
+  ctbpf::cli::TopOptions top;
+  auto* top_cmd = app.add_subcommand(
+      "top", "Who fills the table: the namespaces and source addresses holding the most entries, live");
+  top_cmd->add_option("-i,--interval", top.interval_s, "Seconds between refreshes")
+      ->check(kPositiveSeconds)
+      ->default_val(1.0);
+  top_cmd->add_option("-d,--duration", top.duration_s, "Stop after this many seconds")->check(kPositiveSeconds);
+  top_cmd->add_option("-n,--top", top.top, "Rows per table")->check(CLI::Range(1, 1000))->default_val(10);
+  top_cmd->add_flag("--json", top.json, "One JSON object per refresh (\"type\":\"top\"), the last with \"final\":true");
+  top_cmd->add_option("--mode", top.mode, "Attach family: auto, fentry or kprobe")
+      ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}))
+      ->default_val("auto");
+  top_cmd->add_option("--ready-file", top.ready_file, "Write this file once every program is attached");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -101,6 +115,7 @@ int main(int argc, char** argv) {
     if (*trace_cmd) return ctbpf::cli::run_trace(trace);
     if (*features_cmd) return ctbpf::cli::run_features(features);
     if (*serve_cmd) return ctbpf::cli::run_serve(serve);
+    if (*top_cmd) return ctbpf::cli::run_top(top);
   } catch (const ctbpf::Error& e) {
     std::fprintf(stderr, "ctbpf: %s\n", e.what());
     return e.code();

@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel and friends are 
 /* Set by user space before load. */
 const volatile __u32 event_mask = 0;		  /* 1 << enum ctbpf_event_kind, for --events */
 const volatile __u32 lifetime_sample_mask = 0; /* keep births of 1 entry in mask + 1 */
+const volatile bool track_sources = false;	  /* per-source counts, for `ctbpf top` */
 
 /* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
 #define EARLY_DROP_RUNNING 1
@@ -84,6 +85,26 @@ static __always_inline struct ctbpf_netns_counts *netns_counts_of(struct nf_conn
 	}
 	if (!counts)
 		counts = bpf_map_lookup_elem(&netns_counts, &other);
+	return counts;
+}
+
+/* This CPU's counts for the entry's original source address, or NULL (counted) when the map is full. */
+static __always_inline struct ctbpf_netns_counts *source_counts_of(struct nf_conn *ct)
+{
+	struct ctbpf_netns_counts zero = {};
+	struct ctbpf_source_key key = {};
+	struct ctbpf_netns_counts *counts;
+
+	key.netns = ct_netns(ct);
+	key.l3 = (__u8)BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.src.l3num);
+	BPF_CORE_READ_INTO(&key.addr, ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.src.u3);
+	counts = bpf_map_lookup_elem(&source_counts, &key);
+	if (!counts) {
+		bpf_map_update_elem(&source_counts, &key, &zero, BPF_NOEXIST);
+		counts = bpf_map_lookup_elem(&source_counts, &key);
+	}
+	if (!counts)
+		count(CTBPF_CNT_SOURCE_UNTRACKED);
 	return counts;
 }
 
@@ -391,6 +412,11 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	netns = netns_counts_of(ct);
 	if (netns)
 		netns->inserts++;
+	if (track_sources) {
+		netns = source_counts_of(ct);
+		if (netns)
+			netns->inserts++;
+	}
 	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct));
 }
 
@@ -417,6 +443,11 @@ static __always_inline void on_free_enter(struct nf_conn *ct)
 		netns = netns_counts_of(ct);
 		if (netns)
 			netns->destroys++;
+		if (track_sources) {
+			netns = source_counts_of(ct);
+			if (netns)
+				netns->destroys++;
+		}
 		if (l4 == IPPROTO_TCP) {
 			state = BPF_CORE_READ(ct, proto.tcp.state);
 			if (state < CTBPF_TCP_STATES)

@@ -51,6 +51,13 @@ struct {
 	__type(value, struct ctbpf_netns_counts);
 } netns_counts SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CTBPF_SOURCES_MAX);
+	__type(key, struct ctbpf_source_key);
+	__type(value, struct ctbpf_netns_counts); /* inserts, destroys */
+} source_counts SEC(".maps");
+
 /* Per-event records for `ctbpf trace --events`; sized at load, a page when events are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

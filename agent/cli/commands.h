@@ -41,3 +41,19 @@ struct ServeOptions {
 int run_serve(const ServeOptions& options);
 
 }  // namespace ctbpf::cli
+
+namespace ctbpf::cli {
+
+struct TopOptions {
+  double interval_s = 1.0;
+  std::optional<double> duration_s;
+  bool json = false;
+  std::size_t top = 10;
+  std::string mode = "auto";
+  std::string ready_file;
+};
+
+/// The namespaces and source addresses holding the most conntrack entries, live.
+int run_top(const TopOptions& options);
+
+}  // namespace ctbpf::cli

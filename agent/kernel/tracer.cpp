@@ -114,6 +114,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   // Sizes and filters are fixed at load: the kernel side never grows.
   t->skel_->rodata->event_mask = options.event_mask;
   t->skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
+  t->skel_->rodata->track_sources = options.track_sources;
+  if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
   bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);
   bpf_map__set_max_entries(t->skel_->maps.events,
                            options.event_mask ? options.ring_bytes : static_cast<uint32_t>(getpagesize()));
@@ -249,6 +251,30 @@ FamilyTrial Tracer::trial(core::Mode family) {
   if (auto t = load(family, Options{}, why_not))
     return {true, fmt::format("{} programs attached", t->links_.size())};
   return {false, why_not};
+}
+
+core::BySource Tracer::sources() const {
+  core::BySource out;
+  std::vector<ctbpf_netns_counts> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  ctbpf_source_key key{}, next{};
+  const ctbpf_source_key* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.source_counts, prev, &next, sizeof(next)) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map__lookup_elem(skel_->maps.source_counts, &key, sizeof(key), per_cpu.data(),
+                             per_cpu.size() * sizeof(ctbpf_netns_counts), 0) != 0)
+      continue;
+    core::SourceKey k;
+    k.netns = key.netns;
+    k.l3 = key.l3;
+    std::copy(std::begin(key.addr), std::end(key.addr), k.addr.begin());
+    auto& total = out[k];
+    for (const auto& c : per_cpu) {
+      total.inserts += c.inserts;
+      total.destroys += c.destroys;
+    }
+  }
+  return out;
 }
 
 core::Sample Tracer::sample() const {

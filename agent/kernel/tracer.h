@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/attribution.h"
 #include "core/sample.h"
 
 struct conntrack_bpf;  // the generated skeleton
@@ -32,6 +33,7 @@ public:
     uint32_t ring_bytes = 1 << 20;     // ring buffer size when events are on (power of 2)
     uint32_t lifetime_one_in = 8;      // keep births of 1 entry in N (power of 2)
     uint32_t births_max = 1 << 16;     // bound of the births map (preallocated)
+    bool track_sources = false;        // per-source counts (ctbpf top)
   };
 
   /// Loads and attaches the first family that works (fentry, kprobe, tracepoint), or the forced one.
@@ -54,6 +56,8 @@ public:
   const core::Observability& observability() const { return observability_; }
   /// Cumulative counters now: maps summed over CPUs, the kernel's stats, the table gauges.
   core::Sample sample() const;
+  /// Cumulative inserts/destroys per source address (with track_sources), summed over CPUs.
+  core::BySource sources() const;
 
   /// libbpf's own messages go to stderr (debug level included) when set.
   static void set_verbose(bool verbose);

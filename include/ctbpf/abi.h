@@ -33,6 +33,7 @@ enum ctbpf_counter {
 	CTBPF_CNT_CONFIRM_UNPAIRED, /* confirm exit without a recorded entry (stash full or nested) */
 	CTBPF_CNT_CHAIN_TRUNCATED,  /* chain walk hit CTBPF_CHAIN_WALK_MAX before the nulls marker */
 	CTBPF_CNT_LIFETIME_UNTRACKED, /* sampled entry whose birth the full `births` map could not keep */
+	CTBPF_CNT_SOURCE_UNTRACKED,   /* insert or destroy whose source the full `source_counts` map lost */
 	CTBPF_CNT_MAX,
 };
 
@@ -64,6 +65,17 @@ struct ctbpf_counters {
 struct ctbpf_netns_counts {
 	__u64 inserts;
 	__u64 destroys; /* confirmed entries only */
+};
+
+/* Per-source counts for "who fills the table" (PERCPU_HASH, bounded; a source that finds the map full
+ * is counted in CTBPF_CNT_SOURCE_UNTRACKED). Enabled by the `track_sources` rodata. */
+#define CTBPF_SOURCES_MAX 16384
+
+struct ctbpf_source_key {
+	__u32 netns;
+	__u8 l3; /* AF_INET / AF_INET6 */
+	__u8 _pad[3];
+	__u8 addr[16];
 };
 
 /* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
@@ -114,5 +126,6 @@ CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * 
 		    "lifetime_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_counts) == 16, "ctbpf_netns_counts layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_source_key) == 24, "ctbpf_source_key layout");
 
 #endif /* CTBPF_ABI_H */

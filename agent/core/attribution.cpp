@@ -1,0 +1,100 @@
+#include "core/attribution.h"
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace ctbpf::core {
+
+std::string address_text(const SourceKey& key) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (key.l3 == AF_INET) inet_ntop(AF_INET, key.addr.data(), text, sizeof(text));
+  if (key.l3 == AF_INET6) inet_ntop(AF_INET6, key.addr.data(), text, sizeof(text));
+  return text;
+}
+
+std::optional<std::string> container_from_cgroup(const std::string& cgroup_file) {
+  // Layouts seen in the field (cgroup v1 and v2, cgroupfs and systemd drivers):
+  //   /docker/<64 hex>                       /system.slice/docker-<64 hex>.scope
+  //   /kubepods/burstable/pod<uid>/<64 hex>  /kubepods.slice/.../kubepods-besteffort-pod<uid_with_underscores>.slice/cri-containerd-<64 hex>.scope
+  //   .../crio-<64 hex>.scope                /system.slice/containerd.service/... (containerd without k8s)
+  static const std::regex pod(R"(pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}))");
+  static const std::regex runtime(R"((docker|cri-containerd|crio|containerd)[-/:]([0-9a-f]{64}))");
+  static const std::regex bare(R"(/([0-9a-f]{64})(\.scope)?$)");
+  std::istringstream lines(cgroup_file);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::smatch m;
+    std::string pod_uid, container;
+    if (std::regex_search(line, m, pod)) {
+      pod_uid = m[1].str();
+      std::replace(pod_uid.begin(), pod_uid.end(), '_', '-');
+    }
+    if (std::regex_search(line, m, runtime)) {
+      std::string engine = m[1].str() == "cri-containerd" ? "containerd" : m[1].str();
+      container = engine + ":" + m[2].str().substr(0, 12);
+    } else if (std::regex_search(line, m, bare)) {
+      container = (pod_uid.empty() ? "docker:" : "container:") + m[1].str().substr(0, 12);
+    }
+    if (!pod_uid.empty()) return "pod:" + pod_uid + (container.empty() ? "" : "/" + container);
+    if (!container.empty()) return container;
+  }
+  return std::nullopt;
+}
+
+void Attribution::seed(const BySource& existing) { seed_ = existing; }
+
+void Attribution::update(const BySource& cumulative, double interval_s) {
+  previous_ = std::move(now_);
+  now_ = cumulative;
+  interval_s_ = interval_s;
+}
+
+std::vector<TopRow> Attribution::rows(bool by_netns) const {
+  std::map<SourceKey, TopRow> rows;
+  auto key_of = [&](SourceKey k) {
+    if (by_netns) k = SourceKey{k.netns, 0, {}};
+    return k;
+  };
+  for (const auto& [k, counts] : seed_) rows[key_of(k)].live += static_cast<int64_t>(counts.inserts);
+  for (const auto& [k, counts] : now_) {
+    auto& row = rows[key_of(k)];
+    row.inserts += counts.inserts;
+    row.destroys += counts.destroys;
+    row.live += static_cast<int64_t>(counts.inserts) - static_cast<int64_t>(counts.destroys);
+    auto before = previous_.find(k);
+    uint64_t earlier = before == previous_.end() ? 0 : before->second.inserts;
+    if (interval_s_ > 0 && counts.inserts >= earlier)
+      row.inserts_per_s += static_cast<double>(counts.inserts - earlier) / interval_s_;
+  }
+  std::vector<TopRow> out;
+  for (auto& [k, row] : rows) {
+    row.key = k;
+    out.push_back(row);
+  }
+  // Most live entries first; ties by insert rate, then by key for a stable order.
+  std::sort(out.begin(), out.end(), [](const TopRow& a, const TopRow& b) {
+    if (a.live != b.live) return a.live > b.live;
+    if (a.inserts != b.inserts) return a.inserts > b.inserts;
+    return a.key < b.key;
+  });
+  return out;
+}
+
+std::vector<TopRow> Attribution::top_sources(std::size_t n) const {
+  auto all = rows(false);
+  if (all.size() > n) all.resize(n);
+  return all;
+}
+
+std::vector<TopRow> Attribution::top_netns(std::size_t n) const {
+  auto all = rows(true);
+  if (all.size() > n) all.resize(n);
+  return all;
+}
+
+}  // namespace ctbpf::core

@@ -1,0 +1,55 @@
+#pragma once
+// Who fills the table: live entries and inserts per network namespace and per source address. Pure:
+// the kernel layer supplies cumulative per-source counts (BPF) and, once at start, a dump of the
+// entries that already existed, so "live" is right from the first second.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/sample.h"
+
+namespace ctbpf::core {
+
+struct SourceKey {
+  uint32_t netns = 0;
+  uint8_t l3 = 0;  // AF_INET / AF_INET6
+  std::array<uint8_t, 16> addr{};
+  auto operator<=>(const SourceKey&) const = default;
+};
+
+using BySource = std::map<SourceKey, NetnsCounts>;
+
+/// "10.0.0.1" / "fd00::1".
+std::string address_text(const SourceKey& key);
+
+/// A container or pod named by a process's /proc/PID/cgroup content (docker, containerd, CRI-O,
+/// kubepods layouts), e.g. "docker:3f2a1c9b8e7d", "pod:1234-abcd/containerd:9f8e..."; empty if none.
+std::optional<std::string> container_from_cgroup(const std::string& cgroup_file);
+
+struct TopRow {
+  SourceKey key;       // for netns rows only key.netns is set
+  int64_t live = 0;    // entries now: seed + inserts - destroys
+  uint64_t inserts = 0, destroys = 0;  // since start
+  double inserts_per_s = 0;            // over the last interval
+};
+
+class Attribution {
+public:
+  /// Entries that existed at start, by source (from a ctnetlink dump of the netns ctbpf runs in).
+  void seed(const BySource& existing);
+  /// Cumulative per-source counts since start, and the seconds since the previous call.
+  void update(const BySource& cumulative, double interval_s);
+
+  std::vector<TopRow> top_sources(std::size_t n) const;
+  std::vector<TopRow> top_netns(std::size_t n) const;
+
+private:
+  std::vector<TopRow> rows(bool by_netns) const;
+  BySource seed_, now_, previous_;
+  double interval_s_ = 0;
+};
+
+}  // namespace ctbpf::core

@@ -1,0 +1,104 @@
+#include "kernel/attribution_sources.h"
+
+#include <arpa/inet.h>
+#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace ctbpf::kernel {
+
+namespace {
+
+std::optional<uint32_t> inode_of(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  return static_cast<uint32_t>(st.st_ino);
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int count_entry(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
+  auto* out = static_cast<core::BySource*>(data);
+  core::SourceKey key;
+  key.netns = own_netns_inode();
+  key.l3 = nfct_get_attr_u8(ct, ATTR_L3PROTO);
+  if (key.l3 == AF_INET) {
+    uint32_t v4 = nfct_get_attr_u32(ct, ATTR_IPV4_SRC);
+    std::memcpy(key.addr.data(), &v4, sizeof(v4));
+  } else if (key.l3 == AF_INET6) {
+    std::memcpy(key.addr.data(), nfct_get_attr(ct, ATTR_IPV6_SRC), 16);
+  }
+  (*out)[key].inserts++;
+  return NFCT_CB_CONTINUE;
+}
+
+}  // namespace
+
+uint32_t own_netns_inode() {
+  static const uint32_t inode = inode_of("/proc/self/ns/net").value_or(0);
+  return inode;
+}
+
+core::BySource dump_sources() {
+  core::BySource out;
+  nfct_handle* h = nfct_open(CONNTRACK, 0);
+  if (!h) return out;
+  nfct_callback_register(h, NFCT_T_ALL, count_entry, &out);
+  uint32_t family = AF_UNSPEC;
+  nfct_query(h, NFCT_Q_DUMP, &family);
+  nfct_close(h);
+  return out;
+}
+
+std::string NetnsNamer::name(uint32_t inode) {
+  auto it = names_.find(inode);
+  if (it == names_.end() && std::chrono::steady_clock::now() - last_scan_ > std::chrono::seconds(1)) {
+    rescan();
+    it = names_.find(inode);
+  }
+  return it == names_.end() ? "" : it->second;
+}
+
+void NetnsNamer::rescan() {
+  last_scan_ = std::chrono::steady_clock::now();
+  std::map<uint32_t, std::string> names;
+  std::error_code ec;
+  // Processes first, lowest pid wins; `ip netns` names and the initial netns override them.
+  std::map<uint32_t, int> first_pid;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const auto pid_text = entry.path().filename().string();
+    if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto inode = inode_of(entry.path().string() + "/ns/net");
+    if (!inode) continue;
+    int pid = std::stoi(pid_text);
+    auto [slot, added] = first_pid.emplace(*inode, pid);
+    if (!added && pid < slot->second) slot->second = pid;
+  }
+  for (const auto& [inode, pid] : first_pid) {
+    auto base = "/proc/" + std::to_string(pid);
+    auto comm = read_all(base + "/comm");
+    while (!comm.empty() && comm.back() == '\n') comm.pop_back();
+    auto process = "pid " + std::to_string(pid) + " (" + comm + ")";
+    auto container = core::container_from_cgroup(read_all(base + "/cgroup"));
+    names[inode] = container ? *container + " " + process : process;
+  }
+  if (auto init = inode_of("/proc/1/ns/net")) names[*init] = "host";
+  for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+    if (auto inode = inode_of(entry.path().string())) names[*inode] = entry.path().filename().string();
+  }
+  names_ = std::move(names);
+}
+
+}  // namespace ctbpf::kernel

@@ -1,0 +1,33 @@
+#pragma once
+// The OS side of attribution: names for netns inodes, and the dump of existing entries that seeds
+// the live counts.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/attribution.h"
+
+namespace ctbpf::kernel {
+
+/// Inode of this process's network namespace.
+uint32_t own_netns_inode();
+
+/// Entries in this netns's conntrack table now, counted by original source address (ctnetlink dump).
+/// Empty when ctnetlink cannot be asked.
+core::BySource dump_sources();
+
+/// Names netns inodes: the `ip netns` name (/run/netns), else the container or pod of a process
+/// living in it, else that process (pid, comm). Cached; rescans (at most once a second) when asked
+/// about an inode it has not seen.
+class NetnsNamer {
+public:
+  std::string name(uint32_t inode);
+
+private:
+  void rescan();
+  std::map<uint32_t, std::string> names_;
+  std::chrono::steady_clock::time_point last_scan_{};
+};
+
+}  // namespace ctbpf::kernel
