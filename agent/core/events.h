@@ -19,6 +19,8 @@ std::optional<uint32_t> event_mask_from_list(const std::string& comma_list, std:
 std::optional<ctbpf_event> decode_event(std::span<const std::byte> raw);
 
 nlohmann::json event_json(const ctbpf_event& e, double t_s);
+/// The same object as event_json(e, t_s).dump(), written directly: the hot path of --events --json.
+std::string event_json_line(const ctbpf_event& e, double t_s);
 std::string event_line(const ctbpf_event& e, double t_s);
 /// The JSON name of a drop cause (enum ctbpf_counter): "table_full", "chaintoolong", ...
 std::string cause_name(uint32_t cause);

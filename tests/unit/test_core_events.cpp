@@ -95,3 +95,13 @@ TEST_CASE("the live screen shows fill, drops and histogram bars") {
   CHECK(frame.find("inserts 100/s") != std::string::npos);
   CHECK(bar(0.5, 10) == "#####.....");
 }
+
+TEST_CASE("the fast JSON line is the same object as event_json") {
+  for (uint32_t kind : {CTBPF_EV_INSERT, CTBPF_EV_DESTROY, CTBPF_EV_DROP}) {
+    auto e = udp_drop();
+    e.kind = kind;
+    e.value = 42;
+    CHECK(event_json_line(e, 1.25) == event_json(e, 1.25).dump());
+    CHECK(event_json_line(e, 0.123456789) == event_json(e, 0.123456789).dump());
+  }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# startup.sh [RUNS] [MODE...]: seconds from exec to "every program attached" (the --ready-file) and
+# the peak RSS at that point, per attach mode; medians of RUNS.
+set -euo pipefail
+: "${CTBPF_BIN:?}"
+runs=${1:-5}
+shift || true
+modes=("${@:-fentry kprobe tracepoint}")
+[ $# -eq 0 ] && modes=(fentry kprobe tracepoint)
+for m in nf_conntrack nf_conntrack_netlink; do [ -d /sys/module/$m ] || modprobe $m 2>/dev/null || true; done
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+echo "kernel $(uname -r), median of $runs runs"
+printf '| %-28s | %18s | %16s |\n' command "load+attach (s)" "peak RSS (MB)"
+echo "|------------------------------|--------------------|------------------|"
+for cmd in trace serve; do
+	for mode in "${modes[@]}"; do
+		: >"$WORK/t"
+		: >"$WORK/rss"
+		for ((i = 0; i < runs; i++)); do
+			rm -f "$WORK/ready"
+			extra=()
+			[ $cmd = serve ] && extra=(--listen 127.0.0.1:9648)
+			start=$(date +%s%N)
+			"$CTBPF_BIN" $cmd --mode "$mode" "${extra[@]}" --ready-file "$WORK/ready" >/dev/null 2>&1 &
+			pid=$!
+			while [ ! -e "$WORK/ready" ]; do sleep 0.005; done
+			echo "($(date +%s%N) - $start) / 1000000000" | bc -l >>"$WORK/t"
+			sleep 0.3
+			awk '/VmHWM/ {print $2 / 1024}' /proc/$pid/status >>"$WORK/rss"
+			kill -TERM $pid
+			wait $pid || true
+		done
+		printf '| %-28s | %18.3f | %16.1f |\n' "ctbpf $cmd --mode $mode" "$(median <"$WORK/t")" "$(median <"$WORK/rss")"
+	done
+done
