@@ -60,6 +60,21 @@ int main(int argc, char** argv) {
   trace_cmd->add_option("--lifetime-sample", trace.lifetime_one_in,
                         "Keep lifetimes for 1 entry in N (power of two), chosen by hash")
       ->default_val(8);
+  trace_cmd->add_option("--record", trace.record_dir,
+                        "Flight recorder: when a drop cause (table_full, early_drop, insert_failed,\n"
+                        "chaintoolong, alloc_failed) fires, write a snapshot of the intervals around it here")
+      ->type_name("DIR");
+  trace_cmd->add_option("--record-before", trace.record.before, "Intervals kept before the one that fires")
+      ->default_val(trace.record.before);
+  trace_cmd->add_option("--record-after", trace.record.after, "Intervals after it, waited for before writing")
+      ->default_val(trace.record.after);
+  trace_cmd->add_option("--record-quiet", trace.record.quiet_s,
+                        "Seconds without drops before another burst gets its own snapshot")
+      ->default_val(trace.record.quiet_s);
+  trace_cmd->add_option("--record-keep", trace.record.keep_files, "Newest snapshot files kept in the directory")
+      ->default_val(trace.record.keep_files);
+  trace_cmd->add_option("--record-max-age", trace.record.max_age_s, "Seconds after which a snapshot file is deleted")
+      ->default_val(trace.record.max_age_s);
 
   ctbpf::cli::FeaturesOptions features;
   auto* features_cmd = app.add_subcommand(
@@ -84,6 +99,56 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lifetime-sample", serve.lifetime_one_in,
                         "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->default_val(8);
+
+  ctbpf::cli::DoctorOptions doctor;
+  auto* doctor_cmd = app.add_subcommand(
+      "doctor",
+      "Observe conntrack for a while (-d), then print findings: table fill and time to full, chain\n"
+      "length, drop causes, timeouts, memory, stateless traffic; each with the commands to fix it.\n"
+      "Read-only: it changes nothing.");
+  doctor_cmd->add_option("-d,--duration", doctor.duration_s, "Seconds to observe")
+      ->check(kPositiveSeconds)
+      ->default_val(10.0);
+  doctor_cmd->add_flag("--json", doctor.json, "One JSON object: inputs, the trace summary, findings");
+  doctor_cmd->add_option("--mode", doctor.mode, "Attach family: auto tries fentry, then kprobe, then tracepoint")
+      ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}))
+      ->default_val("auto");
+  doctor_cmd->add_option("--ready-file", doctor.ready_file,
+                         "Write this file once every program is attached (for scripts and tests)");
+
+  ctbpf::cli::SnapshotOptions snapshot;
+  auto* snapshot_cmd = app.add_subcommand(
+      "snapshot",
+      "Trace for -d seconds (Ctrl-C ends it early), then write one JSON document: host, kernel, sysctls,\n"
+      "the trace summary with full histograms, and every interval. Written atomically.");
+  snapshot_cmd->add_option("-d,--duration", snapshot.duration_s, "Seconds to trace")
+      ->check(kPositiveSeconds)
+      ->default_val(10.0);
+  snapshot_cmd->add_option("-i,--interval", snapshot.interval_s, "Seconds per interval of the series")
+      ->check(kPositiveSeconds)
+      ->default_val(1.0);
+  snapshot_cmd->add_option("-o,--output", snapshot.output, "The JSON file to write")->required();
+  snapshot_cmd->add_option("--mode", snapshot.mode, "Attach family: auto tries fentry, then kprobe, then tracepoint")
+      ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}))
+      ->default_val("auto");
+  snapshot_cmd->add_option("--ready-file", snapshot.ready_file,
+                           "Write this file once every program is attached (for scripts and tests)");
+  snapshot_cmd->add_option("--lifetime-sample", snapshot.lifetime_one_in,
+                           "Keep lifetimes for 1 entry in N (power of two), chosen by hash")
+      ->default_val(8);
+
+  ctbpf::cli::ReportOptions report;
+  auto* report_cmd = app.add_subcommand(
+      "report", "Render a snapshot: summary, drops by cause, histograms, rate timeline (or --html)");
+  report_cmd->add_option("FILE", report.file, "A snapshot written by ctbpf snapshot or trace --record")
+      ->required();
+  report_cmd->add_option("--html", report.html, "Write one self-contained HTML page (inline SVG) here");
+
+  ctbpf::cli::DiffOptions diff;
+  auto* diff_cmd = app.add_subcommand(
+      "diff", "What changed between two snapshots: rates, percentiles, drop causes, table, sysctls");
+  diff_cmd->add_option("A", diff.a, "The earlier snapshot")->required();
+  diff_cmd->add_option("B", diff.b, "The later snapshot")->required();
 
   ctbpf::cli::TopOptions top;
   auto* top_cmd = app.add_subcommand(
@@ -114,6 +179,10 @@ int main(int argc, char** argv) {
   try {
     if (*trace_cmd) return ctbpf::cli::run_trace(trace);
     if (*features_cmd) return ctbpf::cli::run_features(features);
+    if (*snapshot_cmd) return ctbpf::cli::run_snapshot(snapshot);
+    if (*report_cmd) return ctbpf::cli::run_report(report);
+    if (*diff_cmd) return ctbpf::cli::run_diff(diff);
+    if (*doctor_cmd) return ctbpf::cli::run_doctor(doctor);
     if (*serve_cmd) return ctbpf::cli::run_serve(serve);
     if (*top_cmd) return ctbpf::cli::run_top(top);
   } catch (const ctbpf::Error& e) {

@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "core/recorder.h"
+
 namespace ctbpf::cli {
 
 struct TraceOptions {
@@ -16,6 +18,8 @@ struct TraceOptions {
   uint32_t ring_bytes = 1 << 20;
   uint64_t events_rate = 1000;  // event lines per second at most; 0 = unlimited
   uint32_t lifetime_one_in = 8;
+  std::string record_dir;        // --record: the flight recorder writes snapshots here; empty = off
+  core::RecorderOptions record;  // its limits (--record-before, --record-after, ...)
 };
 
 int run_trace(const TraceOptions& options);
@@ -39,6 +43,51 @@ struct ServeOptions {
 };
 
 int run_serve(const ServeOptions& options);
+
+}  // namespace ctbpf::cli
+
+namespace ctbpf::cli {
+
+struct DoctorOptions {
+  double duration_s = 10.0;
+  bool json = false;
+  std::string mode = "auto";
+  std::string ready_file;
+};
+
+/// Observes for duration_s, then prints findings with the commands to fix them. Changes nothing.
+int run_doctor(const DoctorOptions& options);
+
+}  // namespace ctbpf::cli
+
+namespace ctbpf::cli {
+
+struct SnapshotOptions {
+  double duration_s = 10.0;
+  double interval_s = 1.0;
+  std::string output;  // the JSON file, written atomically
+  std::string mode = "auto";
+  std::string ready_file;
+  uint32_t lifetime_one_in = 8;
+};
+
+/// Traces for duration_s (or until Ctrl-C / SIGTERM) and writes one snapshot document.
+int run_snapshot(const SnapshotOptions& options);
+
+struct ReportOptions {
+  std::string file;
+  std::string html;  // write the HTML page here instead of the terminal report
+};
+
+/// Renders a snapshot in the terminal, or as one self-contained HTML page.
+int run_report(const ReportOptions& options);
+
+struct DiffOptions {
+  std::string a, b;
+};
+
+/// What changed between two snapshots; exit 0 whether or not anything did.
+int run_diff(const DiffOptions& options);
 
 }  // namespace ctbpf::cli
 

@@ -9,11 +9,16 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/events.h"
+#include "core/recorder.h"
 #include "core/render.h"
 #include "core/screen.h"
+#include "core/snapshot.h"
 #include "kernel/error.h"
+#include "kernel/snapshot_files.h"
+#include "kernel/system.h"
 #include "kernel/tracer.h"
 
 namespace ctbpf::cli {
@@ -23,27 +28,6 @@ namespace {
 volatile std::sig_atomic_t g_stop = 0;
 
 void on_stop_signal(int) { g_stop = 1; }
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-void write_ready_file(const std::string& path, core::Mode mode) {
-  if (path.empty()) return;
-  // Written to a temporary name and renamed, so a waiter never reads a half-written file.
-  auto tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << core::to_string(mode) << '\n';
-    if (!out) throw Error(kExitFailure, fmt::format("cannot write ready file {}", path));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(kExitFailure, fmt::format("cannot write ready file {}", path));
-}
 
 void print(const std::string& line) {
   std::fputs(line.c_str(), stdout);
@@ -78,16 +62,154 @@ kernel::Tracer::Options tracer_options(const TraceOptions& options) {
   return o;
 }
 
+void check_record_options(const core::RecorderOptions& r) {
+  if (r.before + 1 + r.after > core::kSnapshotMaxIntervals)
+    throw Error(kExitUsage, fmt::format("--record-before + --record-after must stay below {} intervals",
+                                        core::kSnapshotMaxIntervals));
+  if (r.keep_files == 0) throw Error(kExitUsage, "--record-keep must be at least 1");
+  if (r.quiet_s < 0) throw Error(kExitUsage, "--record-quiet must not be negative");
+  if (r.max_age_s <= 0) throw Error(kExitUsage, "--record-max-age must be positive");
+}
+
+// The file side of `trace --record DIR`: core::Recorder decides, this writes and prunes. A file that
+// cannot be written is reported and tracing goes on: the trace matters more than one snapshot.
+class FlightRecorder {
+public:
+  FlightRecorder(const TraceOptions& options, const kernel::Tracer& tracer)
+      : dir_(options.record_dir), options_(options.record), recorder_(options.record), tracer_(tracer),
+        interval_s_(options.interval_s) {}
+
+  void start(const core::Sample& baseline) {
+    wall_at_baseline_ = kernel::wall_clock_s();
+    baseline_t_ = baseline.t_s;
+    recorder_.add(baseline, std::nullopt);
+    prune();
+  }
+
+  void add(const core::Report& interval, const core::Sample& sample) {
+    if (auto recording = recorder_.add(sample, interval)) write(*recording);
+  }
+
+  void finish() {
+    if (auto recording = recorder_.finish()) write(*recording);
+  }
+
+private:
+  double epoch(double t_s) const { return wall_at_baseline_ + (t_s - baseline_t_); }
+
+  void write(const core::Recording& r) {
+    core::SnapshotMeta meta;
+    meta.host = kernel::host_name();
+    meta.kernel = kernel::kernel_release();
+    meta.mode = tracer_.mode();
+    meta.obs = tracer_.observability();
+    meta.start_epoch_s = epoch(r.samples.front().t_s);
+    meta.end_epoch_s = epoch(r.samples.back().t_s);
+    meta.interval_s = interval_s_;
+    meta.sysctls = kernel::read_conntrack_sysctls();
+    meta.trigger = core::SnapshotTrigger{r.causes, r.trigger_interval};
+    auto name = core::recording_file_name(epoch(r.samples[r.trigger_interval + 1].t_s), r.causes);
+    try {
+      auto doc = core::make_snapshot(meta, r.samples, r.starts_at_load);
+      kernel::write_file_atomically(dir_ + "/" + name, core::snapshot_bytes(doc));
+      std::fprintf(stderr, "ctbpf: recorded %s/%s\n", dir_.c_str(), name.c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ctbpf: flight recorder: %s\n", e.what());
+    }
+    prune();
+  }
+
+  void prune() {
+    for (const auto& name : core::expired_recordings(kernel::list_files(dir_), kernel::wall_clock_s(), options_))
+      if (!kernel::remove_file(dir_, name))
+        std::fprintf(stderr, "ctbpf: flight recorder: cannot remove %s/%s\n", dir_.c_str(), name.c_str());
+  }
+
+  std::string dir_;
+  core::RecorderOptions options_;
+  core::Recorder recorder_;
+  const kernel::Tracer& tracer_;
+  double interval_s_;
+  double wall_at_baseline_ = 0, baseline_t_ = 0;
+};
+
 }  // namespace
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+void write_ready_file(const std::string& path, core::Mode mode) {
+  if (path.empty()) return;
+  // Written to a temporary name and renamed, so a waiter never reads a half-written file.
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << core::to_string(mode) << '\n';
+    if (!out) throw Error(kExitFailure, fmt::format("cannot write ready file {}", path));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(kExitFailure, fmt::format("cannot write ready file {}", path));
+}
+
+void run_sample_loop(kernel::Tracer& tracer, core::Aggregator& aggregator, double interval_s,
+                     std::optional<double> duration_s, const kernel::Tracer::EventHandler& on_event,
+                     const IntervalHandler& on_interval) {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(interval_s));
+  auto next_tick = start + interval;
+  std::optional<clock::time_point> end;
+  if (duration_s)
+    end = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*duration_s));
+
+  while (!g_stop) {
+    auto now = clock::now();
+    if (end && now >= *end) break;
+    if (now >= next_tick) {
+      auto sample = tracer.sample();
+      if (auto r = aggregator.add(sample)) on_interval(*r, sample, false);
+      next_tick += interval;
+      continue;
+    }
+    auto wake = end ? std::min(next_tick, *end) : next_tick;
+    // Short waits: a stop signal is noticed within 50 ms even without events.
+    auto wait = std::min<clock::duration>(wake - now, std::chrono::milliseconds(50));
+    tracer.poll_events(static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1,
+                       on_event);
+    std::fflush(stdout);
+  }
+
+  // The tail since the last tick belongs to the summary (and to a last, shorter interval); events
+  // still in the ring are delivered before it, so "delivered + lost" covers the whole run.
+  auto sample = tracer.sample();
+  auto last = aggregator.add(sample);
+  tracer.drain_events(on_event);
+  if (last) on_interval(*last, sample, true);
+}
 
 int run_trace(const TraceOptions& options) {
   auto topts = tracer_options(options);
+  if (!options.record_dir.empty()) {
+    check_record_options(options.record);
+    kernel::ensure_writable_dir(options.record_dir);
+  }
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
   const auto& obs = tracer->observability();
   core::Aggregator aggregator(tracer->mode(), obs);
-  aggregator.add(tracer->sample());
+  auto baseline = tracer->sample();
+  aggregator.add(baseline);
+  std::optional<FlightRecorder> recorder;
+  if (!options.record_dir.empty()) {
+    recorder.emplace(options, *tracer);
+    recorder->start(baseline);
+  }
   write_ready_file(options.ready_file, tracer->mode());
 
   // A terminal gets the live screen; pipes, files and --json get one line per interval.
@@ -99,11 +221,6 @@ int run_trace(const TraceOptions& options) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   auto since_start = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
-  const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.interval_s));
-  auto next_tick = start + interval;
-  std::optional<clock::time_point> end;
-  if (options.duration_s)
-    end = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*options.duration_s));
 
   core::EventLimiter limiter(options.events_rate);
   uint64_t malformed_events = 0;
@@ -116,7 +233,7 @@ int run_trace(const TraceOptions& options) {
     double t = since_start();
     if (!limiter.admit(t)) return;
     // No flush per event: a flood would pay a write() each; the loop flushes after every poll.
-    auto line = options.json ? core::event_json(*event, t).dump() : core::event_line(*event, t);
+    auto line = options.json ? core::event_json_line(*event, t) : core::event_line(*event, t);
     line += '\n';
     std::fputs(line.c_str(), stdout);
   };
@@ -136,27 +253,14 @@ int run_trace(const TraceOptions& options) {
     }
   };
 
-  while (!g_stop) {
-    auto now = clock::now();
-    if (end && now >= *end) break;
-    if (now >= next_tick) {
-      if (auto r = aggregator.add(tracer->sample())) emit(*r);
-      next_tick += interval;
-      continue;
-    }
-    auto wake = end ? std::min(next_tick, *end) : next_tick;
-    // Short waits: a stop signal is noticed within 50 ms even without events.
-    auto wait = std::min<clock::duration>(wake - now, std::chrono::milliseconds(50));
-    tracer->poll_events(static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(wait).count()) + 1,
-                        on_event);
-    std::fflush(stdout);
-  }
+  run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, on_event,
+                  [&](const core::Report& r, const core::Sample& sample, bool tail) {
+                    if (recorder) recorder->add(r, sample);
+                    // A tail of a few ms is noise on a screen or in a log; it still counts in the summary.
+                    if (!tail || (r.duration() > 0.05 && !live)) emit(r);
+                  });
+  if (recorder) recorder->finish();
 
-  // The tail since the last tick belongs to the summary (and to a last, shorter interval); events
-  // still in the ring are delivered before it, so "delivered + lost" covers the whole run.
-  auto last = aggregator.add(tracer->sample());
-  tracer->drain_events(on_event);
-  if (last && last->duration() > 0.05 && !live) emit(*last);
   auto summary = aggregator.summary();
   if (options.json) {
     auto j = core::summary_json(summary, tracer->mode(), obs);

@@ -180,3 +180,64 @@ finish() {
 	fi
 	exit "$FAILED"
 }
+
+# ---- ctbpf doctor (doctor_*.sh) --------------------------------------------------------------------
+DOCTOR=
+
+# start_doctor MODE [ctbpf doctor options...]: `ctbpf doctor --json` in the test netns, in the
+# background, its window open until stop_doctor (-d is only a bound); returns once it is attached.
+start_doctor() {
+	local mode=$1
+	shift
+	# ip netns exec execs ctbpf in place: $! is ctbpf itself. stderr goes where finish() looks.
+	ip netns exec "$NS" "$CTBPF_BIN" doctor --json -d 600 --mode "$mode" --ready-file "$WORK/doctor.ready" "$@" \
+		>"$WORK/doctor.out" 2>"$WORK/trace.err" &
+	TRACE_PID=$!
+	local waited=0
+	while [ ! -e "$WORK/doctor.ready" ]; do
+		if ! kill -0 "$TRACE_PID" 2>/dev/null; then
+			echo "e2e: ctbpf doctor exited before it was ready:" >&2
+			cat "$WORK/trace.err" >&2
+			exit 1
+		fi
+		sleep 0.2
+		waited=$((waited + 1))
+		[ "$waited" -lt 600 ] || { echo "e2e: ctbpf doctor not ready after 120 s" >&2; exit 1; }
+	done
+	log "ctbpf doctor ready in $(cat "$WORK/doctor.ready") mode"
+}
+
+# stop_doctor: SIGTERM closes the window; checks the exit code and that stdout is one doctor object.
+stop_doctor() {
+	kill -TERM "$TRACE_PID"
+	local rc=0
+	wait "$TRACE_PID" || rc=$?
+	TRACE_PID=
+	if [ "$rc" -ne 0 ]; then
+		echo "e2e: ctbpf doctor exited with $rc:" >&2
+		cat "$WORK/trace.err" >&2
+		exit 1
+	fi
+	DOCTOR=$(cat "$WORK/doctor.out")
+	[ "$(jq -r .type <<<"$DOCTOR")" = doctor ] || { echo "e2e: not a doctor object: $DOCTOR" >&2; exit 1; }
+	log "doctor findings: $(jq -c '[.findings[] | [.severity, .id, .title]]' <<<"$DOCTOR")"
+}
+
+# doctor FILTER: jq over the doctor object. finding ID FILTER: jq over one finding ("null" if absent).
+doctor() { jq -c "$1" <<<"$DOCTOR"; }
+finding() { jq -c --arg id "$1" "[.findings[] | select(.id == \$id)][0] | $2" <<<"$DOCTOR"; }
+
+# slab_object_size SOURCE: the nf_conntrack slab object size, read the way doctor says it read it.
+slab_object_size() {
+	case "$1" in
+	/proc/slabinfo) awk '$1 == "nf_conntrack" { print $4 }' /proc/slabinfo ;;
+	*) cat "$1" ;;
+	esac
+}
+
+# next_pow2 N: the smallest power of two >= N.
+next_pow2() {
+	local p=1
+	while [ "$p" -lt "$1" ]; do p=$((p * 2)); done
+	echo "$p"
+}

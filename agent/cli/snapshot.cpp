@@ -1,0 +1,84 @@
+// `ctbpf snapshot`: trace for a window with the same loop as `trace`, then write one document.
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <cstdio>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "cli/commands.h"
+#include "cli/trace_loop.h"
+#include "core/snapshot.h"
+#include "kernel/error.h"
+#include "kernel/snapshot_files.h"
+#include "kernel/system.h"
+#include "kernel/tracer.h"
+
+namespace ctbpf::cli {
+
+namespace {
+
+// Fail before tracing for a minute, not after: the output's directory must take a new file.
+void check_output(const std::string& path) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(slash, 1));
+  if (path.empty() || path.back() == '/') throw Error(kExitUsage, "-o needs a file name");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw Error(kExitUsage, fmt::format("-o {}: directory {}: {}", path, dir, std::strerror(errno)));
+}
+
+}  // namespace
+
+int run_snapshot(const SnapshotOptions& options) {
+  check_output(options.output);
+  // Every interval but the tail is full; the tail may add one.
+  const double most_intervals = std::ceil(options.duration_s / options.interval_s) + 1;
+  if (most_intervals > static_cast<double>(core::kSnapshotMaxIntervals))
+    throw Error(kExitUsage, fmt::format("-d {} / -i {} makes more than the {} intervals a snapshot holds; "
+                                        "use a longer -i",
+                                        options.duration_s, options.interval_s, core::kSnapshotMaxIntervals));
+  if (!options.lifetime_one_in || (options.lifetime_one_in & (options.lifetime_one_in - 1)))
+    throw Error(kExitUsage,
+                fmt::format("--lifetime-sample must be a power of two, got {}", options.lifetime_one_in));
+  kernel::Tracer::Options topts;
+  if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
+  topts.lifetime_one_in = options.lifetime_one_in;
+  install_stop_handlers();
+
+  auto tracer = kernel::Tracer::start(topts);
+  core::Aggregator aggregator(tracer->mode(), tracer->observability());
+  const double wall_at_baseline = kernel::wall_clock_s();
+  const auto baseline = tracer->sample();
+  aggregator.add(baseline);
+  write_ready_file(options.ready_file, tracer->mode());
+  std::fprintf(stderr, "ctbpf: snapshot of %g s in %s mode; Ctrl-C ends it early\n", options.duration_s,
+               core::to_string(tracer->mode()).c_str());
+
+  std::vector<core::Report> intervals;
+  double last_t = baseline.t_s;
+  run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, {},
+                  [&](const core::Report& r, const core::Sample& sample, bool) {
+                    intervals.push_back(r);
+                    last_t = sample.t_s;
+                  });
+
+  core::SnapshotMeta meta;
+  meta.host = kernel::host_name();
+  meta.kernel = kernel::kernel_release();
+  meta.mode = tracer->mode();
+  meta.obs = tracer->observability();
+  meta.start_epoch_s = wall_at_baseline;
+  meta.end_epoch_s = wall_at_baseline + (last_t - baseline.t_s);
+  meta.interval_s = options.interval_s;
+  meta.sysctls = kernel::read_conntrack_sysctls();
+  auto doc = core::make_snapshot(meta, aggregator.summary(), intervals);
+  kernel::write_file_atomically(options.output, core::snapshot_bytes(doc));
+  std::fprintf(stderr, "ctbpf: wrote %s: %zu intervals, %.1f s\n", options.output.c_str(), intervals.size(),
+               doc["window"]["duration_s"].get<double>());
+  return kExitOk;
+}
+
+}  // namespace ctbpf::cli

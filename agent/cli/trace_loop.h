@@ -1,0 +1,29 @@
+#pragma once
+// What `trace` and `snapshot` share (cli/trace.cpp): stop signals, the ready file, and the one
+// sampling loop, so a snapshot's intervals are exactly the ones `trace --json` would print.
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "core/aggregator.h"
+#include "kernel/tracer.h"
+
+namespace ctbpf::cli {
+
+/// Ctrl-C and SIGTERM end run_sample_loop; what was measured is still printed or written.
+void install_stop_handlers();
+
+/// Writes the mode to `path` (atomically) once every program is attached; no-op when empty.
+void write_ready_file(const std::string& path, core::Mode mode);
+
+/// Called with each closed interval and the sample that closed it; `tail` marks the last one, from
+/// the last tick to the stop (shorter than the others).
+using IntervalHandler = std::function<void(const core::Report& interval, const core::Sample& sample, bool tail)>;
+
+/// Samples every interval_s until a stop signal or duration_s, delivering ring-buffer events to
+/// on_event in between. The aggregator must have its baseline sample already.
+void run_sample_loop(kernel::Tracer& tracer, core::Aggregator& aggregator, double interval_s,
+                     std::optional<double> duration_s, const kernel::Tracer::EventHandler& on_event,
+                     const IntervalHandler& on_interval);
+
+}  // namespace ctbpf::cli

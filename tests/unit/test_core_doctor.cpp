@@ -1,0 +1,485 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "core/doctor.h"
+
+using namespace ctbpf::core;
+
+namespace {
+
+Observability full_probes() {
+  Observability o;
+  o.conntrack_points = o.early_drop = o.resolve_clash = o.kernel_has_chaintoolong = true;
+  o.netfilter_drop_reason = true;
+  return o;
+}
+
+Drops no_drops() { return {0, 0, 0, 0, 0, 0, 0}; }
+
+// A healthy fentry-mode window of 10 s: 1000 → 1000 entries of max 65536 in 65536 buckets, no drops.
+DoctorInput healthy() {
+  DoctorInput in;
+  in.mode = Mode::fentry;
+  in.obs = full_probes();
+  in.window.end_s = 10;
+  in.window.totals.inserts = 500;
+  in.window.totals.drops = no_drops();
+  in.window.totals.chain = Histogram(SlotKind::chain);
+  in.window.totals.chain_max = 0;
+  in.window.totals.detail = ProbeDetail{};
+  in.window.table = {1000, 65536, 65536};
+  in.table_start = {1000, 65536, 65536};
+  in.peak_count = 1000;
+  in.kernel_drop = 0;
+  in.sysctls = {{"max", 65536},        {"buckets", 65536},       {"count", 1000},
+                {"udp_timeout", 30},   {"udp_timeout_stream", 120}, {"tcp_timeout_established", 7200}};
+  in.system.slab_object_size = 256;
+  in.system.slab_object_size_source = "/proc/slabinfo";
+  in.system.ram_bytes = uint64_t{2} << 30;
+  in.system.build = ConntrackBuild::module;
+  return in;
+}
+
+// Tracepoint mode: no conntrack probes, drop causes from the kernel's counters.
+DoctorInput tracepoint(DoctorInput in) {
+  in.mode = Mode::tracepoint;
+  in.obs = Observability{};
+  in.obs.netfilter_drop_reason = true;
+  in.obs.kernel_has_chaintoolong = true;
+  auto& t = in.window.totals;
+  t.inserts.reset();
+  t.chain.reset();
+  t.chain_max.reset();
+  t.detail.reset();
+  t.drops.table_full.reset();
+  t.drops.alloc_failed.reset();
+  return in;
+}
+
+Histogram chain_of(std::initializer_list<std::pair<std::size_t, uint64_t>> slots) {
+  std::vector<uint64_t> v(slot_count(SlotKind::chain), 0);
+  uint64_t sum = 0;
+  for (auto [slot, n] : slots) {
+    v[slot] += n;
+    sum += n * slot_upper_bound(SlotKind::chain, slot);
+  }
+  return Histogram(SlotKind::chain, v, sum);
+}
+
+Histogram lifetime_of(std::size_t slot, uint64_t n) {
+  std::vector<uint64_t> v(slot_count(SlotKind::log2), 0);
+  v[slot] = n;
+  return Histogram(SlotKind::log2, v, n * slot_upper_bound(SlotKind::log2, slot));
+}
+
+const Finding* find(const Diagnosis& d, const std::string& id) {
+  for (const auto& f : d.findings)
+    if (f.id == id) return &f;
+  return nullptr;
+}
+
+bool unmeasured(const Diagnosis& d, const std::string& what) {
+  return std::any_of(d.unmeasured.begin(), d.unmeasured.end(),
+                     [&](const Unmeasured& u) { return u.what.find(what) != std::string::npos; });
+}
+
+bool has_line(const std::vector<std::string>& lines, const std::string& part) {
+  return std::any_of(lines.begin(), lines.end(),
+                     [&](const std::string& l) { return l.find(part) != std::string::npos; });
+}
+
+}  // namespace
+
+TEST_CASE("parsers of /proc/slabinfo and /proc/meminfo") {
+  const std::string slabinfo =
+      "slabinfo - version: 2.1\n"
+      "# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables ...\n"
+      "nf_conntrack_expect      0      0    208   19    1 : tunables    0    0    0 : slabdata 0 0 0\n"
+      "nf_conntrack         112    176    256   16    1 : tunables    0    0    0 : slabdata     11     11      0\n";
+  CHECK(parse_slabinfo_object_size(slabinfo, "nf_conntrack") == 256);
+  CHECK(parse_slabinfo_object_size(slabinfo, "nf_conntrack_expect") == 208);
+  CHECK_FALSE(parse_slabinfo_object_size(slabinfo, "ip_conntrack").has_value());
+  CHECK_FALSE(parse_slabinfo_object_size("", "nf_conntrack").has_value());
+  CHECK(parse_meminfo_total("MemTotal:        2014280 kB\nMemFree: 1 kB\n") == uint64_t{2014280} * 1024);
+  CHECK_FALSE(parse_meminfo_total("MemFree: 1 kB\n").has_value());
+}
+
+TEST_CASE("the arithmetic: powers of two, bucket recommendation, memory of a full table") {
+  CHECK(next_power_of_two(0) == 1);
+  CHECK(next_power_of_two(1) == 1);
+  CHECK(next_power_of_two(4600) == 8192);
+  CHECK(next_power_of_two(65536) == 65536);
+  CHECK(recommend_buckets(65536, 512) == 65536);
+  CHECK(recommend_buckets(100, 512) == 1024);          // the kernel's floor
+  CHECK(recommend_buckets(8192, 262144) == 262144);    // never fewer than now
+  CHECK(table_memory_bytes(8192, 65536, 256) == 8192 * 256 + 65536 * 8);
+}
+
+TEST_CASE("table_fill: a healthy table is one info finding without fixes") {
+  auto d = diagnose(healthy());
+  auto* f = find(d, "table_fill");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::info);
+  CHECK(f->fix_now.empty());
+  CHECK(f->evidence["fill"].get<double>() == doctest::Approx(1000.0 / 65536));
+  CHECK(f->evidence["time_to_full_s"].is_null());  // not growing
+  CHECK(f->evidence["proposed"].is_null());
+  for (const char* id : {"chain_length", "drop_table_full", "udp_timeout", "stateless_udp"})
+    CHECK_MESSAGE(find(d, id) == nullptr, id);
+}
+
+TEST_CASE("table_fill: time to full at the measured net growth") {
+  auto in = healthy();
+  in.table_start.count = 1000;
+  in.window.table.count = 2000;  // +100/s over 10 s
+  in.sysctls["max"] = 10000;
+  in.window.table.max = in.table_start.max = 10000;
+  auto d = diagnose(in);
+  auto* f = find(d, "table_fill");
+  REQUIRE(f);
+  CHECK(f->evidence["net_growth_per_s"].get<double>() == doctest::Approx(100.0));
+  CHECK(f->evidence["time_to_full_s"].get<double>() == doctest::Approx(80.0));
+  CHECK(f->severity == Severity::warning);  // full within 80 s, but a forecast: not critical
+
+  in.window.table.max = 400000;  // 3980 s away: more than an hour, and 0.5% full
+  d = diagnose(in);
+  f = find(d, "table_fill");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::info);
+  in.window.table.max = 300000;  // 2980 s: under an hour
+  d = diagnose(in);
+  f = find(d, "table_fill");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::warning);
+  CHECK_FALSE(f->evidence["proposed"].is_null());
+}
+
+TEST_CASE("table full of assured entries: table_full drops, a proposed max and its memory cost") {
+  auto in = healthy();
+  in.window.table = {300, 300, 65536};
+  in.table_start = {300, 300, 65536};
+  in.peak_count = 300;
+  in.window.totals.drops.table_full = 2000;
+  auto d = diagnose(in);
+
+  auto* fill = find(d, "table_fill");
+  REQUIRE(fill);
+  CHECK(fill->severity == Severity::critical);
+  CHECK(fill->evidence["time_to_full_s"].get<double>() == 0.0);  // full now
+  // Wanted: 300 held + 2000 refused; twice that, rounded up to a power of two.
+  CHECK(fill->evidence["proposed"]["max"] == 8192);
+  CHECK(fill->evidence["proposed"]["buckets"] == 65536);  // never fewer buckets than now
+  CHECK(fill->fix_now.front() == "sysctl -w net.netfilter.nf_conntrack_max=8192");
+  CHECK(has_line(fill->fix_persistent, "net.netfilter.nf_conntrack_max = 8192"));
+  CHECK(has_line(fill->fix_persistent, "/etc/modules-load.d/nf_conntrack.conf"));  // a module
+
+  auto* drop = find(d, "drop_table_full");
+  REQUIRE(drop);
+  CHECK(drop->severity == Severity::critical);
+  CHECK(drop->evidence["count"] == 2000);
+  CHECK(drop->evidence["source"] == "probe");
+
+  auto* mem = find(d, "memory");
+  REQUIRE(mem);
+  CHECK(mem->evidence["proposed"]["memory_bytes"] == uint64_t{8192} * 256 + 65536 * 8);
+  CHECK(mem->evidence["slab_object_size"] == 256);
+}
+
+TEST_CASE("a proposal stays under a quarter of RAM") {
+  auto in = healthy();
+  in.system.ram_bytes = uint64_t{64} << 20;  // 64 MiB: 16 MiB for conntrack at most
+  in.window.table = {30000, 30000, 65536};
+  in.table_start = in.window.table;
+  in.window.totals.drops.table_full = 100000;
+  auto d = diagnose(in);
+  auto* f = find(d, "table_fill");
+  REQUIRE(f);
+  auto proposed = f->evidence["proposed"];
+  CHECK(proposed["capped_by_ram"] == true);
+  CHECK(proposed["max"].get<uint64_t>() > 30000);
+  CHECK(proposed["memory_bytes"].get<uint64_t>() <= (uint64_t{16} << 20));
+}
+
+TEST_CASE("max = 0 means unlimited: no fill, no time to full, a bound is proposed") {
+  auto in = healthy();
+  in.window.table.max = in.table_start.max = 0;
+  in.sysctls["max"] = 0;
+  auto d = diagnose(in);
+  auto* f = find(d, "table_fill");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::warning);
+  CHECK(f->evidence["fill"].is_null());
+  CHECK(f->evidence["time_to_full_s"].is_null());
+  CHECK(f->evidence["proposed"]["max"] == 65536);  // at least the bucket count
+  auto* mem = find(d, "memory");
+  REQUIRE(mem);
+  CHECK(mem->severity == Severity::warning);
+  CHECK(mem->evidence["memory_at_max_bytes"].is_null());
+  CHECK(find(d, "chain_length") == nullptr);  // 1000 entries in 65536 buckets
+}
+
+TEST_CASE("buckets > max: short chains, nothing to recommend") {
+  auto in = healthy();
+  in.window.table = {1000, 4096, 262144};
+  in.table_start = in.window.table;
+  in.window.totals.chain = chain_of({{1, 900}, {2, 100}});
+  auto d = diagnose(in);
+  CHECK(find(d, "chain_length") == nullptr);
+  auto* f = find(d, "table_fill");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::info);
+}
+
+TEST_CASE("chain_length: chains near the chaintoolong limit on a 512-bucket table") {
+  auto in = healthy();
+  in.window.table = {16457, 65536, 512};
+  in.table_start = {16457, 65536, 512};  // steady: no time to full, no bigger max proposed
+  in.peak_count = 16457;
+  in.window.totals.inserts = 16457;
+  in.window.totals.chain = chain_of({{10, 5000}, {31, 6000}, {32, 5457}});  // slot 32 is [32, 63]
+  in.window.totals.chain_max = 77;
+  in.window.totals.drops.chaintoolong = 2231;
+  in.window.totals.drops.insert_failed = 2231;
+  auto d = diagnose(in);
+  auto* f = find(d, "chain_length");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::critical);
+  CHECK(f->evidence["chain_p99"] == in.window.totals.chain->percentile(0.99));
+  CHECK(f->evidence["chain_p99"] == 63);
+  CHECK(f->evidence["chain_max"] == 77);
+  CHECK(f->evidence["expected_when_full"].get<double>() == doctest::Approx(256.0));
+  CHECK(f->evidence["expected_at_insert"].get<double>() == doctest::Approx(1 + 2 * 16457.0 / 512));
+  CHECK(f->evidence["recommended_buckets"] == 65536);
+  CHECK(f->fix_now == std::vector<std::string>{
+                          "echo 65536 > /sys/module/nf_conntrack/parameters/hashsize  # from the initial network "
+                          "namespace"});
+  CHECK(f->fix_persistent ==
+        std::vector<std::string>{"echo 'options nf_conntrack hashsize=65536' > /etc/modprobe.d/nf_conntrack.conf"});
+
+  auto* refused = find(d, "drop_chaintoolong");
+  REQUIRE(refused);
+  CHECK(refused->evidence["count"] == 2231);
+  // insert_failed counts the chaintoolong refusals too: no separate finding for them.
+  CHECK(find(d, "drop_insert_failed") == nullptr);
+}
+
+TEST_CASE("chain_length: built-in conntrack persists hashsize on the kernel command line") {
+  auto in = healthy();
+  in.system.build = ConntrackBuild::builtin;
+  in.window.table = {5000, 65536, 1024};
+  in.table_start = in.window.table;
+  auto d = diagnose(in);
+  auto* f = find(d, "chain_length");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::warning);  // 128 per chain when full, though nothing measured is long
+  CHECK(has_line(f->fix_persistent, "nf_conntrack.hashsize=65536"));
+  CHECK_FALSE(has_line(f->fix_persistent, "modprobe.d"));
+}
+
+TEST_CASE("chain_length: longer than this namespace's count implies (other namespaces share the table)") {
+  auto in = healthy();  // 1000 entries in 65536 buckets: expected about 1
+  in.window.totals.chain = chain_of({{8, 1000}});
+  auto d = diagnose(in);
+  auto* f = find(d, "chain_length");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::info);
+  CHECK(f->why.find("every network namespace") != std::string::npos);
+  CHECK(f->fix_now.empty());  // buckets already >= max
+}
+
+TEST_CASE("tracepoint mode: chain length from the sysctls only, said out loud") {
+  auto in = tracepoint(healthy());
+  in.window.table = {16457, 65536, 512};
+  in.table_start = in.window.table;
+  in.window.totals.drops.chaintoolong = 2231;
+  in.window.totals.drops.insert_failed = 2231;
+  auto d = diagnose(in);
+  auto* f = find(d, "chain_length");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::critical);  // the kernel's own chaintoolong counter moved
+  CHECK(f->evidence["chain_p99"].is_null());
+  CHECK(f->evidence["recommended_buckets"] == 65536);
+  CHECK(f->measured.find("not measured") != std::string::npos);
+  CHECK(find(d, "drop_chaintoolong")->evidence["source"] == "kernel statistics");
+  CHECK(unmeasured(d, "chain length"));
+  CHECK(unmeasured(d, "lifetimes"));
+  CHECK(unmeasured(d, "drops.alloc_failed"));
+  CHECK(unmeasured(d, "top ports"));
+}
+
+TEST_CASE("tracepoint mode: table_full comes from the kernel's drop counter, labelled as such") {
+  auto in = tracepoint(healthy());
+  in.window.table = {300, 300, 65536};
+  in.table_start = in.window.table;
+  in.kernel_drop = 2000;
+  auto d = diagnose(in);
+  auto* f = find(d, "drop_table_full");
+  REQUIRE(f);
+  CHECK(f->evidence["count"] == 2000);
+  CHECK(f->evidence["source"] == "kernel drop counter");
+  CHECK(unmeasured(d, "drops.table_full"));
+  CHECK(find(d, "table_fill")->evidence["proposed"]["max"] == 8192);
+
+  in.kernel_drop.reset();  // no ctnetlink answer either
+  d = diagnose(in);
+  CHECK(find(d, "drop_table_full") == nullptr);
+  CHECK(unmeasured(d, "drops.table_full"));
+}
+
+TEST_CASE("drop causes: each present cause is a finding with its severity; absent counters are listed") {
+  auto in = healthy();
+  auto& drops = in.window.totals.drops;
+  drops.early_drop = 7;
+  drops.insert_failed = 5;  // none of them chaintoolong
+  drops.clash_resolve = 3;
+  drops.invalid = 2;
+  drops.alloc_failed = 1;
+  auto d = diagnose(in);
+  CHECK(find(d, "drop_early_drop")->severity == Severity::warning);
+  CHECK(find(d, "drop_insert_failed")->severity == Severity::warning);
+  CHECK(find(d, "drop_insert_failed")->evidence["count"] == 5);
+  CHECK(find(d, "drop_clash_resolve")->severity == Severity::info);
+  CHECK(find(d, "drop_invalid")->severity == Severity::info);
+  CHECK(find(d, "drop_alloc_failed")->severity == Severity::critical);
+  CHECK(find(d, "drop_early_drop")->evidence["per_s"].get<double>() == doctest::Approx(0.7));
+  // early_drop means the table hit its max: a bigger one is proposed with the eviction count.
+  CHECK(find(d, "table_fill")->evidence["proposed"]["wanted_entries"] == 1007);
+
+  // Old kernel: no chaintoolong (before 5.15) nor clash_resolve (before 5.10) counters.
+  in = healthy();
+  in.obs.kernel_has_chaintoolong = false;
+  in.window.totals.drops.chaintoolong.reset();
+  in.window.totals.drops.clash_resolve.reset();
+  d = diagnose(in);
+  CHECK(find(d, "drop_chaintoolong") == nullptr);
+  CHECK(unmeasured(d, "drops.chaintoolong"));
+  CHECK(unmeasured(d, "drops.clash_resolve"));
+  for (const auto& u : d.unmeasured)
+    if (u.what == "drops.chaintoolong") CHECK(u.why.find("before 5.15") != std::string::npos);
+}
+
+TEST_CASE("tcp_timeout_established: 5 days against the lifetimes seen") {
+  auto in = healthy();
+  in.sysctls["tcp_timeout_established"] = 432000;
+  auto d = diagnose(in);
+  auto* f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::info);  // no pressure on the table
+  CHECK(f->evidence["proposed_s"] == 10800);
+  CHECK(f->evidence["tcp_lifetime_p99_ms"].is_null());  // no TCP entry ended
+  CHECK(f->fix_now == std::vector<std::string>{"sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established=10800"});
+
+  // Connections that live ~9.3 h (log2 slot 25: up to 33554431 ms): twice that, in whole hours.
+  in.window.totals.detail->lifetime[CTBPF_PROTO_TCP] = lifetime_of(25, 10);
+  d = diagnose(in);
+  f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->evidence["proposed_s"] == 68400);  // 2 × 33555 s = 67110 s → 19 h
+  CHECK(f->evidence["tcp_lifetime_p99_ms"] == 33554431);
+
+  in.window.table.count = 60000;  // the table is under pressure: now a warning
+  d = diagnose(in);
+  REQUIRE(find(d, "tcp_timeout_established"));
+  CHECK(find(d, "tcp_timeout_established")->severity == Severity::warning);
+
+  in.sysctls["tcp_timeout_established"] = 86400;  // a day: not far beyond 19 h
+  d = diagnose(in);
+  CHECK(find(d, "tcp_timeout_established") == nullptr);
+  in.sysctls.erase("tcp_timeout_established");  // unreadable
+  d = diagnose(in);
+  CHECK(find(d, "tcp_timeout_established") == nullptr);
+}
+
+TEST_CASE("UDP dominating inserts: udp_timeout and stateless_udp with the full nft rules") {
+  auto in = healthy();
+  auto& detail = *in.window.totals.detail;
+  detail.inserts_by_proto[CTBPF_PROTO_UDP] = 20000;  // 2000/s × 30 s ≈ 60000 entries held
+  detail.inserts_by_proto[CTBPF_PROTO_TCP] = 100;
+  auto d = diagnose(in);
+  auto* timeout = find(d, "udp_timeout");
+  REQUIRE(timeout);
+  CHECK(timeout->evidence["entries_held_estimate"].get<double>() == doctest::Approx(60000.0));
+  CHECK(timeout->fix_now == std::vector<std::string>{"sysctl -w net.netfilter.nf_conntrack_udp_timeout=10"});
+  auto* notrack = find(d, "stateless_udp");
+  REQUIRE(notrack);
+  CHECK(notrack->evidence["udp_share"].get<double>() == doctest::Approx(20000.0 / 20100));
+  CHECK(notrack->evidence["top_ports"].is_null());  // not collected yet, and it says so
+  CHECK(notrack->measured.find("conntrack -L -p udp") != std::string::npos);
+  CHECK(has_line(notrack->fix_now,
+                 "nft add chain inet no_conntrack prerouting '{ type filter hook prerouting priority raw; policy accept; }'"));
+  CHECK(has_line(notrack->fix_now, "nft add rule inet no_conntrack output udp dport 53 notrack"));
+  CHECK(notrack->fix_now.front() == "nft add table inet no_conntrack");  // "notrack" is an nft keyword
+  CHECK(has_line(notrack->fix_persistent, "/etc/nftables.conf"));
+
+  // A trickle of UDP (a few DNS lookups) is not worth a rule.
+  detail.inserts_by_proto[CTBPF_PROTO_UDP] = 30;
+  d = diagnose(in);
+  CHECK(find(d, "udp_timeout") == nullptr);
+  CHECK(find(d, "stateless_udp") == nullptr);
+  // Mostly TCP: no NOTRACK advice even when UDP is heavy.
+  detail.inserts_by_proto[CTBPF_PROTO_UDP] = 20000;
+  detail.inserts_by_proto[CTBPF_PROTO_TCP] = 30000;
+  d = diagnose(in);
+  CHECK(find(d, "udp_timeout") != nullptr);
+  CHECK(find(d, "stateless_udp") == nullptr);
+}
+
+TEST_CASE("severity order: critical, then warning, then info; rule order within each") {
+  auto in = healthy();
+  in.window.table = {300, 300, 65536};
+  in.table_start = in.window.table;
+  in.window.totals.drops.table_full = 10;
+  in.window.totals.drops.early_drop = 4;
+  in.window.totals.drops.clash_resolve = 1;
+  in.sysctls["tcp_timeout_established"] = 432000;
+  auto d = diagnose(in);
+  std::vector<std::string> ids;
+  for (const auto& f : d.findings) ids.push_back(f.id);
+  CHECK(ids == std::vector<std::string>{"table_fill", "drop_table_full", "drop_early_drop",
+                                        "tcp_timeout_established", "drop_clash_resolve", "memory"});
+  CHECK(std::is_sorted(d.findings.begin(), d.findings.end(),
+                       [](const Finding& a, const Finding& b) { return a.severity < b.severity; }));
+}
+
+TEST_CASE("doctor_json: inputs, the trace summary, unmeasured, findings with stable keys") {
+  auto in = healthy();
+  in.window.totals.chain = chain_of({{3, 10}});
+  auto d = diagnose(in);
+  auto j = doctor_json(in, d);
+  CHECK(j["type"] == "doctor");
+  CHECK(j["mode"] == "fentry");
+  CHECK(j["inputs"]["table"]["max"] == 65536);
+  CHECK(j["inputs"]["memory"]["slab_object_size"] == 256);
+  CHECK(j["inputs"]["memory"]["conntrack"] == "module");
+  CHECK(j["inputs"]["sysctls"]["udp_timeout"] == 30);
+  CHECK(j["summary"]["type"] == "summary");
+  CHECK(j["summary"]["chain_length"]["p99"] == 3);
+  REQUIRE(j["findings"].is_array());
+  REQUIRE(j["findings"].size() == d.findings.size());
+  for (const auto& f : j["findings"]) {
+    for (const char* key : {"id", "severity", "title", "measured", "evidence", "why", "fix_now", "fix_persistent"})
+      CHECK_MESSAGE(f.contains(key), key);
+  }
+  CHECK(j["findings"][0]["severity"] == "info");
+  CHECK(j["unmeasured"].is_array());
+
+  auto text = doctor_text(in, d);
+  CHECK(text.find("[INFO] table_fill") != std::string::npos);
+  CHECK(text.find("nothing was changed") != std::string::npos);
+}
+
+TEST_CASE("chain_length: a count whose average chain is at the limit is critical before any refusal") {
+  auto in = healthy();
+  in.window.table = {17020, 65536, 512};  // 1 + 2 × 17020 / 512 ≈ 67.5 per chain at insert
+  in.table_start = in.window.table;
+  auto d = diagnose(in);
+  auto* f = find(d, "chain_length");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::critical);
+  CHECK(f->measured.find("no insert in the window") != std::string::npos);  // probes on, nothing seen
+  in.obs.kernel_has_chaintoolong = false;  // before 5.15 nothing is refused: slow, not dropping
+  d = diagnose(in);
+  REQUIRE(find(d, "chain_length"));
+  CHECK(find(d, "chain_length")->severity == Severity::warning);
+}

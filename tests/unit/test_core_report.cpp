@@ -1,0 +1,149 @@
+#include <doctest/doctest.h>
+
+#include <regex>
+
+#include "core/report.h"
+#include "core/snapshot.h"
+#include "test_core_snapshot_fixture.h"
+
+using namespace ctbpf::core;
+using nlohmann::json;
+
+namespace {
+
+const Chart* find(const std::vector<Chart>& charts, const std::string& id) {
+  for (const auto& c : charts)
+    if (c.id == id) return &c;
+  return nullptr;
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+// The <svg> element of one chart in the HTML page.
+std::string svg_of(const std::string& html, const std::string& id) {
+  auto start = html.find("<svg id=\"chart-" + id + "\"");
+  if (start == std::string::npos) return "";
+  return html.substr(start, html.find("</svg>", start) - start);
+}
+
+// The rows the text report prints under a chart's title, up to the blank line.
+std::vector<std::string> rows_under(const std::string& text, const std::string& title) {
+  std::vector<std::string> rows;
+  auto at = text.find("\n" + title + "\n");
+  if (at == std::string::npos) return rows;
+  at += title.size() + 2;
+  while (at < text.size() && text[at] != '\n') {
+    auto end = text.find('\n', at);
+    rows.push_back(text.substr(at, end - at));
+    at = end + 1;
+  }
+  return rows;
+}
+
+json tracepoint_document() {
+  auto m = fixture::meta(Mode::tracepoint);
+  m.obs = Observability{};
+  m.obs.netfilter_drop_reason = true;
+  return make_snapshot(m, fixture::series(3, 2), true);
+}
+
+}  // namespace
+
+TEST_CASE("charts: one bar per bucket, per interval, per observable cause") {
+  const auto doc = fixture::document();
+  auto charts = report_charts(doc);
+  std::vector<std::string> ids;
+  for (const auto& c : charts) ids.push_back(c.id);
+  CHECK(ids == std::vector<std::string>{"drops_by_cause", "chain_length", "lifetime_udp", "inserts_per_s",
+                                        "drops_insert_failed", "drops_chaintoolong"});
+  CHECK(find(charts, "drops_by_cause")->bars.size() == 7);
+  // Buckets up to the highest non-empty one: chain slots 0..32, lifetime slots 0..11.
+  CHECK(find(charts, "chain_length")->bars.size() == 33);
+  CHECK(find(charts, "chain_length")->bars[3].value == 500);
+  CHECK(find(charts, "chain_length")->bars[32].label == "63");
+  CHECK(find(charts, "lifetime_udp")->bars.size() == 12);
+  CHECK(find(charts, "inserts_per_s")->bars.size() == 10);
+  CHECK(find(charts, "inserts_per_s")->bars[0].text == "100/s");
+  const auto* drops = find(charts, "drops_chaintoolong");
+  REQUIRE(drops->bars.size() == 10);
+  CHECK(drops->bars[3].value == 0);
+  CHECK(drops->bars[4].value == 50);
+
+  SUBCASE("tracepoint mode: no chain, lifetime or insert charts; only the causes it sees") {
+    auto tp = report_charts(tracepoint_document());
+    std::vector<std::string> tp_ids;
+    for (const auto& c : tp) tp_ids.push_back(c.id);
+    // The fixture's kernel stats have only "invalid"; the probe-only causes are null.
+    CHECK(tp_ids == std::vector<std::string>{"drops_by_cause"});
+    CHECK(find(tp, "drops_by_cause")->bars.size() == 1);
+  }
+}
+
+TEST_CASE("text report: the summary's numbers and one row per bar") {
+  const auto doc = fixture::document();
+  auto text = report_text(doc, 100);
+  CHECK(text.find("ctbpf snapshot: host gw-1, kernel 6.1.0-test, fentry mode\n") == 0);
+  CHECK(text.find("  allocs 1150  inserts 1000 (100/s)  destroys 400 (40/s)  deletes 0\n") != std::string::npos);
+  CHECK(text.find("  chain length: n 1000  mean 21.5  p50 3  p99 63  max 40\n") != std::string::npos);
+  auto chain_rows = rows_under(text, report_charts(doc)[1].title);
+  CHECK(chain_rows.size() == 33);
+  CHECK(chain_rows[3].find(" 3 500 |#") != std::string::npos);
+  auto causes = rows_under(text, "Drops by cause (whole window)");
+  REQUIRE(causes.size() == 7);
+  CHECK(std::regex_search(causes[3], std::regex("^ +chaintoolong 150 \\|#+$")));
+  CHECK(rows_under(text, "inserts_per_s").empty());
+  CHECK(rows_under(text, "Inserts per second, per interval (end time in s)").size() == 10);
+  CHECK(text.find("tcp_timeout_established 432000") != std::string::npos);
+  for (const auto& line : rows_under(text, "Drops by cause (whole window)")) CHECK(line.size() <= 100);
+
+  SUBCASE("long series are grouped to at most 30 rows") {
+    auto big = make_snapshot(fixture::meta(), fixture::series(100, 20, 0), true);
+    auto rows = rows_under(report_text(big, 80), "Inserts per second, per interval (end time in s)");
+    CHECK(rows.size() == 31);  // "(4 intervals per row)" and 30 rows
+    CHECK(rows[0] == "  (4 intervals per row)");
+  }
+}
+
+TEST_CASE("HTML report: self-contained, one <rect class=\"bar\"> per bar, escaped") {
+  auto doc = fixture::document();
+  doc["host"] = "gw<1>&\"x\"";
+  auto html = report_html(doc);
+  for (const auto& c : report_charts(doc)) {
+    CAPTURE(c.id);
+    CHECK(count(svg_of(html, c.id), "<rect class=\"bar\"") == c.bars.size());
+  }
+  CHECK(count(svg_of(html, "chain_length"), "<rect class=\"bar\"") == 33);
+  CHECK(count(svg_of(html, "inserts_per_s"), "<rect class=\"bar\"") == 10);
+  CHECK(count(html, "<svg id=\"chart-") == 6);
+  // Nothing to fetch, nothing to run.
+  CHECK(html.find("<script") == std::string::npos);
+  CHECK(html.find("src=") == std::string::npos);
+  CHECK(html.find("href=") == std::string::npos);
+  CHECK(html.find("url(") == std::string::npos);
+  CHECK(html.find("default-src 'none'") != std::string::npos);
+  CHECK(html.find("gw&lt;1&gt;&amp;&quot;x&quot;") != std::string::npos);
+  CHECK(html.find("gw<1>") == std::string::npos);
+}
+
+TEST_CASE("diff: a snapshot with itself is no change; changes are listed by section") {
+  const auto a = fixture::document();
+  auto same = diff_snapshots(a, "a.json", a, "a.json");
+  CHECK_FALSE(same.changed);
+  CHECK(same.text.find("\nno change\n") != std::string::npos);
+
+  auto b = make_snapshot(fixture::meta(), fixture::series(4, 6, 0), true);
+  b["sysctls"]["buckets"] = 65536u;
+  b["sysctls"].erase("tcp_timeout_established");
+  auto d = diff_snapshots(a, "a.json", b, "b.json");
+  CHECK(d.changed);
+  CHECK(d.text.find("no change") == std::string::npos);
+  CHECK(std::regex_search(d.text, std::regex("\n  chaintoolong +150 \\(15/s\\) -> 300 \\(30/s\\)\n")));
+  CHECK(std::regex_search(d.text, std::regex("\n  buckets +512 -> 65536\n")));
+  CHECK(std::regex_search(d.text, std::regex("\n  tcp_timeout_established +432000 -> absent\n")));
+  // Same insert rate (100/s) in both windows: not a change.
+  CHECK(d.text.find("inserts/s") == std::string::npos);
+}
