@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/doctor.h"
 #include "kernel/error.h"
@@ -19,31 +20,6 @@
 namespace ctbpf::cli {
 
 namespace {
-
-volatile std::sig_atomic_t g_stop = 0;
-
-void on_stop_signal(int) { g_stop = 1; }
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-
-// Same protocol as trace's: written under a temporary name and renamed, never seen half-written.
-void write_ready_file(const std::string& path, core::Mode mode) {
-  if (path.empty()) return;
-  auto tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << core::to_string(mode) << '\n';
-    if (!out) throw Error(kExitFailure, fmt::format("cannot write ready file {}", path));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(kExitFailure, fmt::format("cannot write ready file {}", path));
-}
 
 core::Count delta(const std::optional<core::KernelStats>& before, const std::optional<core::KernelStats>& after,
             core::Count core::KernelStats::*field) {
@@ -72,27 +48,13 @@ int run_doctor(const DoctorOptions& options) {
                  options.duration_s, core::to_string(tracer->mode()).c_str());
 
   // One sample a second: the peak count needs more than the two ends.
-  using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
-  const auto end = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.duration_s));
-  auto next_tick = start + std::chrono::seconds(1);
   std::optional<uint64_t> peak = first.table.count;
-  auto note_peak = [&](const core::Sample& s) {
-    if (s.table.count) peak = std::max(peak.value_or(0), *s.table.count);
-  };
-  while (!g_stop && clock::now() < end) {
-    if (clock::now() >= next_tick) {
-      auto s = tracer->sample();
-      note_peak(s);
-      aggregator.add(s);
-      next_tick += std::chrono::seconds(1);
-    }
-    // Short sleeps: a stop signal is noticed within 50 ms.
-    std::this_thread::sleep_for(std::min<clock::duration>(std::chrono::milliseconds(50), end - clock::now()));
-  }
-  const auto last = tracer->sample();
-  note_peak(last);
-  aggregator.add(last);
+  core::Sample last = first;
+  run_sample_loop(*tracer, aggregator, 1.0, options.duration_s, [](std::span<const std::byte>) {},
+                  [&](const core::Report&, const core::Sample& s, bool) {
+                    if (s.table.count) peak = std::max(peak.value_or(0), *s.table.count);
+                    last = s;
+                  });
 
   core::DoctorInput in;
   in.mode = tracer->mode();

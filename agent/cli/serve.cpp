@@ -16,6 +16,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/prometheus.h"
 #include "kernel/error.h"
@@ -28,9 +29,6 @@
 namespace ctbpf::cli {
 
 namespace {
-
-volatile std::sig_atomic_t g_stop = 0;
-void on_stop(int) { g_stop = 1; }
 
 struct Endpoint {
   std::string host;
@@ -105,11 +103,7 @@ int run_serve(const ServeOptions& options) {
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.lifetime_one_in = options.lifetime_one_in;
 
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  install_stop_handlers();
   signal(SIGHUP, SIG_IGN);  // nothing to reopen yet; a terminal hangup must not kill the agent
   signal(SIGPIPE, SIG_IGN);
 
@@ -139,20 +133,14 @@ int run_serve(const ServeOptions& options) {
     throw Error(kExitFailure, fmt::format("cannot listen on {}: {}", options.listen, std::strerror(errno)));
   std::thread http([&] { server.listen_after_bind(); });
 
-  if (!options.ready_file.empty()) {
-    FILE* f = std::fopen(options.ready_file.c_str(), "w");
-    if (f) {
-      std::fprintf(f, "%s\n", core::to_string(tracer->mode()).c_str());
-      std::fclose(f);
-    }
-  }
+  write_ready_file(options.ready_file, tracer->mode());
   std::fprintf(stderr, "ctbpf: serving %s mode metrics on http://%s/metrics\n",
                core::to_string(tracer->mode()).c_str(), options.listen.c_str());
 
   using clock = std::chrono::steady_clock;
   const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.interval_s));
   auto next = clock::now() + interval;
-  while (!g_stop) {
+  while (!stop_requested()) {
     if (clock::now() >= next) {
       refresh();
       next += interval;

@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/trace_loop.h"
+#include "core/aggregator.h"
 #include "core/attribution.h"
 #include "kernel/attribution_sources.h"
 #include "kernel/error.h"
@@ -19,9 +21,6 @@
 namespace ctbpf::cli {
 
 namespace {
-
-volatile std::sig_atomic_t g_stop = 0;
-void on_stop(int) { g_stop = 1; }
 
 nlohmann::json row_json(const core::TopRow& r, kernel::NetnsNamer& names, bool with_source) {
   nlohmann::json j = {{"netns", r.key.netns},        {"name", names.name(r.key.netns)},
@@ -52,11 +51,7 @@ int run_top(const TopOptions& options) {
   kernel::Tracer::Options topts;
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.track_sources = true;
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
   if (!tracer->observability().conntrack_points)
@@ -68,23 +63,20 @@ int run_top(const TopOptions& options) {
   // cannot see into others; theirs count from the start).
   attribution.seed(kernel::dump_sources());
   kernel::NetnsNamer names;
-  if (!options.ready_file.empty()) {
-    if (FILE* f = std::fopen(options.ready_file.c_str(), "w")) {
-      std::fputs((core::to_string(tracer->mode()) + "\n").c_str(), f);
-      std::fclose(f);
-    }
-  }
+  core::Aggregator aggregator(tracer->mode(), tracer->observability());
+  aggregator.add(tracer->sample());
+  write_ready_file(options.ready_file, tracer->mode());
   const bool live = !options.json && isatty(STDOUT_FILENO);
 
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   auto last = start;
-  auto emit = [&](bool final) {
+  auto emit = [&](bool final, const core::Sample& sample) {
     auto now = clock::now();
     attribution.update(tracer->sources(), std::chrono::duration<double>(now - last).count());
     last = now;
     const double t = std::chrono::duration<double>(now - start).count();
-    const uint64_t untracked = tracer->sample().counters[CTBPF_CNT_SOURCE_UNTRACKED];
+    const uint64_t untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];
     if (live && !final) {
       std::fputs(screen(attribution, names, options.top, t, untracked).c_str(), stdout);
     } else if (options.json) {
@@ -101,19 +93,8 @@ int run_top(const TopOptions& options) {
     std::fflush(stdout);
   };
 
-  const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.interval_s));
-  auto next = start + interval;
-  std::optional<clock::time_point> end;
-  if (options.duration_s)
-    end = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*options.duration_s));
-  while (!g_stop && !(end && clock::now() >= *end)) {
-    if (clock::now() >= next) {
-      emit(false);
-      next += interval;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  emit(true);
+  run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, [](std::span<const std::byte>) {},
+                  [&](const core::Report&, const core::Sample& sample, bool tail) { emit(tail, sample); });
   return kExitOk;
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// What `trace` and `snapshot` share (cli/trace.cpp): stop signals, the ready file, and the one
+// What `trace`, `snapshot`, `top`, `doctor` and `serve` share (cli/trace_loop.cpp): stop signals, the ready file, and the one
 // sampling loop, so a snapshot's intervals are exactly the ones `trace --json` would print.
 #include <functional>
 #include <optional>
@@ -12,6 +12,8 @@ namespace ctbpf::cli {
 
 /// Ctrl-C and SIGTERM end run_sample_loop; what was measured is still printed or written.
 void install_stop_handlers();
+/// True once Ctrl-C or SIGTERM arrived (for loops of their own, like serve's).
+bool stop_requested();
 
 /// Writes the mode to `path` (atomically) once every program is attached; no-op when empty.
 void write_ready_file(const std::string& path, core::Mode mode);
