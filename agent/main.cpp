@@ -99,6 +99,18 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lifetime-sample", serve.lifetime_one_in,
                         "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->default_val(8);
+  serve_cmd->add_option("--record", serve.record_dir,
+                        "Rolling snapshots (the `ctbpf snapshot` format) in DIR; SIGHUP writes one now");
+  serve_cmd->add_option("--record-every", serve.record_every_s, "Seconds per rolling snapshot")
+      ->check(kPositiveSeconds)
+      ->default_val(300);
+  serve_cmd->add_option("--record-keep", serve.record_retention.keep_files, "Newest snapshot files kept")
+      ->check(CLI::PositiveNumber)
+      ->default_val(288);
+  serve_cmd->add_option("--record-max-age", serve.record_retention.max_age_s,
+                        "Seconds after which snapshot files are deleted")
+      ->check(kPositiveSeconds)
+      ->default_val(7 * 86400);
 
   ctbpf::cli::DoctorOptions doctor;
   auto* doctor_cmd = app.add_subcommand(

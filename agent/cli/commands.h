@@ -40,6 +40,9 @@ struct ServeOptions {
   std::string mode = "auto";
   std::string ready_file;
   uint32_t lifetime_one_in = 8;
+  std::string record_dir;              // rolling snapshots here; empty = off
+  double record_every_s = 300;         // one snapshot per this many seconds
+  core::RecorderOptions record_retention;  // keep_files and max_age_s apply
 };
 
 int run_serve(const ServeOptions& options);

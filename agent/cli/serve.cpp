@@ -19,6 +19,11 @@
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/prometheus.h"
+#include "core/recorder.h"
+#include "core/snapshot.h"
+#include "kernel/snapshot_files.h"
+#include "kernel/system.h"
+#include "kernel/attribution_sources.h"
 #include "kernel/error.h"
 #include "kernel/tracer.h"
 
@@ -56,6 +61,80 @@ Endpoint parse_listen(const std::string& text) {
     throw Error(kExitUsage, fmt::format("--listen: '{}' is not an IP address", e.host));
   return e;
 }
+
+volatile std::sig_atomic_t g_rotate = 0;
+void on_hangup(int) { g_rotate = 1; }
+
+/// Rolling snapshots (--record DIR): every `every_s`, the window's intervals go to one snapshot file
+/// in the same format as `ctbpf snapshot`; retention by count and age. SIGHUP writes the current
+/// window now (for log shippers and before maintenance) and starts the next.
+class RollingRecorder {
+public:
+  RollingRecorder(std::string dir, double every_s, const core::RecorderOptions& retention,
+                  const kernel::Tracer& tracer, double interval_s)
+      : dir_(std::move(dir)), every_s_(every_s), retention_(retention), tracer_(tracer), interval_s_(interval_s) {}
+
+  void add(const core::Sample& sample) {
+    if (!window_) {
+      start(sample);
+      return;
+    }
+    if (auto r = window_->add(sample)) intervals_.push_back(*r);
+    if (sample.t_s - window_start_t_ >= every_s_ || g_rotate) {
+      g_rotate = 0;
+      write(sample);
+      start(sample);
+    }
+  }
+
+  /// At shutdown: the partial window is written too, so stopping loses nothing.
+  void finish(const core::Sample& sample) {
+    if (!window_) return;
+    if (auto r = window_->add(sample)) intervals_.push_back(*r);
+    write(sample);
+  }
+
+private:
+  void start(const core::Sample& sample) {
+    window_.emplace(tracer_.mode(), tracer_.observability());
+    window_->add(sample);
+    window_start_t_ = sample.t_s;
+    window_start_wall_ = kernel::wall_clock_s();
+    intervals_.clear();
+  }
+
+  void write(const core::Sample& last) {
+    if (intervals_.empty()) return;
+    core::SnapshotMeta meta;
+    meta.host = kernel::host_name();
+    meta.kernel = kernel::kernel_release();
+    meta.mode = tracer_.mode();
+    meta.obs = tracer_.observability();
+    meta.start_epoch_s = window_start_wall_;
+    meta.end_epoch_s = window_start_wall_ + (last.t_s - window_start_t_);
+    meta.interval_s = interval_s_;
+    meta.sysctls = kernel::read_conntrack_sysctls();
+    auto doc = core::make_snapshot(meta, window_->summary(), intervals_);
+    auto name = core::recording_file_name(meta.end_epoch_s, {"rolling"});
+    try {
+      kernel::write_file_atomically(dir_ + "/" + name, core::snapshot_bytes(doc));
+    } catch (const std::exception& e) {
+      // An agent keeps serving metrics when its disk is full; it says so and tries next window.
+      std::fprintf(stderr, "ctbpf: rolling snapshot: %s\n", e.what());
+    }
+    for (const auto& old : core::expired_recordings(kernel::list_files(dir_), kernel::wall_clock_s(), retention_))
+      kernel::remove_file(dir_, old);
+  }
+
+  std::string dir_;
+  double every_s_;
+  core::RecorderOptions retention_;
+  const kernel::Tracer& tracer_;
+  double interval_s_;
+  std::optional<core::Aggregator> window_;
+  std::vector<core::Report> intervals_;
+  double window_start_t_ = 0, window_start_wall_ = 0;
+};
 
 struct Pages {
   std::mutex mutex;
@@ -104,20 +183,30 @@ int run_serve(const ServeOptions& options) {
   topts.lifetime_one_in = options.lifetime_one_in;
 
   install_stop_handlers();
-  signal(SIGHUP, SIG_IGN);  // nothing to reopen yet; a terminal hangup must not kill the agent
+  signal(SIGHUP, on_hangup);
   signal(SIGPIPE, SIG_IGN);
 
   auto tracer = kernel::Tracer::start(topts);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   aggregator.add(tracer->sample());
   core::NetnsLabels labels(core::kMaxNetnsLabels);
+  kernel::NetnsNamer names;
   Pages pages;
+  std::optional<RollingRecorder> recorder;
+  if (!options.record_dir.empty()) {
+    kernel::ensure_writable_dir(options.record_dir);
+    recorder.emplace(options.record_dir, options.record_every_s, options.record_retention, *tracer,
+                     options.interval_s);
+  }
 
   auto refresh = [&] {
-    aggregator.add(tracer->sample());
+    auto sample = tracer->sample();
+    aggregator.add(sample);
+    if (recorder) recorder->add(sample);
     auto total = aggregator.summary();
     if (total.totals.detail) labels.admit(total.totals.detail->by_netns);
-    core::ExpositionInput in{tracer->mode(), &tracer->observability(), &total, &labels, CTBPF_VERSION, false};
+    core::ExpositionInput in{tracer->mode(), &tracer->observability(), &total, &labels, CTBPF_VERSION, false, {}};
+    for (auto netns : labels.all()) in.netns_names[netns] = names.name(netns);
     auto text = core::render_exposition(in);
     in.openmetrics = true;
     auto om = core::render_exposition(in);
@@ -149,6 +238,7 @@ int run_serve(const ServeOptions& options) {
   }
   server.stop();
   http.join();
+  if (recorder) recorder->finish(tracer->sample());
   return kExitOk;
 }
 

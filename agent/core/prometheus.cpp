@@ -131,6 +131,19 @@ std::string render_exposition(const ExpositionInput& in) {
     for (const auto& [netns, c] : labelled)
       page.sample(p + "netns_inserts_total", fmt::format("netns=\"{}\"", netns), c.inserts);
     page.sample(p + "netns_inserts_total", "netns=\"other\"", other_inserts);
+    // Names live in their own info series (join on netns): a name may change, a counter's labels must not.
+    page.info("ctbpf_netns", "What each labelled netns inode is: ip netns name, container or process");
+    for (const auto& [netns, c] : labelled) {
+      auto it = in.netns_names.find(netns);
+      std::string name = it == in.netns_names.end() ? "" : it->second;
+      std::string escaped;
+      for (char ch : name) {
+        if (ch == '\\' || ch == '"') escaped += '\\';
+        if (ch == '\n') { escaped += "\\n"; continue; }
+        escaped += ch;
+      }
+      page.sample("ctbpf_netns_info", fmt::format("netns=\"{}\",name=\"{}\"", netns, escaped), uint64_t{1});
+    }
     page.counter(p + "netns_destroys", "Destroys per network namespace (inode; bounded, rest in other)");
     for (const auto& [netns, c] : labelled)
       page.sample(p + "netns_destroys_total", fmt::format("netns=\"{}\"", netns), c.destroys);

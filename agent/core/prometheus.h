@@ -3,6 +3,7 @@
 // command hands it a Report and gets the page. Label sets have a hard bound: at most
 // kMaxNetnsLabels namespaces get their own series, the rest share netns="other".
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 
@@ -18,6 +19,7 @@ public:
   /// Admits the busiest namespaces of `counts` (most inserts first) while there is room.
   void admit(const ByNetns& counts);
   bool labelled(uint32_t netns) const { return labelled_.count(netns) != 0; }
+  const std::set<uint32_t>& all() const { return labelled_; }
 
 private:
   std::size_t max_;
@@ -33,6 +35,7 @@ struct ExpositionInput {
   const NetnsLabels* netns = nullptr;
   std::string version;
   bool openmetrics = false;
+  std::map<uint32_t, std::string> netns_names;  // for labelled netns: ip netns / container / process
 };
 
 std::string render_exposition(const ExpositionInput& in);

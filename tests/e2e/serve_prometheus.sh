@@ -50,6 +50,8 @@ done
 chain_count=$(query 'ctbpf_conntrack_chain_length_count{job="ctbpf"}')
 inode=$(stat -L -c %i "/run/netns/$NS")
 netns_inserts=$(query "ctbpf_conntrack_netns_inserts_total{job=\"ctbpf\",netns=\"$inode\"}")
+netns_name=$(in_quiet curl -sf --get http://127.0.0.1:9090/api/v1/query \
+	--data-urlencode "query=ctbpf_netns_info{job=\"ctbpf\",netns=\"$inode\"}" | jq -r '.data.result[0].metric.name // "none"')
 page=$(in_quiet curl -sf http://127.0.0.1:9640/metrics)
 promtool_out=$(promtool check metrics <<<"$page" 2>&1) && promtool_rc=0 || promtool_rc=$?
 
@@ -58,6 +60,7 @@ expect "conntrack -C" "$count" "$n"
 expect "prometheus: sum(ctbpf_conntrack_inserts_total)" "$inserts" "$count"
 expect "prometheus: ctbpf_conntrack_chain_length_count" "$chain_count" "$count"
 expect "prometheus: netns_inserts_total of the test netns" "$netns_inserts" "$count"
+expect "prometheus: ctbpf_netns_info name of the test netns" "$netns_name" "$NS"
 expect "promtool check metrics exit code" "$promtool_rc" 0
 expect "promtool complaints" "$promtool_out" ""
 finish

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# serve_record.sh MODE: `ctbpf serve --record DIR` writes rolling snapshots that `ctbpf report`
+# reads back; SIGHUP writes one at once; SIGTERM writes the last partial window; retention keeps
+# the newest --record-keep files and never touches other files in DIR.
+source "$(dirname "$0")/lib.sh"
+mode=${1:?mode}
+
+load_modules
+make_netns
+mkdir -p "$WORK/rec"
+touch "$WORK/rec/not-ours.json"
+ip netns exec "$NS" "$CTBPF_BIN" serve --mode "$mode" --listen 127.0.0.1:9642 -i 0.25 \
+	--record "$WORK/rec" --record-every 1 --record-keep 3 --ready-file "$WORK/serve.ready" 2>"$WORK/trace.err" &
+pid=$!
+BG_PIDS+=($pid)
+wait_file "$WORK/serve.ready" "$pid" "ctbpf serve"
+udp_flood 20000 100 >/dev/null
+sleep 5.5
+kill -HUP "$pid"
+sleep 0.5
+kill -TERM "$pid"
+wait "$pid" || { echo "serve exited non-zero" >&2; FAILED=1; }
+
+mapfile -t files < <(cd "$WORK/rec" && ls ctbpf-*-rolling.json)
+expect "rolling snapshots kept (--record-keep 3)" "${#files[@]}" 3
+expect "other files untouched" "$(ls "$WORK/rec/not-ours.json" 2>/dev/null | wc -l)" 1
+for f in "${files[@]}"; do
+	rc=0
+	"$CTBPF_BIN" report "$WORK/rec/$f" >/dev/null 2>"$WORK/report.err" || rc=$?
+	expect "ctbpf report $f" "$rc" 0
+	expect "$f: mode" "$(jq -r .mode "$WORK/rec/$f")" "$mode"
+	expect "$f: has intervals" "$(jq '.intervals | length > 0' "$WORK/rec/$f")" true
+done
+finish
