@@ -29,6 +29,7 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel and friends are 
 const volatile __u32 event_mask = 0;		  /* 1 << enum ctbpf_event_kind, for --events */
 const volatile __u32 lifetime_sample_mask = 0; /* keep births of 1 entry in mask + 1 */
 const volatile bool track_sources = false;	  /* per-source counts, for `ctbpf top` */
+const volatile bool track_ports = false;	  /* per-destination-port inserts, for `ctbpf doctor` */
 
 /* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
 #define EARLY_DROP_RUNNING 1
@@ -106,6 +107,22 @@ static __always_inline struct ctbpf_netns_counts *source_counts_of(struct nf_con
 	if (!counts)
 		count(CTBPF_CNT_SOURCE_UNTRACKED);
 	return counts;
+}
+
+/* One more insert for the entry's (protocol, destination port); a full map loses it, uncounted by
+ * design: doctor only ranks the busiest ports. */
+static __always_inline void count_port(struct nf_conn *ct)
+{
+	struct ctbpf_port_key key = {};
+	__u64 one = 1, *inserts;
+
+	key.l4 = ct_l4proto(ct);
+	key.dport = bpf_ntohs(BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.u.all));
+	inserts = bpf_map_lookup_elem(&port_counts, &key);
+	if (inserts)
+		(*inserts)++;
+	else
+		bpf_map_update_elem(&port_counts, &key, &one, BPF_NOEXIST);
 }
 
 static __always_inline void fill_tuple(struct ctbpf_event *e, const struct nf_conntrack_tuple *t)
@@ -417,6 +434,8 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 		if (netns)
 			netns->inserts++;
 	}
+	if (track_ports)
+		count_port(ct);
 	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct));
 }
 

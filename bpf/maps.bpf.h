@@ -58,6 +58,13 @@ struct {
 	__type(value, struct ctbpf_netns_counts); /* inserts, destroys */
 } source_counts SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, CTBPF_PORTS_MAX);
+	__type(key, struct ctbpf_port_key);
+	__type(value, __u64); /* inserts */
+} port_counts SEC(".maps");
+
 /* Per-event records for `ctbpf trace --events`; sized at load, a page when events are off. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

@@ -1,5 +1,6 @@
 // ctbpf doctor: observe conntrack for a window with the real tracer, read the sysctls and memory
 // facts, and print the core's findings. Read-only: it loads BPF programs and reads files, nothing else.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -36,6 +37,7 @@ int run_doctor(const DoctorOptions& options) {
     topts.forced = core::mode_from_string(options.mode);
     if (!topts.forced) throw Error(kExitUsage, fmt::format("--mode: unknown mode '{}'", options.mode));
   }
+  topts.track_ports = true;
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
@@ -65,6 +67,14 @@ int run_doctor(const DoctorOptions& options) {
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
   in.system = kernel::read_system_facts();
+  if (tracer->observability().conntrack_points) {
+    // The map starts empty at load, so its totals are the window's; busiest first.
+    std::vector<core::PortCount> ports;
+    for (const auto& [key, inserts] : tracer->ports()) ports.push_back({key.first, key.second, inserts});
+    std::sort(ports.begin(), ports.end(), [](const auto& a, const auto& b) { return a.inserts > b.inserts; });
+    if (ports.size() > 20) ports.resize(20);
+    in.top_ports = ports;
+  }
   auto diagnosis = core::diagnose(in);
 
   if (options.json) {

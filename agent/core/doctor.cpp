@@ -658,33 +658,55 @@ void rule_udp_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   d.findings.push_back(std::move(x));
 }
 
+// The UDP destination ports that made at least a tenth of UDP inserts (at most five), busiest first.
+std::vector<PortCount> busy_udp_ports(const DoctorInput& in) {
+  std::vector<PortCount> udp;
+  uint64_t total = 0;
+  if (in.top_ports)
+    for (const auto& p : *in.top_ports)
+      if (p.l4 == 17) {
+        udp.push_back(p);
+        total += p.inserts;
+      }
+  std::erase_if(udp, [&](const PortCount& p) { return p.inserts * 10 < total; });
+  if (udp.size() > 5) udp.resize(5);
+  return udp;
+}
+
 void rule_stateless_udp(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   auto u = udp_load(in, f);
   if (!u || u->share < 0.5 || u->held < 0.05 * capacity(f)) return;
+  const auto ports = busy_udp_ports(in);
   Finding x;
   x.id = "stateless_udp";
   x.severity = f.pressure || positive(f.chaintoolong) ? Severity::warning : Severity::info;
   x.title = fmt::format("UDP makes {:.0f}% of new entries: stateless traffic could skip conntrack",
                         100 * u->share);
-  x.measured = fmt::format(
-      "{} of {} inserts were UDP ({:.0f}/s). ctbpf does not attribute inserts to ports yet; the busiest "
-      "UDP destination ports now: conntrack -L -p udp 2>/dev/null | grep -o 'dport=[0-9]*' | sort | "
-      "uniq -c | sort -rn | head",
-      u->inserts, u->all_inserts, u->per_s);
+  std::string port_list;
+  for (const auto& p : ports) port_list += fmt::format("{}{} ({} inserts)", port_list.empty() ? "" : ", ", p.port, p.inserts);
+  x.measured = fmt::format("{} of {} inserts were UDP ({:.0f}/s); busiest UDP destination ports: {}.", u->inserts,
+                           u->all_inserts, u->per_s, port_list.empty() ? "not measured" : port_list);
   x.why =
       "Request/response UDP (DNS, NTP, syslog, statsd) needs no connection state unless it is NATed or "
       "matched by ct state rules: NOTRACK in a raw-priority chain (before conntrack, priority -300) "
       "keeps it out of the table entirely. The commands below do it for DNS (port 53), both directions "
-      "and both hooks; put your ports in place of 53. Untracked packets skip NAT and match `ct state "
-      "untracked`, not `established`: a stateful input filter needs `ct state untracked accept`.";
+      "and both hooks, for the busiest measured ports (53 when none were measured). Untracked packets "
+      "skip NAT and match `ct state untracked`, not `established`: a stateful input filter needs `ct "
+      "state untracked accept`.";
+  std::string set = "53";
+  if (!ports.empty()) {
+    set.clear();
+    for (const auto& p : ports) set += (set.empty() ? "" : ", ") + std::to_string(p.port);
+    if (ports.size() > 1) set = "{ " + set + " }";
+  }
   x.fix_now = {
       "nft add table inet no_conntrack",
       "nft add chain inet no_conntrack prerouting '{ type filter hook prerouting priority raw; policy accept; }'",
       "nft add chain inet no_conntrack output '{ type filter hook output priority raw; policy accept; }'",
-      "nft add rule inet no_conntrack prerouting udp dport 53 notrack",
-      "nft add rule inet no_conntrack prerouting udp sport 53 notrack",
-      "nft add rule inet no_conntrack output udp dport 53 notrack",
-      "nft add rule inet no_conntrack output udp sport 53 notrack",
+      fmt::format("nft add rule inet no_conntrack prerouting udp dport {} notrack", set),
+      fmt::format("nft add rule inet no_conntrack prerouting udp sport {} notrack", set),
+      fmt::format("nft add rule inet no_conntrack output udp dport {} notrack", set),
+      fmt::format("nft add rule inet no_conntrack output udp sport {} notrack", set),
   };
   x.fix_persistent = {
       "nft list table inet no_conntrack >> /etc/nftables.conf && systemctl enable nftables  # loaded at boot"};
@@ -693,6 +715,10 @@ void rule_stateless_udp(const DoctorInput& in, const Facts& f, Diagnosis& d) {
                 {"udp_share", u->share},
                 {"udp_inserts_per_s", u->per_s},
                 {"top_ports", nullptr}};
+  if (in.top_ports) {
+    x.evidence["top_ports"] = json::array();
+    for (const auto& p : ports) x.evidence["top_ports"].push_back({{"port", p.port}, {"inserts", p.inserts}});
+  }
   d.findings.push_back(std::move(x));
 }
 
@@ -725,7 +751,8 @@ void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.system.slab_object_size)
     d.unmeasured.push_back({"memory per entry", "/proc/slabinfo and /sys/kernel/slab/nf_conntrack are unreadable"});
   if (!in.system.ram_bytes) d.unmeasured.push_back({"total RAM", "/proc/meminfo is unreadable"});
-  d.unmeasured.push_back({"top ports by inserts", "not collected by ctbpf yet"});
+  if (!in.top_ports)
+    d.unmeasured.push_back({"top ports by inserts", "needs the fentry or kprobe family"});
 }
 
 }  // namespace

@@ -30,6 +30,13 @@ struct SystemFacts {
   ConntrackBuild build = ConntrackBuild::unknown;
 };
 
+/// Inserts to one destination port during the window.
+struct PortCount {
+  uint8_t l4 = 0;  // IPPROTO_*
+  uint16_t port = 0;
+  uint64_t inserts = 0;
+};
+
 struct DoctorInput {
   Mode mode = Mode::tracepoint;
   Observability obs;
@@ -39,6 +46,7 @@ struct DoctorInput {
   Count kernel_drop;                        // the kernel's `drop` counter over the window (this netns)
   std::map<std::string, uint64_t> sysctls;  // kernel::read_conntrack_sysctls(): "max", "udp_timeout", ...
   SystemFacts system;
+  std::optional<std::vector<PortCount>> top_ports;  // busiest first; empty optional: not measured
 };
 
 struct Finding {

@@ -115,6 +115,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   t->skel_->rodata->event_mask = options.event_mask;
   t->skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
   t->skel_->rodata->track_sources = options.track_sources;
+  t->skel_->rodata->track_ports = options.track_ports;
+  if (!options.track_ports) bpf_map__set_max_entries(t->skel_->maps.port_counts, 1);
   if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
   bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);
   bpf_map__set_max_entries(t->skel_->maps.events,
@@ -251,6 +253,23 @@ FamilyTrial Tracer::trial(core::Mode family) {
   if (auto t = load(family, Options{}, why_not))
     return {true, fmt::format("{} programs attached", t->links_.size())};
   return {false, why_not};
+}
+
+std::map<std::pair<uint8_t, uint16_t>, uint64_t> Tracer::ports() const {
+  std::map<std::pair<uint8_t, uint16_t>, uint64_t> out;
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  ctbpf_port_key key{}, next{};
+  const ctbpf_port_key* prev = nullptr;
+  while (bpf_map__get_next_key(skel_->maps.port_counts, prev, &next, sizeof(next)) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map__lookup_elem(skel_->maps.port_counts, &key, sizeof(key), per_cpu.data(),
+                             per_cpu.size() * sizeof(uint64_t), 0) != 0)
+      continue;
+    auto& total = out[{key.l4, key.dport}];
+    for (auto v : per_cpu) total += v;
+  }
+  return out;
 }
 
 core::BySource Tracer::sources() const {

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <utility>
 #include <memory>
 #include <span>
 #include <optional>
@@ -34,6 +36,7 @@ public:
     uint32_t lifetime_one_in = 8;      // keep births of 1 entry in N (power of 2)
     uint32_t births_max = 1 << 16;     // bound of the births map (preallocated)
     bool track_sources = false;        // per-source counts (ctbpf top)
+    bool track_ports = false;          // per-destination-port inserts (ctbpf doctor)
   };
 
   /// Loads and attaches the first family that works (fentry, kprobe, tracepoint), or the forced one.
@@ -58,6 +61,8 @@ public:
   core::Sample sample() const;
   /// Cumulative inserts/destroys per source address (with track_sources), summed over CPUs.
   core::BySource sources() const;
+  /// Cumulative inserts per (L4 protocol, destination port) (with track_ports), summed over CPUs.
+  std::map<std::pair<uint8_t, uint16_t>, uint64_t> ports() const;
 
   /// libbpf's own messages go to stderr (debug level included) when set.
   static void set_verbose(bool verbose);

@@ -78,6 +78,16 @@ struct ctbpf_source_key {
 	__u8 addr[16];
 };
 
+/* Inserts per (L4 protocol, destination port) for `ctbpf doctor` (PERCPU_HASH, bounded; enabled by
+ * the `track_ports` rodata). ICMP's "port" is its type and code. */
+#define CTBPF_PORTS_MAX 1024
+
+struct ctbpf_port_key {
+	__u8 l4;
+	__u8 _pad;
+	__u16 dport; /* host byte order */
+};
+
 /* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
 struct ctbpf_chain_hist {
 	__u64 slot[CTBPF_CHAIN_SLOTS];
@@ -127,5 +137,6 @@ CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * 
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_counts) == 16, "ctbpf_netns_counts layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_source_key) == 24, "ctbpf_source_key layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_port_key) == 4, "ctbpf_port_key layout");
 
 #endif /* CTBPF_ABI_H */

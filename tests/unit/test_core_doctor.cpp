@@ -404,13 +404,24 @@ TEST_CASE("UDP dominating inserts: udp_timeout and stateless_udp with the full n
   auto* notrack = find(d, "stateless_udp");
   REQUIRE(notrack);
   CHECK(notrack->evidence["udp_share"].get<double>() == doctest::Approx(20000.0 / 20100));
-  CHECK(notrack->evidence["top_ports"].is_null());  // not collected yet, and it says so
-  CHECK(notrack->measured.find("conntrack -L -p udp") != std::string::npos);
+  CHECK(notrack->evidence["top_ports"].is_null());  // not measured (tracepoint mode), and it says so
+  CHECK(notrack->measured.find("not measured") != std::string::npos);
   CHECK(has_line(notrack->fix_now,
                  "nft add chain inet no_conntrack prerouting '{ type filter hook prerouting priority raw; policy accept; }'"));
   CHECK(has_line(notrack->fix_now, "nft add rule inet no_conntrack output udp dport 53 notrack"));
   CHECK(notrack->fix_now.front() == "nft add table inet no_conntrack");  // "notrack" is an nft keyword
   CHECK(has_line(notrack->fix_persistent, "/etc/nftables.conf"));
+
+  // Measured ports: the rules name the busy ones (a tenth of UDP inserts or more), not a trickle.
+  in.top_ports = std::vector<PortCount>{{17, 5353, 15000}, {6, 443, 100}, {17, 514, 4000}, {17, 123, 900}};
+  d = diagnose(in);
+  notrack = find(d, "stateless_udp");
+  REQUIRE(notrack);
+  CHECK(has_line(notrack->fix_now, "nft add rule inet no_conntrack output udp dport { 5353, 514 } notrack"));
+  CHECK(notrack->evidence["top_ports"].size() == 2);
+  CHECK(notrack->evidence["top_ports"][0]["port"] == 5353);
+  CHECK(notrack->measured.find("5353 (15000 inserts), 514 (4000 inserts)") != std::string::npos);
+  in.top_ports.reset();
 
   // A trickle of UDP (a few DNS lookups) is not worth a rule.
   detail.inserts_by_proto[CTBPF_PROTO_UDP] = 30;
