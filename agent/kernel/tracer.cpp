@@ -95,6 +95,20 @@ bool function_available(core::Mode family, const std::string& function) {
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
+// Calls fn(key, values) for every entry of a per-CPU hash map, values holding one Value per CPU.
+template <typename Key, typename Value, typename Fn>
+void for_each_percpu_entry(const bpf_map* map, Fn&& fn) {
+  std::vector<Value> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+  Key key{}, next{};
+  const Key* prev = nullptr;
+  while (bpf_map__get_next_key(map, prev, &next, sizeof(Key)) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map__lookup_elem(map, &key, sizeof(Key), per_cpu.data(), per_cpu.size() * sizeof(Value), 0) == 0)
+      fn(key, per_cpu);
+  }
+}
+
 }  // namespace
 
 void Tracer::set_verbose(bool verbose) { g_verbose = verbose; }
@@ -257,42 +271,27 @@ FamilyTrial Tracer::trial(core::Mode family) {
 
 std::map<std::pair<uint8_t, uint16_t>, uint64_t> Tracer::ports() const {
   std::map<std::pair<uint8_t, uint16_t>, uint64_t> out;
-  std::vector<uint64_t> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  ctbpf_port_key key{}, next{};
-  const ctbpf_port_key* prev = nullptr;
-  while (bpf_map__get_next_key(skel_->maps.port_counts, prev, &next, sizeof(next)) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map__lookup_elem(skel_->maps.port_counts, &key, sizeof(key), per_cpu.data(),
-                             per_cpu.size() * sizeof(uint64_t), 0) != 0)
-      continue;
+  for_each_percpu_entry<ctbpf_port_key, uint64_t>(skel_->maps.port_counts, [&](const auto& key, const auto& per_cpu) {
     auto& total = out[{key.l4, key.dport}];
     for (auto v : per_cpu) total += v;
-  }
+  });
   return out;
 }
 
 core::BySource Tracer::sources() const {
   core::BySource out;
-  std::vector<ctbpf_netns_counts> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
-  ctbpf_source_key key{}, next{};
-  const ctbpf_source_key* prev = nullptr;
-  while (bpf_map__get_next_key(skel_->maps.source_counts, prev, &next, sizeof(next)) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map__lookup_elem(skel_->maps.source_counts, &key, sizeof(key), per_cpu.data(),
-                             per_cpu.size() * sizeof(ctbpf_netns_counts), 0) != 0)
-      continue;
-    core::SourceKey k;
-    k.netns = key.netns;
-    k.l3 = key.l3;
-    std::copy(std::begin(key.addr), std::end(key.addr), k.addr.begin());
-    auto& total = out[k];
-    for (const auto& c : per_cpu) {
-      total.inserts += c.inserts;
-      total.destroys += c.destroys;
-    }
-  }
+  for_each_percpu_entry<ctbpf_source_key, ctbpf_netns_counts>(
+      skel_->maps.source_counts, [&](const auto& key, const auto& per_cpu) {
+        core::SourceKey k;
+        k.netns = key.netns;
+        k.l3 = key.l3;
+        std::copy(std::begin(key.addr), std::end(key.addr), k.addr.begin());
+        auto& total = out[k];
+        for (const auto& c : per_cpu) {
+          total.inserts += c.inserts;
+          total.destroys += c.destroys;
+        }
+      });
   return out;
 }
 
@@ -337,21 +336,13 @@ core::Sample Tracer::sample() const {
       }
     }
   }
-  std::vector<ctbpf_netns_counts> per_cpu(static_cast<size_t>(cpus));
-  uint32_t key = 0, next = 0;
-  const uint32_t* prev = nullptr;
-  while (bpf_map__get_next_key(skel_->maps.netns_counts, prev, &next, sizeof(next)) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map__lookup_elem(skel_->maps.netns_counts, &key, sizeof(key), per_cpu.data(),
-                             per_cpu.size() * sizeof(ctbpf_netns_counts), 0) != 0)
-      continue;
-    auto& total = s.by_netns[key];
+  for_each_percpu_entry<uint32_t, ctbpf_netns_counts>(skel_->maps.netns_counts, [&](uint32_t netns, const auto& per_cpu) {
+    auto& total = s.by_netns[netns];
     for (const auto& c : per_cpu) {
       total.inserts += c.inserts;
       total.destroys += c.destroys;
     }
-  }
+  });
   // The kernel skips a program rather than recurse into it (e.g. a probe firing inside another
   // ctbpf program on the same CPU); each skip is a missed count, so it is reported.
   bpf_program* prog;

@@ -96,14 +96,15 @@ in_ns_bg() {
 	BG_PIDS+=($!)
 }
 
-# wait_file FILE PID WHAT: until FILE exists (PID's readiness signal), failing if PID dies or 60 s pass.
+# wait_file FILE PID WHAT: until FILE exists (PID's readiness signal), failing if PID dies or 180 s pass
+# (loading BPF under qemu TCG takes 5-8 s, much more on a loaded machine).
 wait_file() {
 	local waited=0
 	while [ ! -s "$1" ]; do
 		kill -0 "$2" 2>/dev/null || { echo "e2e: $3 exited before it was ready" >&2; exit 1; }
 		sleep 0.2
 		waited=$((waited + 1))
-		[ "$waited" -lt 300 ] || { echo "e2e: $3 not ready after 60 s" >&2; exit 1; }
+		[ "$waited" -lt 900 ] || { echo "e2e: $3 not ready after 180 s" >&2; exit 1; }
 	done
 }
 
