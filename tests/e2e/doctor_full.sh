@@ -14,12 +14,8 @@ port=9000 # TCP: outside the nft input chain's UDP drop range
 
 load_modules
 make_netns
-set_global /proc/sys/net/netfilter/nf_conntrack_max "$m"
-in_ns_bg "$CTBPF_FLOWGEN" tcp-listen --addr 127.0.0.1 --port "$port" --ready "$WORK/listen.ready"
-wait_file "$WORK/listen.ready" "${BG_PIDS[-1]}" "flowgen tcp-listen"
-in_ns_bg "$CTBPF_FLOWGEN" tcp-hold --dst 127.0.0.1 --port "$port" --count "$m" --ready "$WORK/hold.ready"
-wait_file "$WORK/hold.ready" "${BG_PIDS[-1]}" "flowgen tcp-hold"
-held=$(cat "$WORK/hold.ready")
+fill_with_assured "$m" "$port"
+held=$HELD
 buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
 
 start_doctor "$mode"

@@ -101,11 +101,27 @@ in_ns_bg() {
 wait_file() {
 	local waited=0
 	while [ ! -s "$1" ]; do
-		kill -0 "$2" 2>/dev/null || { echo "e2e: $3 exited before it was ready" >&2; exit 1; }
+		if ! kill -0 "$2" 2>/dev/null; then
+			echo "e2e: $3 exited before it was ready" >&2
+			cat "$WORK/trace.err" >&2 2>/dev/null || true
+			exit 1
+		fi
 		sleep 0.2
 		waited=$((waited + 1))
 		[ "$waited" -lt 900 ] || { echo "e2e: $3 not ready after 180 s" >&2; exit 1; }
 	done
+}
+
+# fill_with_assured M PORT: nf_conntrack_max = M (global, restored on exit; writable from the initial
+# netns, where scenarios run) and M established TCP connections to a listener on PORT in the test
+# netns: M ASSURED entries, so early_drop finds no victim. Sets HELD to the connections opened.
+fill_with_assured() {
+	set_global /proc/sys/net/netfilter/nf_conntrack_max "$1"
+	in_ns_bg "$CTBPF_FLOWGEN" tcp-listen --addr 127.0.0.1 --port "$2" --ready "$WORK/listen.ready"
+	wait_file "$WORK/listen.ready" "${BG_PIDS[-1]}" "flowgen tcp-listen"
+	in_ns_bg "$CTBPF_FLOWGEN" tcp-hold --dst 127.0.0.1 --port "$2" --count "$1" --ready "$WORK/hold.ready"
+	wait_file "$WORK/hold.ready" "${BG_PIDS[-1]}" "flowgen tcp-hold"
+	HELD=$(cat "$WORK/hold.ready")
 }
 
 # udp_flood FIRST N: one 1-byte datagram from one socket to each of N ports of 127.0.0.1 from FIRST,
@@ -123,17 +139,7 @@ start_trace() {
 	ip netns exec "$NS" "$CTBPF_BIN" trace --json --mode "$mode" --ready-file "$WORK/ready" "$@" \
 		>"$WORK/trace.out" 2>"$WORK/trace.err" &
 	TRACE_PID=$!
-	local waited=0
-	while [ ! -e "$WORK/ready" ]; do
-		if ! kill -0 "$TRACE_PID" 2>/dev/null; then
-			echo "e2e: ctbpf exited before it was ready:" >&2
-			cat "$WORK/trace.err" >&2
-			exit 1
-		fi
-		sleep 0.2
-		waited=$((waited + 1))
-		[ "$waited" -lt 600 ] || { echo "e2e: ctbpf not ready after 120 s" >&2; exit 1; }
-	done
+	wait_file "$WORK/ready" "$TRACE_PID" ctbpf
 	log "ctbpf ready in $(cat "$WORK/ready") mode"
 }
 
@@ -194,17 +200,7 @@ start_doctor() {
 	ip netns exec "$NS" "$CTBPF_BIN" doctor --json -d 600 --mode "$mode" --ready-file "$WORK/doctor.ready" "$@" \
 		>"$WORK/doctor.out" 2>"$WORK/trace.err" &
 	TRACE_PID=$!
-	local waited=0
-	while [ ! -e "$WORK/doctor.ready" ]; do
-		if ! kill -0 "$TRACE_PID" 2>/dev/null; then
-			echo "e2e: ctbpf doctor exited before it was ready:" >&2
-			cat "$WORK/trace.err" >&2
-			exit 1
-		fi
-		sleep 0.2
-		waited=$((waited + 1))
-		[ "$waited" -lt 600 ] || { echo "e2e: ctbpf doctor not ready after 120 s" >&2; exit 1; }
-	done
+	wait_file "$WORK/doctor.ready" "$TRACE_PID" "ctbpf doctor"
 	log "ctbpf doctor ready in $(cat "$WORK/doctor.ready") mode"
 }
 
