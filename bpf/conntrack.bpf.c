@@ -537,46 +537,44 @@ static __always_inline struct confirm_call *confirm_slot_of(struct sk_buff *skb)
 	return NULL;
 }
 
-SEC("fentry/__nf_conntrack_confirm")
-int BPF_PROG(fentry_confirm, struct sk_buff *skb)
-{
-	__u32 zero = 0;
-	struct confirm_slots *slots = bpf_map_lookup_elem(&confirm_slots, &zero);
-
-	struct confirm_call *slot;
-
-	if (!slots)
-		return 0;
-	/* One slot per skb: a slot left behind by a missed exit must not pair with a reused skb. */
-	slot = confirm_slot_of(skb);
-	if (!slot)
-		slot = &slots->call[slots->next++ & (CONFIRM_SLOTS - 1)];
-	*slot = confirm_call_of(skb);
-	return 0;
-}
-
-SEC("fentry/nf_ct_resolve_clash")
-int BPF_PROG(fentry_resolve_clash, struct sk_buff *skb)
-{
-	struct confirm_call *call = confirm_slot_of(skb);
-
-	if (call)
-		call->clash_seen = 1;
-	return 0;
-}
-
+/*
+ * No fentry on confirm: fexit sees the skb, and the skb's entry only changes inside confirm when
+ * nf_ct_resolve_clash() adopts the entry already in the table. So only a clash, which is rare, leaves
+ * a note for the exit: one program run per new flow instead of two. fexit_confirm comes before
+ * fentry_resolve_clash in this file so it is attached first and detached first: no note is ever
+ * left for an exit that is not attached (a stale note could match a reused skb).
+ */
 SEC("fexit/__nf_conntrack_confirm")
 int BPF_PROG(fexit_confirm, struct sk_buff *skb, int ret)
 {
-	struct confirm_call *slot = confirm_slot_of(skb), call;
+	struct confirm_call *note = confirm_slot_of(skb), call;
 
-	if (!slot) {
-		on_confirm_exit(NULL, ret);
+	if (!note) {
+		call = confirm_call_of(skb);
+		on_confirm_exit(&call, ret);
 		return 0;
 	}
-	call = *slot;
-	slot->skb = NULL;
+	call = *note;
+	note->skb = NULL;
 	on_confirm_exit(&call, ret);
+	return 0;
+}
+
+/* The loser of the clash is still skb's entry here: the note keeps it, for the exit to compare. */
+SEC("fentry/nf_ct_resolve_clash")
+int BPF_PROG(fentry_resolve_clash, struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct confirm_slots *slots = bpf_map_lookup_elem(&confirm_slots, &zero);
+	struct confirm_call *note;
+
+	if (!slots)
+		return 0;
+	note = confirm_slot_of(skb);
+	if (!note)
+		note = &slots->call[slots->next++ & (CONFIRM_SLOTS - 1)];
+	*note = confirm_call_of(skb);
+	note->clash_seen = 1;
 	return 0;
 }
 

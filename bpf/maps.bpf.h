@@ -102,9 +102,8 @@ struct {
 } confirm_calls SEC(".maps");
 
 /*
- * fentry family: a few per-CPU slots matched by skb, which fexit does see. An array lookup instead of
- * a hash update + lookup + delete on every new flow. A confirm preempted and migrated, or more nested
- * than the slots, finds no slot at exit and is counted (CTBPF_CNT_CONFIRM_UNPAIRED).
+ * fentry family: a few per-CPU notes, matched by skb (which fexit sees), left by nf_ct_resolve_clash
+ * for confirm's exit: only clashes write one, so the common insert costs one array lookup.
  */
 #define CONFIRM_SLOTS 4
 struct confirm_slots {

@@ -10,7 +10,7 @@ BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
 
 # Program names in bpf/conntrack.bpf.c; the kernel keeps 15 characters of a name (BPF_OBJ_NAME_LEN).
 case $mode in
-fentry) want=(fexit_alloc fentry_early_drop fexit_early_drop fentry_delete fentry_confirm
+fentry) want=(fexit_alloc fentry_early_drop fexit_early_drop fentry_delete
 	fentry_resolve_clash fexit_confirm fentry_free tp_kfree_skb) ;;
 kprobe) want=(kretprobe_alloc kprobe_early_drop kretprobe_early_drop kprobe_delete kprobe_confirm
 	kprobe_resolve_clash kretprobe_confirm kprobe_free tp_kfree_skb) ;;
