@@ -99,6 +99,12 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--lifetime-sample", serve.lifetime_one_in,
                         "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->default_val(8);
+  serve_cmd->add_option("--drop-events-rate", serve.drop_events_rate,
+                        "Drop events (cause, netns) per second per CPU the kernel puts in the ring for\n"
+                        "ctbpf_conntrack_drop_events_total; the rest are only counted (suppressed). Limited\n"
+                        "in the kernel so a drop storm costs no ring space or user-space work per packet;\n"
+                        "drops_total stays exact. 0: no limit")
+      ->default_val(serve.drop_events_rate);
   serve_cmd->add_option("--record", serve.record_dir,
                         "Rolling snapshots (the `ctbpf snapshot` format) in DIR; SIGHUP writes one now");
   serve_cmd->add_option("--record-every", serve.record_every_s, "Seconds per rolling snapshot")

@@ -30,6 +30,8 @@ const volatile __u32 event_mask = 0;		  /* 1 << enum ctbpf_event_kind, for --eve
 const volatile __u32 lifetime_sample_mask = 0; /* keep births of 1 entry in mask + 1 */
 const volatile bool track_sources = false;	  /* per-source counts, for `ctbpf top` */
 const volatile bool track_ports = false;	  /* per-destination-port inserts, for `ctbpf doctor` */
+/* Drop events per second per CPU (serve); 0 = no limit (trace --events limits lines in user space). */
+const volatile __u32 drop_events_per_s = 0;
 
 /* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
 #define EARLY_DROP_RUNNING 1
@@ -135,10 +137,28 @@ static __always_inline void fill_tuple(struct ctbpf_event *e, const struct nf_co
 	e->l4 = BPF_CORE_READ(t, dst.protonum);
 }
 
+/* False when this CPU's drop-event budget is spent: the event is counted, not sent. */
+static __always_inline bool drop_event_fits(void)
+{
+	__u32 zero = 0;
+	struct ctbpf_event_budget *b;
+
+	if (!drop_events_per_s)
+		return true;
+	b = bpf_map_lookup_elem(&event_budget, &zero);
+	if (!b || ctbpf_budget_admit(b, bpf_ktime_get_ns(), drop_events_per_s))
+		return true;
+	count(CTBPF_CNT_DROP_EVENTS_SUPPRESSED);
+	return false;
+}
+
 static __always_inline struct ctbpf_event *reserve_event(enum ctbpf_event_kind kind, __u32 cause)
 {
-	struct ctbpf_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct ctbpf_event *e;
 
+	if (kind == CTBPF_EV_DROP && !drop_event_fits())
+		return NULL;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CTBPF_CNT_LOST_EVENTS);
 		return NULL;

@@ -71,6 +71,14 @@ struct {
 	__uint(max_entries, 4096);
 } events SEC(".maps");
 
+/* This CPU's drop-event budget (the `drop_events_per_s` rodata; serve): see ctbpf_budget_admit(). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ctbpf_event_budget);
+} event_budget SEC(".maps");
+
 /* __nf_conntrack_alloc's arguments, for kretprobe (fexit has them): the tuple of a refused entry. */
 struct alloc_call {
 	struct net *net;

@@ -40,6 +40,7 @@ struct ServeOptions {
   std::string mode = "auto";
   std::string ready_file;
   uint32_t lifetime_one_in = 8;
+  uint32_t drop_events_rate = 100;     // drop events per second per CPU into the ring; 0 = no limit
   std::string record_dir;              // rolling snapshots here; empty = off
   double record_every_s = 300;         // one snapshot per this many seconds
   core::RecorderOptions record_retention;  // keep_files and max_age_s apply

@@ -1,6 +1,7 @@
-// ctbpf serve: always-on, in-kernel aggregation only (no ring buffer, no per-insert user-space
-// work), read once per interval and exposed to Prometheus. The HTTP side only copies a page that
-// the aggregation loop pre-renders: slow or many clients cannot stall aggregation.
+// ctbpf serve: always-on, in-kernel aggregation only (no per-insert user-space work), read once per
+// interval and exposed to Prometheus. The ring buffer carries only drop events, rate-limited in the
+// kernel (--drop-events-rate), for attribution by cause and netns. The HTTP side only copies a page
+// that the aggregation loop pre-renders: slow or many clients cannot stall aggregation.
 #include <arpa/inet.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include "cli/commands.h"
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
+#include "core/events.h"
 #include "core/prometheus.h"
 #include "core/recorder.h"
 #include "core/snapshot.h"
@@ -181,6 +183,10 @@ int run_serve(const ServeOptions& options) {
   kernel::Tracer::Options topts;
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.lifetime_one_in = options.lifetime_one_in;
+  // Drop events only, few of them: a small ring holds more than the kernel lets through per poll.
+  topts.event_mask = 1U << CTBPF_EV_DROP;
+  topts.ring_bytes = 64 << 10;
+  topts.drop_events_per_s = options.drop_events_rate;
 
   install_stop_handlers();
   signal(SIGHUP, on_hangup);
@@ -191,6 +197,11 @@ int run_serve(const ServeOptions& options) {
   aggregator.add(tracer->sample());
   core::NetnsLabels labels(core::kMaxNetnsLabels);
   kernel::NetnsNamer names;
+  core::DropEventCounts drop_events;
+  const kernel::Tracer::EventHandler on_event = [&](std::span<const std::byte> raw) {
+    // Our own programs write every record: a wrong size cannot happen short of an ABI mismatch.
+    if (auto e = core::decode_event(raw)) drop_events.add(*e, labels);
+  };
   Pages pages;
   std::optional<RollingRecorder> recorder;
   if (!options.record_dir.empty()) {
@@ -200,12 +211,16 @@ int run_serve(const ServeOptions& options) {
   }
 
   auto refresh = [&] {
+    // Events first, counters next: the counters are never behind the events on the page.
+    tracer->drain_events(on_event);
     auto sample = tracer->sample();
     aggregator.add(sample);
     if (recorder) recorder->add(sample);
     auto total = aggregator.summary();
     if (total.totals.detail) labels.admit(total.totals.detail->by_netns);
     core::ExpositionInput in{tracer->mode(), &tracer->observability(), &total, &labels, CTBPF_VERSION, false, {}};
+    // Tracepoint mode has no conntrack probes, so no drop events: no family rather than a made-up 0.
+    if (tracer->observability().conntrack_points) in.drop_events = &drop_events;
     for (auto netns : labels.all()) in.netns_names[netns] = names.name(netns);
     auto text = core::render_exposition(in);
     in.openmetrics = true;
@@ -234,7 +249,7 @@ int run_serve(const ServeOptions& options) {
       refresh();
       next += interval;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    tracer->poll_events(50, on_event);
   }
   server.stop();
   http.join();

@@ -64,6 +64,7 @@ Totals derive(const Sample& s, const Observability& obs) {
   t.destroys = when(bpf, c[CTBPF_CNT_DESTROY]);
   t.deletes = when(bpf, c[CTBPF_CNT_DELETE]);
   t.lost_events = c[CTBPF_CNT_LOST_EVENTS];
+  t.drop_events_suppressed = c[CTBPF_CNT_DROP_EVENTS_SUPPRESSED];
   t.misses = {c[CTBPF_CNT_CONFIRM_UNPAIRED], c[CTBPF_CNT_CHAIN_TRUNCATED], s.recursion_misses};
   t.netfilter_drops = when(obs.netfilter_drop_reason, c[CTBPF_CNT_NETFILTER_DROP]);
 
@@ -109,6 +110,7 @@ Totals minus(const Totals& now, const Totals& before) {
   d.netfilter_drops = minus(now.netfilter_drops, before.netfilter_drops);
   d.lost_events = minus(now.lost_events, before.lost_events);
   auto sub = [](uint64_t x, uint64_t y) { return x >= y ? x - y : 0; };
+  d.drop_events_suppressed = sub(now.drop_events_suppressed, before.drop_events_suppressed);
   d.misses = {sub(now.misses.confirm_unpaired, before.misses.confirm_unpaired),
               sub(now.misses.chain_truncated, before.misses.chain_truncated),
               sub(now.misses.recursion, before.misses.recursion)};

@@ -39,6 +39,7 @@ struct Totals {
   Drops drops;
   Count netfilter_drops;
   Count lost_events;
+  uint64_t drop_events_suppressed = 0;  // drop events over the kernel's per-CPU budget (serve)
   std::optional<Histogram> chain;  // chain length at insertion
   Count chain_max;                 // exact longest chain (summary); the histogram's bound per interval
   std::optional<ProbeDetail> detail;

@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/events.h"
+
 namespace ctbpf::core {
 
 void NetnsLabels::admit(const ByNetns& counts) {
@@ -16,6 +18,20 @@ void NetnsLabels::admit(const ByNetns& counts) {
     if (labelled_.size() >= max_) break;
     labelled_.insert(netns);
   }
+}
+
+bool NetnsLabels::admit_one(uint32_t netns) {
+  if (labelled(netns)) return true;
+  if (netns == CTBPF_NETNS_OTHER || labelled_.size() >= max_) return false;
+  labelled_.insert(netns);
+  return true;
+}
+
+void DropEventCounts::add(const ctbpf_event& e, NetnsLabels& labels) {
+  if (e.kind != CTBPF_EV_DROP) return;
+  // A cause the kernel should never send still counts, in one bucket: the series stay bounded.
+  uint32_t cause = cause_name(e.cause).empty() ? uint32_t{CTBPF_CNT_MAX} : e.cause;
+  ++counts_[{cause, labels.admit_one(e.netns) ? e.netns : uint32_t{CTBPF_NETNS_OTHER}}];
 }
 
 const char* exposition_content_type(bool openmetrics) {
@@ -161,6 +177,20 @@ std::string render_exposition(const ExpositionInput& in) {
   drop("clash_resolve", t.drops.clash_resolve);
   drop("invalid", t.drops.invalid);
   drop("alloc_failed", t.drops.alloc_failed);
+  if (in.drop_events) {
+    page.counter(p + "drop_events",
+                 "Drop events per cause and netns (inode; bounded, rest in other), for attribution. Sampled: "
+                 "the kernel rate-limits them per CPU and counts the rest in "
+                 "ctbpf_drop_events_suppressed_total, a full ring in ctbpf_lost_events_total: nothing is lost unseen");
+    for (const auto& [key, events] : in.drop_events->counts()) {
+      auto cause = cause_name(key.first);
+      auto netns = key.second == CTBPF_NETNS_OTHER ? std::string("other") : std::to_string(key.second);
+      page.sample(p + "drop_events_total",
+                  fmt::format("cause=\"{}\",netns=\"{}\"", cause.empty() ? "unknown" : cause, netns), events);
+    }
+    page.counter("ctbpf_drop_events_suppressed", "Drop events over the kernel's per-CPU rate limit, not sent");
+    page.sample("ctbpf_drop_events_suppressed_total", "", t.drop_events_suppressed);
+  }
   if (t.netfilter_drops) {
     page.counter("ctbpf_netfilter_drops", "Packets freed with SKB_DROP_REASON_NETFILTER_DROP");
     page.sample("ctbpf_netfilter_drops_total", "", *t.netfilter_drops);

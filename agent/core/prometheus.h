@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/aggregator.h"
+#include "ctbpf/abi.h"
 
 namespace ctbpf::core {
 
@@ -18,6 +19,8 @@ public:
   explicit NetnsLabels(std::size_t max_labels) : max_(max_labels) {}
   /// Admits the busiest namespaces of `counts` (most inserts first) while there is room.
   void admit(const ByNetns& counts);
+  /// Admits one netns (e.g. one that only drops) while there is room; true when it has a label.
+  bool admit_one(uint32_t netns);
   bool labelled(uint32_t netns) const { return labelled_.count(netns) != 0; }
   const std::set<uint32_t>& all() const { return labelled_; }
 
@@ -28,6 +31,22 @@ private:
 
 inline constexpr std::size_t kMaxNetnsLabels = 20;
 
+/// Drop events read from the ring, per (cause, netns), for attribution. They are a sample: the kernel
+/// lets at most --drop-events-rate per CPU per second through and counts the rest
+/// (Totals::drop_events_suppressed); a full ring counts lost_events. So events + suppressed + lost =
+/// the drops the probes counted (insert_failed's events name it insert_failed or chaintoolong).
+/// Bounded: causes x (labelled netns + "other") series; a netns without a label counts as "other".
+class DropEventCounts {
+public:
+  /// Counts `e` when it is a drop event, giving its netns a label while `labels` has room.
+  void add(const ctbpf_event& e, NetnsLabels& labels);
+  /// (cause as enum ctbpf_counter, netns inode or CTBPF_NETNS_OTHER) -> events.
+  const std::map<std::pair<uint32_t, uint32_t>, uint64_t>& counts() const { return counts_; }
+
+private:
+  std::map<std::pair<uint32_t, uint32_t>, uint64_t> counts_;
+};
+
 struct ExpositionInput {
   Mode mode = Mode::tracepoint;
   const Observability* obs = nullptr;
@@ -36,6 +55,7 @@ struct ExpositionInput {
   std::string version;
   bool openmetrics = false;
   std::map<uint32_t, std::string> netns_names;  // for labelled netns: ip netns / container / process
+  const DropEventCounts* drop_events = nullptr;  // serve's sampled drop events; null: none read
 };
 
 std::string render_exposition(const ExpositionInput& in);

@@ -132,6 +132,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   t->skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
   t->skel_->rodata->track_sources = options.track_sources;
   t->skel_->rodata->track_ports = options.track_ports;
+  t->skel_->rodata->drop_events_per_s = options.drop_events_per_s;
   if (!options.track_ports) bpf_map__set_max_entries(t->skel_->maps.port_counts, 1);
   if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
   bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);

@@ -37,6 +37,7 @@ public:
     uint32_t births_max = 1 << 16;     // bound of the births map (preallocated)
     bool track_sources = false;        // per-source counts (ctbpf top)
     bool track_ports = false;          // per-destination-port inserts (ctbpf doctor)
+    uint32_t drop_events_per_s = 0;    // in-kernel limit of drop events per CPU (serve); 0 = none
   };
 
   /// Loads and attaches the first family that works (fentry, kprobe, tracepoint), or the forced one.

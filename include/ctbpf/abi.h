@@ -34,6 +34,7 @@ enum ctbpf_counter {
 	CTBPF_CNT_CHAIN_TRUNCATED,  /* chain walk hit CTBPF_CHAIN_WALK_MAX before the nulls marker */
 	CTBPF_CNT_LIFETIME_UNTRACKED, /* sampled entry whose birth the full `births` map could not keep */
 	CTBPF_CNT_SOURCE_UNTRACKED,   /* insert or destroy whose source the full `source_counts` map lost */
+	CTBPF_CNT_DROP_EVENTS_SUPPRESSED, /* drop event over the `drop_events_per_s` budget: not in the ring */
 	CTBPF_CNT_MAX,
 };
 
@@ -122,6 +123,29 @@ struct ctbpf_event {
 	__u32 value;	   /* chain length for inserts, lifetime ms for destroys (0: not sampled) */
 };
 
+/*
+ * The in-kernel rate limit of drop events (serve): each CPU lets at most `per_s` through in each
+ * one-second window, so a drop storm costs a bounded ring and bounded user-space work. Per CPU: no
+ * atomics, no shared cache line. Here, not in the BPF file, so a unit test runs the kernel's logic.
+ */
+struct ctbpf_event_budget {
+	__u64 window_start_ns;
+	__u64 used;
+};
+
+/* 1 if one more event fits this CPU's budget at now_ns (and takes it), 0 if it must be suppressed. */
+CTBPF_INLINE int ctbpf_budget_admit(struct ctbpf_event_budget *b, __u64 now_ns, __u64 per_s)
+{
+	if (now_ns - b->window_start_ns >= 1000000000ULL) {
+		b->window_start_ns = now_ns;
+		b->used = 0;
+	}
+	if (b->used >= per_s)
+		return 0;
+	b->used++;
+	return 1;
+}
+
 /* Keep BPF and C++ in lockstep: both compilers check these. */
 #ifdef __cplusplus
 #define CTBPF_STATIC_ASSERT static_assert
@@ -138,5 +162,6 @@ CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_counts) == 16, "ctbpf_netns_counts layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_source_key) == 24, "ctbpf_source_key layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_port_key) == 4, "ctbpf_port_key layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event_budget) == 16, "ctbpf_event_budget layout");
 
 #endif /* CTBPF_ABI_H */

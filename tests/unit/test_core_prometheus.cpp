@@ -1,0 +1,141 @@
+// serve's drop-event attribution: the kernel's per-CPU budget (include/ctbpf/abi.h, the same code
+// the BPF side runs), its accounting (every event is delivered or counted as suppressed), and the
+// bounded Prometheus family built from the delivered ones.
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "core/aggregator.h"
+#include "core/prometheus.h"
+#include "ctbpf/abi.h"
+
+using namespace ctbpf::core;
+
+namespace {
+
+constexpr uint64_t kSecond = 1000000000ULL;
+
+ctbpf_event drop(uint32_t cause, uint32_t netns) {
+  ctbpf_event e{};
+  e.kind = CTBPF_EV_DROP;
+  e.cause = cause;
+  e.netns = netns;
+  return e;
+}
+
+// A report whose counters are `counters` since a zero baseline, in fentry mode.
+Report report_with(const std::array<uint64_t, CTBPF_CNT_MAX>& counters) {
+  Observability obs;
+  obs.conntrack_points = obs.early_drop = obs.resolve_clash = true;
+  Aggregator aggregator(Mode::fentry, obs);
+  Sample s;
+  aggregator.add(s);
+  s.t_s = 1;
+  s.counters = counters;
+  aggregator.add(s);
+  return aggregator.summary();
+}
+
+std::string render(const Report& total, const NetnsLabels& labels, const DropEventCounts* events, bool om = false) {
+  Observability obs;
+  ExpositionInput in{Mode::fentry, &obs, &total, &labels, "test", om, {}};
+  in.drop_events = events;
+  return render_exposition(in);
+}
+
+bool has_line(const std::string& page, const std::string& line) {
+  return page.find("\n" + line + "\n") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("the kernel's drop-event budget admits per_s per one-second window") {
+  ctbpf_event_budget b{};
+  const uint64_t t0 = 5 * kSecond;
+  for (int i = 0; i < 3; ++i) CHECK(ctbpf_budget_admit(&b, t0 + static_cast<uint64_t>(i), 3) == 1);
+  CHECK(ctbpf_budget_admit(&b, t0 + 10, 3) == 0);
+  CHECK(ctbpf_budget_admit(&b, t0 + kSecond - 1, 3) == 0);  // the window is a full second
+  CHECK(ctbpf_budget_admit(&b, t0 + kSecond, 3) == 1);      // then a fresh budget
+  CHECK(b.window_start_ns == t0 + kSecond);
+  CHECK(b.used == 1);
+  // A zeroed budget (the map's initial value) starts a window at the first event after boot.
+  ctbpf_event_budget fresh{};
+  CHECK(ctbpf_budget_admit(&fresh, 2 * kSecond, 1) == 1);
+  CHECK(ctbpf_budget_admit(&fresh, 2 * kSecond + 1, 1) == 0);
+}
+
+TEST_CASE("every drop event is either delivered or counted as suppressed") {
+  // The kernel side in miniature: 1000 drops over 2.5 s on one CPU, 40 per second let through.
+  ctbpf_event_budget b{};
+  NetnsLabels labels(kMaxNetnsLabels);
+  DropEventCounts delivered;
+  std::array<uint64_t, CTBPF_CNT_MAX> counters{};
+  const uint64_t n = 1000, t0 = 100 * kSecond;
+  for (uint64_t i = 0; i < n; ++i) {
+    counters[CTBPF_CNT_TABLE_FULL]++;
+    counters[CTBPF_CNT_ALLOC_ERR]++;
+    if (ctbpf_budget_admit(&b, t0 + i * (5 * kSecond / 2) / n, 40))
+      delivered.add(drop(CTBPF_CNT_TABLE_FULL, 4026532000U), labels);
+    else
+      counters[CTBPF_CNT_DROP_EVENTS_SUPPRESSED]++;
+  }
+  auto total = report_with(counters);
+  REQUIRE(delivered.counts().size() == 1);
+  const uint64_t events = delivered.counts().begin()->second;
+  CHECK(events == 3 * 40);  // windows starting at 0 s, 1 s and 2 s
+  CHECK(total.totals.drop_events_suppressed == n - events);
+  CHECK(events + total.totals.drop_events_suppressed + *total.totals.lost_events == *total.totals.drops.table_full);
+}
+
+TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") {
+  NetnsLabels labels(2);
+  DropEventCounts events;
+  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
+  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 333), labels);  // no room left: other
+  events.add(drop(CTBPF_CNT_EARLY_DROP, 0), labels);      // unknown netns (kprobe without the call)
+  events.add(drop(CTBPF_CNT_INSERT, 111), labels);        // not a drop cause: one "unknown" bucket
+  events.add(drop(CTBPF_CNT_DESTROY, 111), labels);
+  auto insert = drop(CTBPF_CNT_TABLE_FULL, 444);
+  insert.kind = CTBPF_EV_INSERT;  // not a drop event at all: ignored
+  events.add(insert, labels);
+  CHECK(labels.all() == std::set<uint32_t>{111, 222});
+
+  std::array<uint64_t, CTBPF_CNT_MAX> counters{};
+  counters[CTBPF_CNT_DROP_EVENTS_SUPPRESSED] = 7;
+  counters[CTBPF_CNT_LOST_EVENTS] = 1;
+  auto total = report_with(counters);
+  auto page = render(total, labels, &events);
+  const std::string m = "ctbpf_conntrack_drop_events_total";
+  CHECK(has_line(page, m + "{cause=\"table_full\",netns=\"111\"} 2"));
+  CHECK(has_line(page, m + "{cause=\"chaintoolong\",netns=\"222\"} 1"));
+  CHECK(has_line(page, m + "{cause=\"chaintoolong\",netns=\"other\"} 1"));
+  CHECK(has_line(page, m + "{cause=\"early_drop\",netns=\"other\"} 1"));
+  CHECK(has_line(page, m + "{cause=\"unknown\",netns=\"111\"} 2"));
+  CHECK(page.find("netns=\"444\"") == std::string::npos);
+  CHECK(has_line(page, "# TYPE ctbpf_conntrack_drop_events_total counter"));
+  CHECK(page.find("# HELP ctbpf_conntrack_drop_events_total Drop events per cause and netns") != std::string::npos);
+  CHECK(page.find("Sampled: the kernel rate-limits them per CPU") != std::string::npos);
+  CHECK(has_line(page, "ctbpf_drop_events_suppressed_total 7"));
+  CHECK(has_line(page, "ctbpf_lost_events_total 1"));
+
+  auto om = render(total, labels, &events, true);
+  CHECK(has_line(om, "# TYPE ctbpf_conntrack_drop_events counter"));
+  CHECK(has_line(om, "# TYPE ctbpf_drop_events_suppressed counter"));
+  CHECK(has_line(om, m + "{cause=\"table_full\",netns=\"111\"} 2"));
+}
+
+TEST_CASE("series stay bounded however many namespaces drop") {
+  NetnsLabels labels(kMaxNetnsLabels);
+  DropEventCounts events;
+  for (uint32_t netns = 1; netns <= 10000; ++netns) events.add(drop(CTBPF_CNT_TABLE_FULL, netns), labels);
+  CHECK(events.counts().size() == kMaxNetnsLabels + 1);
+  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 10000 - kMaxNetnsLabels);
+}
+
+TEST_CASE("without drop events read, the family is absent") {
+  NetnsLabels labels(kMaxNetnsLabels);
+  auto page = render(report_with({}), labels, nullptr);
+  CHECK(page.find("drop_events") == std::string::npos);
+}
