@@ -258,25 +258,32 @@ static __always_inline void on_alloc_exit(const struct alloc_call *args, struct 
 static __always_inline void on_alloc_enter(struct net *net, const struct nf_conntrack_zone *zone,
 					   const struct nf_conntrack_tuple *orig)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct alloc_call call = { .net = net, .zone = zone, .orig = orig };
+	__u32 zero = 0;
+	struct alloc_call *slot;
 
-	if (wants(CTBPF_EV_DROP))
-		bpf_map_update_elem(&alloc_calls, &id, &call, BPF_ANY);
+	if (!wants(CTBPF_EV_DROP))
+		return;
+	slot = bpf_map_lookup_elem(&alloc_calls, &zero);
+	if (!slot)
+		return;
+	slot->net = net;
+	slot->zone = zone;
+	slot->orig = orig;
+	slot->id = bpf_get_current_pid_tgid();
 }
 
 static __always_inline const struct alloc_call *take_alloc_call(struct alloc_call *copy)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct alloc_call *call;
+	__u32 zero = 0;
+	struct alloc_call *slot;
 
 	if (!wants(CTBPF_EV_DROP))
 		return NULL;
-	call = bpf_map_lookup_elem(&alloc_calls, &id);
-	if (!call)
+	slot = bpf_map_lookup_elem(&alloc_calls, &zero);
+	if (!slot || slot->id != bpf_get_current_pid_tgid())
 		return NULL;
-	*copy = *call;
-	bpf_map_delete_elem(&alloc_calls, &id);
+	*copy = *slot;
+	slot->id = 0;
 	return copy;
 }
 

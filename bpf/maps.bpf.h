@@ -79,17 +79,24 @@ struct {
 	__type(value, struct ctbpf_event_budget);
 } event_budget SEC(".maps");
 
-/* __nf_conntrack_alloc's arguments, for kretprobe (fexit has them): the tuple of a refused entry. */
+/*
+ * __nf_conntrack_alloc's arguments, for kretprobe (fexit has them): the tuple of a refused entry.
+ * kprobe family: one per-CPU slot, written on every alloc (an inlined array store, not a hash update +
+ * delete). The packet path allocates with BH off, so entry and return share the CPU; an alloc that
+ * sleeps and migrates (ctnetlink, GFP_KERNEL) finds another thread's id in the slot and its drop
+ * event goes without a tuple. Counts never depend on it.
+ */
 struct alloc_call {
 	struct net *net;
 	const struct nf_conntrack_zone *zone;
 	const struct nf_conntrack_tuple *orig;
+	__u64 id; /* pid_tgid of the thread whose call this is; 0 once taken */
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CTBPF_INFLIGHT_MAX);
-	__type(key, __u64); /* pid_tgid */
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
 	__type(value, struct alloc_call);
 } alloc_calls SEC(".maps");
 
