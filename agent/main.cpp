@@ -58,8 +58,12 @@ int main(int argc, char** argv) {
                         "Ring buffer bytes for --events (power of two); a full ring counts lost_events")
       ->default_val(1 << 20);
   trace_cmd->add_option("--lifetime-sample", trace.lifetime_one_in,
-                        "Keep lifetimes for 1 entry in N (power of two), chosen by hash")
+                        "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->default_val(8);
+  trace_cmd->add_option("--top", trace.top,
+                        "Also count entries per source address (kernel work on every insert) and put the\n"
+                        "busiest N, by live entries and by inserts, in the summary (\"by_source\")")
+      ->check(CLI::Range(1, 1000));
   trace_cmd->add_option("--record", trace.record_dir,
                         "Flight recorder: when a drop cause (table_full, early_drop, insert_failed,\n"
                         "chaintoolong, alloc_failed) fires, write a snapshot of the intervals around it here")
@@ -149,10 +153,13 @@ int main(int argc, char** argv) {
   snapshot_cmd->add_option("--mode", snapshot.mode, "Attach family: auto tries fentry, then kprobe, then tracepoint")
       ->check(CLI::IsMember({"auto", "fentry", "kprobe", "tracepoint"}))
       ->default_val("auto");
+  snapshot_cmd->add_option("--top", snapshot.top,
+                           "Also count entries per source address and keep the busiest N in the summary")
+      ->check(CLI::Range(1, 1000));
   snapshot_cmd->add_option("--ready-file", snapshot.ready_file,
                            "Write this file once every program is attached (for scripts and tests)");
   snapshot_cmd->add_option("--lifetime-sample", snapshot.lifetime_one_in,
-                           "Keep lifetimes for 1 entry in N (power of two), chosen by hash")
+                           "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->default_val(8);
 
   ctbpf::cli::ReportOptions report;

@@ -20,6 +20,7 @@ struct TraceOptions {
   uint32_t lifetime_one_in = 8;
   std::string record_dir;        // --record: the flight recorder writes snapshots here; empty = off
   core::RecorderOptions record;  // its limits (--record-before, --record-after, ...)
+  std::size_t top = 0;           // --top: the busiest N sources in the summary; 0 = not tracked
 };
 
 int run_trace(const TraceOptions& options);
@@ -73,6 +74,7 @@ struct SnapshotOptions {
   std::string mode = "auto";
   std::string ready_file;
   uint32_t lifetime_one_in = 8;
+  std::size_t top = 0;  // --top: the busiest N sources in the summary; 0 = not tracked
 };
 
 /// Traces for duration_s (or until Ctrl-C / SIGTERM) and writes one snapshot document.

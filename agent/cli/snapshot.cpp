@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/trace_loop.h"
+#include "cli/who_fills.h"
 #include "core/snapshot.h"
 #include "kernel/error.h"
 #include "kernel/snapshot_files.h"
@@ -46,9 +47,12 @@ int run_snapshot(const SnapshotOptions& options) {
   kernel::Tracer::Options topts;
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.lifetime_one_in = options.lifetime_one_in;
+  // Per-source counts cost kernel work on every insert and destroy: only with --top (as in trace).
+  topts.track_sources = options.top > 0;
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
+  WhoFillsTracker who(options.top, *tracer);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   const double wall_at_baseline = kernel::wall_clock_s();
   const auto baseline = tracer->sample();
@@ -61,6 +65,7 @@ int run_snapshot(const SnapshotOptions& options) {
   double last_t = baseline.t_s;
   run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, {},
                   [&](const core::Report& r, const core::Sample& sample, bool) {
+                    who.saw(r, sample);
                     intervals.push_back(r);
                     last_t = sample.t_s;
                   });
@@ -74,7 +79,9 @@ int run_snapshot(const SnapshotOptions& options) {
   meta.end_epoch_s = wall_at_baseline + (last_t - baseline.t_s);
   meta.interval_s = options.interval_s;
   meta.sysctls = kernel::read_conntrack_sysctls();
-  auto doc = core::make_snapshot(meta, aggregator.summary(), intervals);
+  const auto summary = aggregator.summary();
+  meta.who = who.finish(summary);
+  auto doc = core::make_snapshot(meta, summary, intervals);
   kernel::write_file_atomically(options.output, core::snapshot_bytes(doc));
   std::fprintf(stderr, "ctbpf: wrote %s: %zu intervals, %.1f s\n", options.output.c_str(), intervals.size(),
                doc["window"]["duration_s"].get<double>());

@@ -14,6 +14,7 @@
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/attribution.h"
+#include "core/render.h"
 #include "kernel/attribution_sources.h"
 #include "kernel/error.h"
 #include "kernel/tracer.h"
@@ -22,25 +23,34 @@ namespace ctbpf::cli {
 
 namespace {
 
-nlohmann::json row_json(const core::TopRow& r, kernel::NetnsNamer& names, bool with_source) {
-  nlohmann::json j = {{"netns", r.key.netns},        {"name", names.name(r.key.netns)},
-                      {"live", r.live},              {"inserts", r.inserts},
-                      {"destroys", r.destroys},      {"inserts_per_s", r.inserts_per_s}};
-  if (with_source) j["src"] = core::address_text(r.key);
-  return j;
+// Names of the namespaces in these rows: the namer scans /proc only for an inode it has not seen.
+core::NetnsNames names_of(const core::TopList& netns, const core::TopList& sources, kernel::NetnsNamer& namer) {
+  core::NetnsNames names;
+  for (const auto* list : {&netns, &sources})
+    for (const auto& r : list->rows) names[r.key.netns] = namer.name(r.key.netns);
+  return names;
 }
 
-std::string screen(const core::Attribution& a, kernel::NetnsNamer& names, std::size_t n, double t,
-                   uint64_t untracked) {
+std::string name_text(const core::NetnsNames& names, uint32_t netns) {
+  auto it = names.find(netns);
+  return it == names.end() ? "" : core::printable(it->second);
+}
+
+std::string screen(const core::TopList& netns, const core::TopList& sources, const core::NetnsNames& names,
+                   double t, uint64_t untracked) {
   std::string out = fmt::format("\x1b[H\x1b[2Jctbpf top - who fills the conntrack table, {:.0f} s\n\n", t);
   out += fmt::format("{:>10} {:>10} {:>10}  {:<12} {}\n", "LIVE", "INSERTS", "INS/S", "NETNS", "NAME");
-  for (const auto& r : a.top_netns(n))
+  for (const auto& r : netns.rows)
     out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<12} {}\n", r.live, r.inserts, r.inserts_per_s,
-                       r.key.netns, names.name(r.key.netns));
+                       r.key.netns, name_text(names, r.key.netns));
+  if (const auto& o = netns.other)
+    out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<12}\n", o->live, o->inserts, o->inserts_per_s, "other");
   out += fmt::format("\n{:>10} {:>10} {:>10}  {:<40} {}\n", "LIVE", "INSERTS", "INS/S", "SOURCE", "NETNS");
-  for (const auto& r : a.top_sources(n))
+  for (const auto& r : sources.rows)
     out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<40} {}\n", r.live, r.inserts, r.inserts_per_s,
-                       core::address_text(r.key), names.name(r.key.netns));
+                       core::address_text(r.key), name_text(names, r.key.netns));
+  if (const auto& o = sources.other)
+    out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<40}\n", o->live, o->inserts, o->inserts_per_s, "other");
   if (untracked) out += fmt::format("\n{} inserts/destroys beyond the source map's bound were not attributed\n", untracked);
   return out;
 }
@@ -62,7 +72,7 @@ int run_top(const TopOptions& options) {
   // Entries that already exist, so "live" is right from the first second (this netns only: a dump
   // cannot see into others; theirs count from the start).
   attribution.seed(kernel::dump_sources());
-  kernel::NetnsNamer names;
+  kernel::NetnsNamer namer;
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   aggregator.add(tracer->sample());
   write_ready_file(options.ready_file, tracer->mode());
@@ -77,18 +87,19 @@ int run_top(const TopOptions& options) {
     last = now;
     const double t = std::chrono::duration<double>(now - start).count();
     const uint64_t untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];
-    if (live && !final) {
-      std::fputs(screen(attribution, names, options.top, t, untracked).c_str(), stdout);
-    } else if (options.json) {
+    const auto netns = attribution.top_netns(options.top);
+    const auto sources = attribution.top_sources(options.top);
+    const auto names = names_of(netns, sources, namer);
+    if (options.json) {
+      // Bounded: top rows per table, then one "other" row for the rest.
       nlohmann::json j = {{"type", "top"}, {"t", t}, {"final", final}, {"untracked", untracked}};
-      j["netns"] = nlohmann::json::array();
-      for (const auto& r : attribution.top_netns(options.top)) j["netns"].push_back(row_json(r, names, false));
-      j["sources"] = nlohmann::json::array();
-      for (const auto& r : attribution.top_sources(options.top)) j["sources"].push_back(row_json(r, names, true));
+      j["netns"] = core::top_list_json(netns, names, false);
+      j["sources"] = core::top_list_json(sources, names, true);
       std::puts(j.dump().c_str());
     } else {
-      auto text = screen(attribution, names, options.top, t, untracked);
-      std::fputs(text.substr(text.find("ctbpf top")).c_str(), stdout);
+      auto text = screen(netns, sources, names, t, untracked);
+      // Not a terminal, or the last refresh: no clear-screen codes.
+      std::fputs((live && !final ? text : text.substr(text.find("ctbpf top"))).c_str(), stdout);
     }
     std::fflush(stdout);
   };

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/trace_loop.h"
+#include "cli/who_fills.h"
 #include "core/aggregator.h"
 #include "core/events.h"
 #include "core/recorder.h"
@@ -55,6 +56,8 @@ kernel::Tracer::Options tracer_options(const TraceOptions& options) {
                 fmt::format("--lifetime-sample must be a power of two, got {}", options.lifetime_one_in));
   o.ring_bytes = options.ring_bytes;
   o.lifetime_one_in = options.lifetime_one_in;
+  // Per-source counts cost a hash update per insert and destroy in the kernel: only when asked.
+  o.track_sources = options.top > 0;
   return o;
 }
 
@@ -71,9 +74,9 @@ void check_record_options(const core::RecorderOptions& r) {
 // cannot be written is reported and tracing goes on: the trace matters more than one snapshot.
 class FlightRecorder {
 public:
-  FlightRecorder(const TraceOptions& options, const kernel::Tracer& tracer)
+  FlightRecorder(const TraceOptions& options, const kernel::Tracer& tracer, const WhoFillsTracker& who)
       : dir_(options.record_dir), options_(options.record), recorder_(options.record), tracer_(tracer),
-        interval_s_(options.interval_s) {}
+        who_(who), interval_s_(options.interval_s) {}
 
   void start(const core::Sample& baseline) {
     wall_at_baseline_ = kernel::wall_clock_s();
@@ -104,6 +107,8 @@ private:
     meta.interval_s = interval_s_;
     meta.sysctls = kernel::read_conntrack_sysctls();
     meta.trigger = core::SnapshotTrigger{r.causes, r.trigger_interval};
+    // Names only: the source counts run from load, not from this window's start.
+    meta.who.emplace().netns_names = who_.names().netns_names;
     auto name = core::recording_file_name(epoch(r.samples[r.trigger_interval + 1].t_s), r.causes);
     try {
       auto doc = core::make_snapshot(meta, r.samples, r.starts_at_load);
@@ -125,6 +130,7 @@ private:
   core::RecorderOptions options_;
   core::Recorder recorder_;
   const kernel::Tracer& tracer_;
+  const WhoFillsTracker& who_;
   double interval_s_;
   double wall_at_baseline_ = 0, baseline_t_ = 0;
 };
@@ -140,13 +146,14 @@ int run_trace(const TraceOptions& options) {
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
+  WhoFillsTracker who(options.top, *tracer);
   const auto& obs = tracer->observability();
   core::Aggregator aggregator(tracer->mode(), obs);
   auto baseline = tracer->sample();
   aggregator.add(baseline);
   std::optional<FlightRecorder> recorder;
   if (!options.record_dir.empty()) {
-    recorder.emplace(options, *tracer);
+    recorder.emplace(options, *tracer, who);
     recorder->start(baseline);
   }
   write_ready_file(options.ready_file, tracer->mode());
@@ -184,7 +191,7 @@ int run_trace(const TraceOptions& options) {
       std::fputs(core::render_screen(in).c_str(), stdout);
       std::fflush(stdout);
     } else if (options.json) {
-      auto j = core::interval_json(r, obs);
+      auto j = core::interval_json(r, obs, &who.names());
       j["events_suppressed"] = limiter.suppressed();
       print(j.dump());
     } else {
@@ -194,6 +201,7 @@ int run_trace(const TraceOptions& options) {
 
   run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, on_event,
                   [&](const core::Report& r, const core::Sample& sample, bool tail) {
+                    who.saw(r, sample);
                     if (recorder) recorder->add(r, sample);
                     // A tail of a few ms is noise on a screen or in a log; it still counts in the summary.
                     if (!tail || (r.duration() > 0.05 && !live)) emit(r);
@@ -201,14 +209,15 @@ int run_trace(const TraceOptions& options) {
   if (recorder) recorder->finish();
 
   auto summary = aggregator.summary();
+  const auto& attribution = who.finish(summary);
   if (options.json) {
-    auto j = core::summary_json(summary, tracer->mode(), obs);
+    auto j = core::summary_json(summary, tracer->mode(), obs, &attribution);
     j["events"] = {{"delivered", limiter.delivered()},
                    {"suppressed", limiter.suppressed()},
                    {"malformed", malformed_events}};
     print(j.dump());
   } else {
-    std::fputs(core::summary_text(summary, tracer->mode()).c_str(), stdout);
+    std::fputs(core::summary_text(summary, tracer->mode(), &attribution).c_str(), stdout);
     if (topts.event_mask)
       std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
                   static_cast<unsigned long long>(limiter.delivered()),

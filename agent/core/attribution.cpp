@@ -54,7 +54,7 @@ void Attribution::update(const BySource& cumulative, double interval_s) {
   interval_s_ = interval_s;
 }
 
-std::vector<TopRow> Attribution::rows(bool by_netns) const {
+std::vector<TopRow> Attribution::rows(bool by_netns, TopOrder order) const {
   std::map<SourceKey, TopRow> rows;
   auto key_of = [&](SourceKey k) {
     if (by_netns) k = SourceKey{k.netns, 0, {}};
@@ -76,8 +76,9 @@ std::vector<TopRow> Attribution::rows(bool by_netns) const {
     row.key = k;
     out.push_back(row);
   }
-  // Most live entries first; ties by insert rate, then by key for a stable order.
-  std::sort(out.begin(), out.end(), [](const TopRow& a, const TopRow& b) {
+  // Most live entries (or inserts) first; ties by the other, then by key for a stable order.
+  std::sort(out.begin(), out.end(), [order](const TopRow& a, const TopRow& b) {
+    if (order == TopOrder::inserts && a.inserts != b.inserts) return a.inserts > b.inserts;
     if (a.live != b.live) return a.live > b.live;
     if (a.inserts != b.inserts) return a.inserts > b.inserts;
     return a.key < b.key;
@@ -85,16 +86,26 @@ std::vector<TopRow> Attribution::rows(bool by_netns) const {
   return out;
 }
 
-std::vector<TopRow> Attribution::top_sources(std::size_t n) const {
-  auto all = rows(false);
+namespace {
+
+TopList first(std::vector<TopRow> all, std::size_t n) {
+  TopList top;
+  for (std::size_t i = n; i < all.size(); ++i) {
+    if (!top.other) top.other.emplace();
+    top.other->live += all[i].live;
+    top.other->inserts += all[i].inserts;
+    top.other->destroys += all[i].destroys;
+    top.other->inserts_per_s += all[i].inserts_per_s;
+  }
   if (all.size() > n) all.resize(n);
-  return all;
+  top.rows = std::move(all);
+  return top;
 }
 
-std::vector<TopRow> Attribution::top_netns(std::size_t n) const {
-  auto all = rows(true);
-  if (all.size() > n) all.resize(n);
-  return all;
-}
+}  // namespace
+
+TopList Attribution::top_sources(std::size_t n, TopOrder order) const { return first(rows(false, order), n); }
+
+TopList Attribution::top_netns(std::size_t n) const { return first(rows(true, TopOrder::live), n); }
 
 }  // namespace ctbpf::core

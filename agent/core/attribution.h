@@ -36,6 +36,18 @@ struct TopRow {
   double inserts_per_s = 0;            // over the last interval
 };
 
+/// The first n rows in one order, and the rest summed, so any number of sources or namespaces shows
+/// as at most n + 1 rows.
+struct TopList {
+  std::vector<TopRow> rows;
+  std::optional<TopRow> other;  // empty when nothing is left over; its key is meaningless
+};
+
+enum class TopOrder { live, inserts };
+
+/// Names of netns inodes (`ip netns` name, container, or process), as kernel::NetnsNamer gives them.
+using NetnsNames = std::map<uint32_t, std::string>;
+
 class Attribution {
 public:
   /// Entries that existed at start, by source (from a ctnetlink dump of the netns ctbpf runs in).
@@ -43,11 +55,11 @@ public:
   /// Cumulative per-source counts since start, and the seconds since the previous call.
   void update(const BySource& cumulative, double interval_s);
 
-  std::vector<TopRow> top_sources(std::size_t n) const;
-  std::vector<TopRow> top_netns(std::size_t n) const;
+  TopList top_sources(std::size_t n, TopOrder order = TopOrder::live) const;
+  TopList top_netns(std::size_t n) const;
 
 private:
-  std::vector<TopRow> rows(bool by_netns) const;
+  std::vector<TopRow> rows(bool by_netns, TopOrder order) const;
   BySource seed_, now_, previous_;
   double interval_s_ = 0;
 };

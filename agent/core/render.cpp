@@ -60,8 +60,14 @@ json by_proto_json(const std::optional<ProbeDetail>& d) {
   return j;
 }
 
+json name_json(uint32_t netns, const NetnsNames& names) {
+  auto it = names.find(netns);
+  return it == names.end() || it->second.empty() ? json(nullptr) : json(printable(it->second));
+}
+
 // The busiest namespaces by inserts; the rest (and the kernel's own overflow bucket) as "other".
-json by_netns_json(const std::optional<ProbeDetail>& d, std::size_t top = 10) {
+// With names, each row gets "name" (null when unknown; the "other" row always null).
+json by_netns_json(const std::optional<ProbeDetail>& d, const NetnsNames* names, std::size_t top = 10) {
   if (!d) return nullptr;
   std::vector<std::pair<uint32_t, NetnsCounts>> rows;
   NetnsCounts other;
@@ -81,14 +87,26 @@ json by_netns_json(const std::optional<ProbeDetail>& d, std::size_t top = 10) {
     if (i < top) {
       j.push_back({{"netns", rows[i].first}, {"inserts", rows[i].second.inserts},
                    {"destroys", rows[i].second.destroys}});
+      if (names) j.back()["name"] = name_json(rows[i].first, *names);
     } else {
       other.inserts += rows[i].second.inserts;
       other.destroys += rows[i].second.destroys;
     }
   }
-  if (other.inserts || other.destroys)
+  if (other.inserts || other.destroys) {
     j.push_back({{"netns", "other"}, {"inserts", other.inserts}, {"destroys", other.destroys}});
+    if (names) j.back()["name"] = nullptr;
+  }
   return j;
+}
+
+// The busiest sources by live entries and by inserts, each bounded to `top` rows plus "other".
+json by_source_json(const WhoFills& who) {
+  if (!who.sources) return nullptr;
+  return {{"top", who.top},
+          {"by_live", top_list_json(who.sources->top_sources(who.top, TopOrder::live), who.netns_names, true)},
+          {"by_inserts", top_list_json(who.sources->top_sources(who.top, TopOrder::inserts), who.netns_names, true)},
+          {"untracked", who.sources_untracked}};
 }
 
 json tcp_states_json(const std::optional<ProbeDetail>& d) {
@@ -107,7 +125,7 @@ json table_json(const TableGauge& t) {
           {"fill", fill}};
 }
 
-json common(const Report& r, uint32_t lifetime_one_in) {
+json common(const Report& r, uint32_t lifetime_one_in, const WhoFills* who) {
   const auto& t = r.totals;
   return {{"allocs", value(t.allocs)},
           {"inserts", value(t.inserts)},
@@ -118,7 +136,7 @@ json common(const Report& r, uint32_t lifetime_one_in) {
           {"chain_length", histogram_json(t.chain, t.chain_max)},
           {"lifetime_ms", lifetime_json(t.detail, lifetime_one_in)},
           {"by_proto", by_proto_json(t.detail)},
-          {"by_netns", by_netns_json(t.detail)},
+          {"by_netns", by_netns_json(t.detail, who ? &who->netns_names : nullptr)},
           {"tcp_state_at_death", tcp_states_json(t.detail)},
           {"lost_events", value(t.lost_events)},
           {"probe_misses",
@@ -152,19 +170,48 @@ std::string drops_text(const Drops& d) {
 
 }  // namespace
 
-json interval_json(const Report& r, const Observability& obs) {
+json interval_json(const Report& r, const Observability& obs, const WhoFills* who) {
   json j = {{"type", "interval"}, {"t", r.end_s}, {"interval_s", r.duration()}};
-  j.update(common(r, obs.lifetime_one_in));
+  j.update(common(r, obs.lifetime_one_in, who));
   j["rates"] = {{"allocs_per_s", value(r.rate(r.totals.allocs))},
                 {"inserts_per_s", value(r.rate(r.totals.inserts))},
                 {"destroys_per_s", value(r.rate(r.totals.destroys))}};
   return j;
 }
 
-json summary_json(const Report& r, Mode mode, const Observability& obs) {
+json summary_json(const Report& r, Mode mode, const Observability& obs, const WhoFills* who) {
   json j = {{"type", "summary"}, {"mode", to_string(mode)}, {"duration_s", r.duration()}};
-  j.update(common(r, obs.lifetime_one_in));
+  j.update(common(r, obs.lifetime_one_in, who));
+  if (who && who->top) j["by_source"] = by_source_json(*who);
   return j;
+}
+
+std::string printable(std::string_view s, std::size_t max) {
+  std::string out(s.substr(0, max));
+  for (auto& c : out)
+    if (c < 0x20 || c >= 0x7f) c = '?';
+  return out;
+}
+
+json top_row_json(const TopRow& r, const NetnsNames& names, bool with_source) {
+  json j = {{"netns", r.key.netns},   {"name", name_json(r.key.netns, names)},
+            {"live", r.live},         {"inserts", r.inserts},
+            {"destroys", r.destroys}, {"inserts_per_s", r.inserts_per_s}};
+  if (with_source) j["src"] = address_text(r.key);
+  return j;
+}
+
+json top_list_json(const TopList& top, const NetnsNames& names, bool with_source) {
+  json rows = json::array();
+  for (const auto& r : top.rows) rows.push_back(top_row_json(r, names, with_source));
+  if (top.other) {
+    json other = top_row_json(*top.other, names, false);
+    other["netns"] = "other";
+    other["name"] = nullptr;
+    if (with_source) other["src"] = "other";
+    rows.push_back(other);
+  }
+  return rows;
 }
 
 std::string interval_line(const Report& r) {
@@ -178,7 +225,7 @@ std::string interval_line(const Report& r) {
                      drops_text(t.drops), text(t.lost_events));
 }
 
-std::string summary_text(const Report& r, Mode mode) {
+std::string summary_text(const Report& r, Mode mode, const WhoFills* who) {
   const auto& t = r.totals;
   std::string out = fmt::format("ctbpf summary ({} mode, {:.1f} s)\n", to_string(mode), r.duration());
   out += fmt::format("  allocs {}  inserts {} ({})  destroys {} ({})  deletes {}\n", text(t.allocs),
@@ -202,6 +249,41 @@ std::string summary_text(const Report& r, Mode mode) {
   if (m.confirm_unpaired || m.chain_truncated || m.recursion)
     out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}\n",
                        m.confirm_unpaired, m.chain_truncated, m.recursion);
+  json attribution = {{"by_netns", by_netns_json(t.detail, who ? &who->netns_names : nullptr)}};
+  if (who && who->top) attribution["by_source"] = by_source_json(*who);
+  return out + attribution_text(attribution);
+}
+
+std::string attribution_text(const json& s) {
+  // The row's name, else its inode (or "other").
+  auto netns_label = [](const json& row) {
+    const json& name = row.value("name", json());
+    if (name.is_string()) return name.get<std::string>();
+    return row["netns"].is_string() ? row["netns"].get<std::string>() : row["netns"].dump();
+  };
+  std::string out;
+  const json& by_netns = s.value("by_netns", json());
+  if (by_netns.is_array() && !by_netns.empty()) {
+    out += "  inserts by netns:\n";
+    for (const auto& row : by_netns) {
+      std::string inode = row.contains("name") && row["netns"].is_number() ? " (" + row["netns"].dump() + ")" : "";
+      out += fmt::format("    {:>10}  {}{}\n", row["inserts"].dump(), netns_label(row), inode);
+    }
+  }
+  if (!s.contains("by_source")) return out;
+  const json& sources = s["by_source"];
+  if (!sources.is_object()) return out + "  top sources: - (not observable in this mode)\n";
+  for (const auto& [key, title] : {std::pair{"by_live", "live entries"}, std::pair{"by_inserts", "inserts"}}) {
+    out += fmt::format("  top sources by {}:\n", title);
+    for (const auto& row : sources[key]) {
+      std::string where = row["netns"].is_string() ? "" : "  netns " + netns_label(row);
+      out += fmt::format("    {:>10} live {:>10} inserts  {}{}\n", row["live"].dump(), row["inserts"].dump(),
+                         row["src"].get<std::string>(), where);
+    }
+  }
+  if (sources["untracked"] != 0)
+    out += fmt::format("  ({} inserts/destroys beyond the source map's bound were not attributed)\n",
+                       sources["untracked"].dump());
   return out;
 }
 

@@ -1,20 +1,46 @@
 #pragma once
 // Views of a Report: NDJSON objects (the contract in DESIGN.md) and plain text. Rendering returns
 // strings; only the CLI edge prints them.
+#include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "core/aggregator.h"
+#include "core/attribution.h"
 
 namespace ctbpf::core {
 
-nlohmann::json interval_json(const Report& r, const Observability& obs);
-nlohmann::json summary_json(const Report& r, Mode mode, const Observability& obs);
+/// Who filled the table, beyond the per-netns counts every report has: a name for each "by_netns"
+/// row and, when asked for (`--top N`), the busiest source addresses ("by_source", summaries only).
+struct WhoFills {
+  NetnsNames netns_names;
+  std::size_t top = 0;                 // 0: sources not asked for, no "by_source" key
+  std::optional<Attribution> sources;  // empty with top > 0: this mode cannot see inserts (null)
+  uint64_t sources_untracked = 0;      // inserts/destroys the kernel's bounded source map could not keep
+};
+
+/// `s` cut to `max` bytes, every byte outside printable ASCII made '?': names come from the system
+/// (comm, /run/netns) and go to JSON (which needs valid UTF-8), snapshot files and terminals.
+std::string printable(std::string_view s, std::size_t max = 255);
+
+nlohmann::json interval_json(const Report& r, const Observability& obs, const WhoFills* who = nullptr);
+nlohmann::json summary_json(const Report& r, Mode mode, const Observability& obs, const WhoFills* who = nullptr);
+
+/// One row of `ctbpf top` and of "by_source": netns, name (null when unknown), counts, and the source
+/// address when `with_source`.
+nlohmann::json top_row_json(const TopRow& r, const NetnsNames& names, bool with_source);
+/// A TopList as rows, the rest last as one "other" row (netns and src "other").
+nlohmann::json top_list_json(const TopList& top, const NetnsNames& names, bool with_source);
 
 /// One line per interval, for pipes and logs.
 std::string interval_line(const Report& r);
 /// A short multi-line block for people, printed at the end.
-std::string summary_text(const Report& r, Mode mode);
+std::string summary_text(const Report& r, Mode mode, const WhoFills* who = nullptr);
+/// The "inserts by netns" and top-source lines of a summary_json object (or a snapshot's summary);
+/// empty when it has neither.
+std::string attribution_text(const nlohmann::json& summary);
 
 }  // namespace ctbpf::core

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/aggregator.h"
+#include "core/render.h"
 #include "core/report_detail.h"
 #include "core/screen.h"
 #include "core/snapshot.h"
@@ -201,12 +202,7 @@ std::string report_text(const json& doc, int width) {
       out += fmt::format(" {} {}", proto_class_name(p), num(s["by_proto"][proto_class_name(p)]["inserts"]));
     out += "\n";
   }
-  if (s["by_netns"].is_array() && !s["by_netns"].empty()) {
-    out += "  inserts by netns:";
-    for (const auto& row : s["by_netns"])
-      out += fmt::format(" {} {}", row["netns"].is_string() ? "other" : num(row["netns"]), num(row["inserts"]));
-    out += "\n";
-  }
+  out += attribution_text(s);
   if (s["tcp_state_at_death"].is_object() && !s["tcp_state_at_death"].empty()) {
     out += "  tcp state at death:";
     for (const auto& [state, n] : s["tcp_state_at_death"].items()) out += fmt::format(" {} {}", state, num(n));

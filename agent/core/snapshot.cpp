@@ -1,5 +1,8 @@
 #include "core/snapshot.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,14 +21,6 @@ bool printable_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
-// Host names and kernel releases are printed by `report`; the reader refuses anything else, so the
-// writer never produces a file it would refuse.
-std::string printable(std::string_view s, std::size_t max = 255) {
-  std::string out(s.substr(0, max));
-  for (auto& c : out)
-    if (c < 0x20 || c >= 0x7f) c = '?';
-  return out;
-}
 
 bool sysctl_name(std::string_view s) {
   return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -236,6 +231,7 @@ public:
           fail(at + "/netns", "expected a netns inode or \"other\", got " + kind_of(netns));
         uint(rows[i], at, "inserts");
         uint(rows[i], at, "destroys");
+        if (rows[i].contains("name")) name(rows[i], at);  // older files have no names
       }
     }
     const json& states = member(r, path, "tcp_state_at_death");
@@ -256,12 +252,57 @@ public:
     number_or_null(table, path + "/table", "fill", 0);
   }
 
+  // A netns name (render.cpp: name_json): null when unknown.
+  void name(const json& row, const std::string& path) const {
+    if (!member(row, path, "name").is_null()) text(row, path, "name", 255);
+  }
+
+  // "by_source" (trace/snapshot --top N): absent when not asked for, null when not observable, else
+  // at most top rows per order and a last "other" row.
+  void by_source(const json& s) const {
+    if (!s.contains("by_source") || s["by_source"].is_null()) return;
+    const std::string path = "/summary/by_source";
+    const json& b = s["by_source"];
+    type(b, path, json::value_t::object, "an object or null");
+    const uint64_t top = uint(b, path, "top");
+    if (top == 0 || top > kSnapshotMaxTopSources)
+      fail(path + "/top", fmt::format("{} is not between 1 and {}", top, kSnapshotMaxTopSources));
+    uint(b, path, "untracked");
+    for (const char* key : {"by_live", "by_inserts"}) {
+      const json& rows = array(b, path, key, top + 1);
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        auto at = path + step(key) + step(i);
+        type(rows[i], at, json::value_t::object, "an object");
+        const json& netns = member(rows[i], at, "netns");
+        const bool other = netns == "other";
+        if (!netns.is_number_unsigned() && !other)
+          fail(at + "/netns", "expected a netns inode or \"other\", got " + kind_of(netns));
+        if (other && i + 1 != rows.size()) fail(at + "/netns", "the \"other\" row must be the last");
+        name(rows[i], at);
+        auto src = text(rows[i], at, "src", INET6_ADDRSTRLEN);
+        if (other && src != "other") fail(at + "/src", "expected \"other\" (the netns is \"other\")");
+        if (!other && !ip_address(src)) fail(at + "/src", "expected an IPv4 or IPv6 address");
+        if (!member(rows[i], at, "live").is_number_integer())
+          fail(at + "/live", "expected an integer, got " + kind_of(rows[i]["live"]));
+        uint(rows[i], at, "inserts");
+        uint(rows[i], at, "destroys");
+        number(rows[i], at, "inserts_per_s", 0);
+      }
+    }
+  }
+
+  static bool ip_address(const std::string& s) {
+    unsigned char addr[16];
+    return inet_pton(AF_INET, s.c_str(), addr) == 1 || inet_pton(AF_INET6, s.c_str(), addr) == 1;
+  }
+
   void summary(const json& doc) const {
     const json& s = object(doc, "", "summary");
     if (s.value("type", json()) != "summary") fail("/summary/type", "expected \"summary\"");
     if (s.value("mode", json()) != doc["mode"]) fail("/summary/mode", "differs from /mode");
     number(s, "/summary", "duration_s", 0);
     common(s, "/summary");
+    by_source(s);
   }
 
   void interval(const json& r, const std::string& path) const {
@@ -354,12 +395,15 @@ json make_snapshot(const SnapshotMeta& meta, const Report& summary, const std::v
   if (intervals.size() > kSnapshotMaxIntervals)
     throw std::invalid_argument(fmt::format("a snapshot holds at most {} intervals", kSnapshotMaxIntervals));
   json series = json::array();
-  for (const auto& r : intervals) series.push_back(interval_json(r, meta.obs));
+  const WhoFills* who = meta.who ? &*meta.who : nullptr;
+  for (const auto& r : intervals) series.push_back(interval_json(r, meta.obs, who));
   json sysctls = json::object();
   for (const auto& [name, value] : meta.sysctls)
     if (sysctl_name(name)) sysctls[name] = value;
   json trigger = nullptr;
   if (meta.trigger) trigger = {{"causes", meta.trigger->causes}, {"interval", meta.trigger->interval}};
+  // Host names and kernel releases are printed by `report`; the reader refuses anything but printable
+  // ASCII, so the writer never produces a file it would refuse (netns names: render.cpp does the same).
   return {{"type", "snapshot"},
           {"schema_version", kSnapshotSchemaVersion},
           {"host", printable(meta.host)},
@@ -372,7 +416,7 @@ json make_snapshot(const SnapshotMeta& meta, const Report& summary, const std::v
           {"interval_s", meta.interval_s},
           {"sysctls", sysctls},
           {"trigger", trigger},
-          {"summary", summary_json(summary, meta.mode, meta.obs)},
+          {"summary", summary_json(summary, meta.mode, meta.obs, who)},
           {"intervals", series}};
 }
 

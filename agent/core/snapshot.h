@@ -14,10 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/aggregator.h"
+#include "core/render.h"
 
 namespace ctbpf::core {
 
 inline constexpr uint64_t kSnapshotSchemaVersion = 1;
+/// Most rows per order in a summary's "by_source" (`--top`), "other" not counted.
+inline constexpr std::size_t kSnapshotMaxTopSources = 1000;
 /// Bounds a reader enforces and a writer stays under: the largest snapshot ctbpf writes (3600
 /// intervals, every histogram full) is about 40 MB. They stop absurd input before it costs memory.
 inline constexpr std::size_t kSnapshotMaxBytes = std::size_t{64} << 20;
@@ -44,6 +47,7 @@ struct SnapshotMeta {
   double interval_s = 1;                      // the interval asked for (the last one may be shorter)
   std::map<std::string, uint64_t> sysctls;    // kernel::read_conntrack_sysctls()
   std::optional<SnapshotTrigger> trigger;     // only for the flight recorder
+  std::optional<WhoFills> who;                // netns names (and --top sources) when the writer has them
 };
 
 /// The document: the summary exactly as `trace --json` prints it (core::summary_json) and one

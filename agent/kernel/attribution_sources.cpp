@@ -71,6 +71,14 @@ std::string NetnsNamer::name(uint32_t inode) {
   return it == names_.end() ? "" : it->second;
 }
 
+void NetnsNamer::name_new(const core::ByNetns& counts, core::NetnsNames& known) {
+  for (const auto& [inode, c] : counts) {
+    if (inode == CTBPF_NETNS_OTHER || known.count(inode)) continue;
+    // Unknown now (no process in it yet): asked again next time, rescans stay at most one a second.
+    if (auto n = name(inode); !n.empty()) known[inode] = n;
+  }
+}
+
 void NetnsNamer::rescan() {
   last_scan_ = std::chrono::steady_clock::now();
   std::map<uint32_t, std::string> names;

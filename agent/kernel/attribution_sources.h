@@ -23,6 +23,9 @@ core::BySource dump_sources();
 class NetnsNamer {
 public:
   std::string name(uint32_t inode);
+  /// Adds to `known` the names of the namespaces in `counts` it lacks (the kernel's "other" bucket
+  /// aside). Called every interval, so a namespace gone by the end of a trace keeps its name.
+  void name_new(const core::ByNetns& counts, core::NetnsNames& known);
 
 private:
   void rescan();

@@ -28,3 +28,4 @@ mkdir -p "$here/corpus"
 run snapshot.sh fentry 20000
 run snapshot.sh tracepoint 20000
 run recorder.sh fentry 12000
+run attribution_ipv6.sh fentry  # netns names and IPv6/IPv4 sources (snapshot --top)

@@ -1,5 +1,6 @@
 // flowgen: makes an exact, known number of conntrack flows on addresses the caller owns (loopback or
-// its own veths), so e2e tests can compare ctbpf's counts with the kernel's.
+// its own veths), so e2e tests can compare ctbpf's counts with the kernel's. Addresses are IPv4 or
+// IPv6 (fd00::1); a flow's source and destination must be of one family.
 //
 //   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports;
 //                prints "SENT REFUSED": a datagram conntrack drops on the way out (table full, chain
@@ -27,12 +28,31 @@ namespace {
   std::exit(2);
 }
 
-sockaddr_in address(const std::string& ip, unsigned port) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, ip.c_str(), &sa.sin_addr) != 1) die("bad IPv4 address " + ip);
-  return sa;
+// An IPv4 or IPv6 (has a ':') socket address.
+struct Address {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+  int family() const { return storage.ss_family; }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+Address address(const std::string& ip, unsigned port) {
+  Address a;
+  const auto p = htons(static_cast<uint16_t>(port));
+  if (ip.find(':') != std::string::npos) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = p;
+    if (inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) != 1) die("bad IPv6 address " + ip);
+    a.len = sizeof(*v6);
+  } else {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+    v4->sin_family = AF_INET;
+    v4->sin_port = p;
+    if (inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) != 1) die("bad IPv4 address " + ip);
+    a.len = sizeof(*v4);
+  }
+  return a;
 }
 
 struct Args {
@@ -65,17 +85,16 @@ int udp(const Args& a) {
   unsigned sent = 0, refused = 0;
   const auto start = std::chrono::steady_clock::now();
   for (const auto& src : sources) {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int fd = socket(address(a.dst, 0).family(), SOCK_DGRAM, 0);
     if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
     if (!src.empty()) {
       auto sa = address(src, 0);
-      if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-        die("bind " + src + ": " + std::strerror(errno));
+      if (bind(fd, sa.sa(), sa.len) != 0) die("bind " + src + ": " + std::strerror(errno));
     }
     for (unsigned i = 0; i < a.count; ++i) {
       auto sa = address(a.dst, a.port + i);
       char byte = 'x';
-      if (sendto(fd, &byte, 1, 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 1)
+      if (sendto(fd, &byte, 1, 0, sa.sa(), sa.len) == 1)
         ++sent;
       else if (errno == EPERM)
         ++refused;
@@ -96,11 +115,11 @@ volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
 int tcp_listen(const Args& a) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  auto sa = address(a.addr, a.port);
+  int fd = socket(sa.family(), SOCK_STREAM, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  auto sa = address(a.addr, a.port);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || listen(fd, 4096) != 0)
+  if (bind(fd, sa.sa(), sa.len) != 0 || listen(fd, 4096) != 0)
     die(std::string("listen: ") + std::strerror(errno));
   if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
   std::vector<int> held;
@@ -115,9 +134,9 @@ int tcp_listen(const Args& a) {
 int tcp_hold(const Args& a) {
   std::vector<int> held;
   for (unsigned i = 0; i < a.count; ++i) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     auto sa = address(a.dst, a.port);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
+    int fd = socket(sa.family(), SOCK_STREAM, 0);
+    if (connect(fd, sa.sa(), sa.len) != 0)
       die(std::string("connect: ") + std::strerror(errno));
     held.push_back(fd);
   }

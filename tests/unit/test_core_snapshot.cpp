@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "core/render.h"
+#include "core/report.h"
 #include "core/snapshot.h"
 #include "test_core_snapshot_fixture.h"
 
@@ -153,6 +154,99 @@ TEST_CASE("reading refuses what it cannot use, naming the file and the field or 
   CHECK(error_of(with(doc, "/trigger", {{"causes", {"boredom"}}, {"interval", 1}})) ==
         "x.json: /trigger/causes/0: not a drop cause");
   CHECK(error_of(with(doc, "/trigger", {{"causes", {"chaintoolong"}}, {"interval", 9}})) == "");
+}
+
+TEST_CASE("netns names and the busiest sources: summary and intervals, read back byte for byte") {
+  auto meta = fixture::meta();
+  meta.who = fixture::who();
+  auto doc = make_snapshot(meta, fixture::series(4, 3, 3), true);
+  CHECK(doc["summary"]["by_netns"][0] == json{{"netns", 4026532000}, {"name", "ctbpf-a"}, {"inserts", 1000}, {"destroys", 250}});
+  CHECK(doc["intervals"][0]["by_netns"][0]["name"] == "ctbpf-a");
+  CHECK_FALSE(doc["intervals"][0].contains("by_source"));  // sources: the window's end only
+  const auto& s = doc["summary"]["by_source"];
+  CHECK(s["top"] == 1);
+  CHECK(s["untracked"] == 3);
+  REQUIRE(s["by_live"].size() == 2);
+  CHECK(s["by_live"][0] == json{{"netns", 4026532000}, {"name", "ctbpf-a"}, {"src", "fd00::1"}, {"live", 250},
+                                {"inserts", 250}, {"destroys", 0}, {"inserts_per_s", 25.0}});
+  CHECK(s["by_live"][1] == json{{"netns", "other"}, {"name", nullptr}, {"src", "other"}, {"live", 205},
+                                {"inserts", 305}, {"destroys", 100}, {"inserts_per_s", 30.5}});
+  REQUIRE(s["by_inserts"].size() == 2);
+  CHECK(s["by_inserts"][0]["src"] == "127.0.0.2");
+  CHECK(s["by_inserts"][1]["inserts"] == 255);
+
+  auto bytes = snapshot_bytes(doc);
+  CHECK(snapshot_bytes(read_snapshot(bytes, "x.json")) == bytes);
+
+  SUBCASE("an unknown netns has a null name; odd bytes in a name are made printable") {
+    auto who = fixture::who();
+    who.top = 5;
+    who.netns_names[4026532000] = "a\x1b[2J\xc3\xa9";
+    meta.who = who;
+    auto named = make_snapshot(meta, fixture::series(1, 0), true);
+    CHECK(named["summary"]["by_netns"][0]["name"] == "a?[2J??");
+    CHECK(named["summary"]["by_source"]["by_live"].size() == 4);  // all four, no other row
+    CHECK(named["summary"]["by_source"]["by_live"][3]["src"] == "10.1.2.3");
+    CHECK(named["summary"]["by_source"]["by_live"][3]["name"].is_null());
+    CHECK(error_of(named) == "");
+  }
+  SUBCASE("not observable (tracepoint mode) is null; not asked for (no --top) is absent, as in older files") {
+    auto who = fixture::who();
+    who.sources.reset();
+    meta.who = who;
+    CHECK(make_snapshot(meta, fixture::series(1, 0), true)["summary"]["by_source"].is_null());
+    who.top = 0;
+    meta.who = who;
+    CHECK_FALSE(make_snapshot(meta, fixture::series(1, 0), true)["summary"].contains("by_source"));
+    CHECK_FALSE(fixture::document()["summary"]["by_netns"][0].contains("name"));
+  }
+  SUBCASE("report shows the names and both top lists") {
+    auto text = report_text(doc, 100);
+    CHECK(text.find("  inserts by netns:\n          1000  ctbpf-a (4026532000)\n") != std::string::npos);
+    CHECK(text.find("  top sources by live entries:\n"
+                    "           250 live        250 inserts  fd00::1  netns ctbpf-a\n"
+                    "           205 live        305 inserts  other\n") != std::string::npos);
+    CHECK(text.find("  top sources by inserts:\n"
+                    "           200 live        300 inserts  127.0.0.2  netns ctbpf-a\n") != std::string::npos);
+    CHECK(text.find("3 inserts/destroys beyond the source map's bound were not attributed") != std::string::npos);
+  }
+}
+
+TEST_CASE("names and sources are checked like every other field") {
+  auto meta = fixture::meta();
+  meta.who = fixture::who();
+  const auto doc = make_snapshot(meta, fixture::series(4, 3, 3), true);
+  REQUIRE(error_of(doc) == "");
+  CHECK(error_of(with(doc, "/summary/by_netns/0/name", 7)) ==
+        "x.json: /summary/by_netns/0/name: expected a string, got an unsigned integer");
+  CHECK(error_of(with(doc, "/intervals/3/by_netns/0/name", std::string(256, 'n'))) ==
+        "x.json: /intervals/3/by_netns/0/name: 256 bytes, more than 255");
+  CHECK(error_of(with(doc, "/summary/by_netns/0/name", "a\nb")) ==
+        "x.json: /summary/by_netns/0/name: holds characters other than printable ASCII");
+  CHECK(error_of(with(doc, "/summary/by_source", json::array())) ==
+        "x.json: /summary/by_source: expected an object or null, got an array");
+  CHECK(error_of(with(doc, "/summary/by_source/top", 0)) == "x.json: /summary/by_source/top: 0 is not between 1 and 1000");
+  CHECK(error_of(with(doc, "/summary/by_source/top", 1001)) ==
+        "x.json: /summary/by_source/top: 1001 is not between 1 and 1000");
+  auto rows = doc["summary"]["by_source"]["by_live"];
+  rows.insert(rows.begin(), rows[0]);
+  CHECK(error_of(with(doc, "/summary/by_source/by_live", rows)) ==
+        "x.json: /summary/by_source/by_live: 3 elements, more than the 2 a snapshot may have");
+  CHECK(error_of(with(doc, "/summary/by_source/by_inserts/0/src", "999.1.1.1")) ==
+        "x.json: /summary/by_source/by_inserts/0/src: expected an IPv4 or IPv6 address");
+  CHECK(error_of(with(doc, "/summary/by_source/by_inserts/1/src", "10.0.0.1")) ==
+        "x.json: /summary/by_source/by_inserts/1/src: expected \"other\" (the netns is \"other\")");
+  CHECK(error_of(with(doc, "/summary/by_source/by_live/0/netns", "other")) ==
+        "x.json: /summary/by_source/by_live/0/netns: the \"other\" row must be the last");
+  CHECK(error_of(with(doc, "/summary/by_source/by_live/0/live", 1.5)) ==
+        "x.json: /summary/by_source/by_live/0/live: expected an integer, got a fraction");
+  CHECK(error_of(with(doc, "/summary/by_source/by_live/0/live", -4)) == "");  // destroys of entries from before the start
+  CHECK(error_of(with(doc, "/summary/by_source/by_live/0/inserts_per_s", -1)) ==
+        "x.json: /summary/by_source/by_live/0/inserts_per_s: -1 is out of range");
+  auto nameless = doc;
+  nameless["summary"]["by_source"]["by_live"][0].erase("name");
+  CHECK(error_of(nameless) == "x.json: /summary/by_source/by_live/0/name: missing");
+  CHECK(error_of(with(doc, "/summary/by_source", nullptr)) == "");
 }
 
 TEST_CASE("bytes that are not a snapshot: truncated, random, nested, too big") {

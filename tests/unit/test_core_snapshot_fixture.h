@@ -1,6 +1,9 @@
 #pragma once
 // Synthetic cumulative samples for the snapshot, recorder and report tests: a quiet table that then
 // gets a chaintoolong burst, with chain and lifetime histograms that grow with the inserts.
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include <string>
 #include <vector>
 
@@ -75,6 +78,30 @@ inline SnapshotMeta meta(Mode mode = Mode::fentry) {
   m.interval_s = 1;
   m.sysctls = {{"buckets", 512}, {"count", 1000}, {"max", 65536}, {"tcp_timeout_established", 432000}};
   return m;
+}
+
+/// Who filled the table (trace/snapshot --top 1): the fixture's netns named, three sources in it and
+/// one in an unnamed netns. By live: fd00::1 (250), then 127.0.0.2 (200); by inserts the other way.
+inline WhoFills who() {
+  auto key = [](uint32_t netns, int family, const char* text) {
+    SourceKey k;
+    k.netns = netns;
+    k.l3 = static_cast<uint8_t>(family);
+    inet_pton(family, text, k.addr.data());
+    return k;
+  };
+  Attribution a;
+  a.update({{key(4026532000, AF_INET, "127.0.0.2"), {300, 100}},
+            {key(4026532000, AF_INET6, "fd00::1"), {250, 0}},
+            {key(4026532000, AF_INET, "127.0.0.3"), {4, 0}},
+            {key(4026532999, AF_INET, "10.1.2.3"), {1, 0}}},
+           10.0);
+  WhoFills w;
+  w.netns_names = {{4026532000, "ctbpf-a"}};
+  w.top = 1;
+  w.sources = a;
+  w.sources_untracked = 3;
+  return w;
 }
 
 /// A valid document: 4 quiet intervals, 3 with chaintoolong, 3 quiet.

@@ -1,0 +1,56 @@
+#pragma once
+// Who filled the table, for `trace` and `snapshot`: the names of the namespaces seen (asked each
+// interval, while they still exist) and, with --top N, the busiest source addresses at the end.
+// Naming is cheap enough to be always on: /proc is scanned only when a namespace without a name is
+// active, at most once a second. Sources are not: they cost a hash update per insert and destroy
+// in the kernel, so only --top turns them on.
+#include <cstddef>
+
+#include "core/render.h"
+#include "kernel/attribution_sources.h"
+#include "kernel/tracer.h"
+
+namespace ctbpf::cli {
+
+class WhoFillsTracker {
+public:
+  /// The tracer must run with track_sources = (top > 0). Sources are seeded from a dump of this
+  /// netns's table, so "live" is right from the start there (other namespaces count from the start).
+  WhoFillsTracker(std::size_t top, const kernel::Tracer& tracer) : tracer_(tracer) {
+    who_.top = top;
+    if (top && tracer.observability().conntrack_points) {
+      who_.sources.emplace();
+      who_.sources->seed(kernel::dump_sources());
+    }
+  }
+
+  /// Each closed interval: names its active namespaces; notes the source map's losses.
+  void saw(const core::Report& interval, const core::Sample& sample) {
+    if (interval.totals.detail) namer_.name_new(interval.totals.detail->by_netns, who_.netns_names);
+    who_.sources_untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];
+  }
+
+  /// What saw() gathered so far: names only, sources come with finish().
+  const core::WhoFills& names() const { return who_; }
+
+  /// At the end: the sources since start (their rate averaged over the window) and their namespaces' names.
+  const core::WhoFills& finish(const core::Report& summary) {
+    core::ByNetns active;
+    if (summary.totals.detail) active = summary.totals.detail->by_netns;
+    if (who_.sources) {
+      auto cumulative = tracer_.sources();
+      for (const auto& [key, counts] : cumulative) active[key.netns] = counts;
+      active[kernel::own_netns_inode()];  // the seeded entries' netns
+      who_.sources->update(cumulative, summary.duration());
+    }
+    namer_.name_new(active, who_.netns_names);
+    return who_;
+  }
+
+private:
+  const kernel::Tracer& tracer_;
+  kernel::NetnsNamer namer_;
+  core::WhoFills who_;
+};
+
+}  // namespace ctbpf::cli
