@@ -13,6 +13,8 @@
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/doctor.h"
+#include "core/idle.h"
+#include "kernel/attribution_sources.h"
 #include "kernel/error.h"
 #include "kernel/memory.h"
 #include "kernel/system.h"
@@ -27,6 +29,25 @@ core::Count delta(const std::optional<core::KernelStats>& before, const std::opt
   if (!before || !after || !((*before).*field) || !((*after).*field)) return std::nullopt;
   auto b = *((*before).*field), a = *((*after).*field);
   return a >= b ? a - b : 0;
+}
+
+// Idle times of this netns's live entries: one ctnetlink dump. On a huge table it stops after kIdleCap
+// entries (bounded time and no memory per entry); the dump goes in hash order, which has nothing to do
+// with age, so the first entries are a fair sample.
+std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>& sysctls) {
+  constexpr uint64_t kIdleCap = 262144;
+  core::IdleSummary idle;
+  idle.cap = kIdleCap;
+  const bool ok = kernel::dump_table([&](const core::DumpedEntry& e) {
+    if (idle.entries >= kIdleCap) {
+      idle.capped = true;
+      return false;
+    }
+    core::add_idle(idle, e, sysctls);
+    return true;
+  });
+  if (!ok) return std::nullopt;
+  return idle;
 }
 
 }  // namespace
@@ -66,6 +87,7 @@ int run_doctor(const DoctorOptions& options) {
   in.peak_count = peak;
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
+  in.idle = read_idle(in.sysctls);
   in.system = kernel::read_system_facts();
   if (tracer->observability().conntrack_points) {
     // The map starts empty at load, so its totals are the window's; busiest first.

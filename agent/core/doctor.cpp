@@ -5,6 +5,8 @@
 #include <cmath>
 #include <sstream>
 
+#include <linux/netfilter/nf_conntrack_tcp.h>
+
 #include <fmt/format.h>
 
 #include "core/render.h"
@@ -92,6 +94,8 @@ constexpr double kRamShareCap = 0.25;
 constexpr uint64_t kEstablishedFloor_s = 10800;  // 3 h: above the default TCP keepalive idle (7200 s)
 constexpr uint64_t kLongEstablished_s = 86400;
 constexpr uint64_t kUdpTimeoutProposal_s = 10;
+// Live entries idle beyond the proposed timeout that make the timeout a warning on their own.
+constexpr double kStaleTableShare = 0.25;
 
 // ---- formatting -----------------------------------------------------------------------------------
 
@@ -117,6 +121,23 @@ json value(const Count& c) { return c ? json(*c) : json(nullptr); }
 json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 double ratio(uint64_t a, uint64_t b) { return static_cast<double>(a) / static_cast<double>(b); }
+
+// "n p50 ≤ 8 s, p99 ≤ 16 s, max 6 s": percentiles are log2 slot bounds, min and max exact.
+std::string idle_text(const IdleStats& s) {
+  auto h = s.histogram();
+  auto sec = [](uint64_t ms) { return human_seconds(static_cast<double>(ms) / 1000); };
+  return fmt::format("{} p50 ≤ {}, p99 ≤ {}, max {}", h.count(), sec(h.percentile(0.5)), sec(h.percentile(0.99)),
+                     sec(s.max_ms));
+}
+
+// Entries idle longer than threshold_ms, counted from whole log2 slots above it ([2^(k-1), 2^k - 1]
+// ms): a lower bound, never more than there are.
+uint64_t idle_beyond(const IdleStats& s, uint64_t threshold_ms) {
+  uint64_t n = 0;
+  for (std::size_t k = 1; k < s.slots.size(); ++k)
+    if ((uint64_t{1} << (k - 1)) > threshold_ms) n += s.slots[k];
+  return n;
+}
 
 // ---- commands -------------------------------------------------------------------------------------
 
@@ -562,13 +583,24 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
   }
   if (*timeout <= 4 * proposal) return;
 
+  // The live ESTABLISHED entries and how long each has gone without a packet (the dump at the window's
+  // end): those idle beyond the proposal are slots this timeout alone keeps, whatever lifetimes say.
+  const IdleStats* idle = nullptr;
+  if (in.idle) idle = &in.idle->by_tcp_state[TCP_CONNTRACK_ESTABLISHED];
+  const uint64_t live = idle ? idle->count() : 0;
+  const uint64_t stale = idle ? idle_beyond(*idle, proposal * 1000) : 0;
+  const bool stale_fills =
+      stale > 0 && f.count_end && static_cast<double>(stale) >= kStaleTableShare * static_cast<double>(*f.count_end);
+
   Finding x;
   x.id = "tcp_timeout_established";
-  x.severity = f.pressure ? Severity::warning : Severity::info;
+  x.severity = f.pressure || stale_fills ? Severity::warning : Severity::info;
   x.title = fmt::format("an idle established TCP entry is kept {} ({} s)", human_seconds(static_cast<double>(*timeout)),
                         *timeout);
+  if (stale)
+    x.title += fmt::format(": at least {} live ones idle over {}", stale, human_seconds(static_cast<double>(proposal)));
   Count established_deaths;
-  if (f.detail) established_deaths = f.detail->tcp_deaths_by_state[3];  // TCP_CONNTRACK_ESTABLISHED
+  if (f.detail) established_deaths = f.detail->tcp_deaths_by_state[TCP_CONNTRACK_ESTABLISHED];
   if (tcp_life)
     x.measured = fmt::format(
         "nf_conntrack_tcp_timeout_established = {} s; TCP entries that ended in the window lived p50 {} "
@@ -579,13 +611,23 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
     x.measured = fmt::format("nf_conntrack_tcp_timeout_established = {} s; {}", *timeout,
                              f.detail ? "no TCP entry ended in the window"
                                       : "lifetimes not measured (tracepoint mode has no destroy probe)");
+  if (!in.idle)
+    x.measured += "; idle times not measured (no ctnetlink dump)";
+  else if (!live)
+    x.measured += "; no live ESTABLISHED entry with a measurable idle time";
+  else
+    x.measured += fmt::format("; live ESTABLISHED entries idle (time since their last packet): {}; at least {} "
+                              "({:.0f}%) idle longer than the proposed {} s",
+                              idle_text(*idle), stale, 100 * ratio(stale, live), proposal);
   x.why = fmt::format(
       "The timeout is how long an ESTABLISHED entry survives without a packet: a peer that vanished "
       "without FIN or RST (crash, mobile client, a NAT box upstream forgetting it) holds its slot that "
       "long. Proposed {} s: at least 3 h, above Linux's default TCP keepalive idle time (7200 s) so "
-      "idle connections that keep alive stay tracked{}. Entries that idle out are never seen in a short "
-      "window: lifetimes only cover connections that ended. With NAT, keep it above your longest idle "
-      "connection: an expired entry breaks it.",
+      "idle connections that keep alive stay tracked{}. Lifetimes only cover connections that ended in "
+      "the window; idle times (the timeout minus the time an entry has left, from a ctnetlink dump at "
+      "the window's end) show the live entries sitting silent, and those idle beyond the proposal are "
+      "what it would free now. With NAT, keep it above your longest idle connection that must survive: "
+      "an expired entry breaks it.",
       proposal, tcp_life ? ", and at least twice the longest connection life seen here" : "");
   x.fix_now = {sysctl_now("tcp_timeout_established", proposal)};
   x.fix_persistent = sysctl_persistent({{"tcp_timeout_established", proposal}}, in.system.build);
@@ -593,7 +635,12 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
                 {"proposed_s", proposal},
                 {"tcp_lifetime_p50_ms", tcp_life ? json(tcp_life->percentile(0.5)) : json(nullptr)},
                 {"tcp_lifetime_p99_ms", tcp_life ? json(tcp_life->percentile(0.99)) : json(nullptr)},
-                {"tcp_deaths_established", value(established_deaths)}};
+                {"tcp_deaths_established", value(established_deaths)},
+                {"established_live", in.idle ? json(live) : json(nullptr)},
+                {"established_idle_p50_ms", live ? json(idle->histogram().percentile(0.5)) : json(nullptr)},
+                {"established_idle_p99_ms", live ? json(idle->histogram().percentile(0.99)) : json(nullptr)},
+                {"established_idle_max_ms", live ? json(idle->max_ms) : json(nullptr)},
+                {"established_idle_beyond_proposed", in.idle ? json(stale) : json(nullptr)}};
   d.findings.push_back(std::move(x));
 }
 
@@ -641,6 +688,9 @@ void rule_udp_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (udp_life)
     x.measured += fmt::format("; UDP entries that ended lived p50 {} ms, p99 {} ms", udp_life->percentile(0.5),
                               udp_life->percentile(0.99));
+  const IdleStats* udp_idle = nullptr;
+  if (in.idle && in.idle->by_proto[CTBPF_PROTO_UDP].count()) udp_idle = &in.idle->by_proto[CTBPF_PROTO_UDP];
+  if (udp_idle) x.measured += "; live UDP entries idle (time since their last packet): " + idle_text(*udp_idle);
   x.why = fmt::format(
       "A UDP entry stays nf_conntrack_udp_timeout seconds after its last packet while it has seen no "
       "reply (nf_conntrack_udp_timeout_stream once it has): one-shot request/response traffic such as "
@@ -654,7 +704,9 @@ void rule_udp_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
                 {"udp_inserts", u->inserts},
                 {"udp_inserts_per_s", u->per_s},
                 {"entries_held_estimate", u->held},
-                {"udp_lifetime_p50_ms", udp_life ? json(udp_life->percentile(0.5)) : json(nullptr)}};
+                {"udp_lifetime_p50_ms", udp_life ? json(udp_life->percentile(0.5)) : json(nullptr)},
+                {"udp_idle_p50_ms", udp_idle ? json(udp_idle->histogram().percentile(0.5)) : json(nullptr)},
+                {"udp_idle_p99_ms", udp_idle ? json(udp_idle->histogram().percentile(0.99)) : json(nullptr)}};
   d.findings.push_back(std::move(x));
 }
 
@@ -753,6 +805,24 @@ void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.system.ram_bytes) d.unmeasured.push_back({"total RAM", "/proc/meminfo is unreadable"});
   if (!in.top_ports)
     d.unmeasured.push_back({"top ports by inserts", "needs the fentry or kprobe family"});
+  if (!in.idle) {
+    d.unmeasured.push_back({"idle time per protocol and TCP state", "the ctnetlink dump of this network namespace's "
+                                                                    "table failed (needs CAP_NET_ADMIN)"});
+  } else {
+    const auto& idle = *in.idle;
+    if (idle.capped)
+      d.unmeasured.push_back({"idle time of every entry",
+                              fmt::format("the dump stopped after {} entries (a bound on the work): the idle "
+                                          "times are those of the first {} in hash order",
+                                          idle.cap, idle.cap)});
+    if (auto n = idle.no_timeout + idle.short_timeout + idle.not_refreshed)
+      d.unmeasured.push_back(
+          {fmt::format("idle time of {} entries", n),
+           fmt::format("{} with no timeout sysctl for their protocol or state (SCTP, DCCP, GRE, SYN_SENT2), {} "
+                       "TCP with a time left within the unacknowledged/retransmission timeouts (it may run on "
+                       "those), {} offloaded or on a fixed timeout (packets do not refresh it)",
+                       idle.no_timeout, idle.short_timeout, idle.not_refreshed)});
+  }
 }
 
 }  // namespace
@@ -790,6 +860,9 @@ json doctor_json(const DoctorInput& in, const Diagnosis& diagnosis) {
                         {"fix_persistent", x.fix_persistent}});
   json unmeasured = json::array();
   for (const auto& u : diagnosis.unmeasured) unmeasured.push_back({{"what", u.what}, {"why", u.why}});
+  // Next to lifetime_ms: how long the live entries have gone without a packet.
+  json summary = summary_json(in.window, in.mode, in.obs);
+  summary["idle_ms"] = in.idle ? idle_json(*in.idle) : json(nullptr);
   return {{"type", "doctor"},
           {"mode", to_string(in.mode)},
           {"duration_s", f.duration},
@@ -810,7 +883,7 @@ json doctor_json(const DoctorInput& in, const Diagnosis& diagnosis) {
               {"conntrack", to_string(in.system.build)}}},
             {"kernel_drop", value(in.kernel_drop)},
             {"sysctls", sysctls}}},
-          {"summary", summary_json(in.window, in.mode, in.obs)},
+          {"summary", summary},
           {"unmeasured", unmeasured},
           {"findings", findings}};
 }
@@ -833,6 +906,25 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
           out += fmt::format(" {} {:.0f}%", proto_class_name(i), 100 * ratio(f.detail->inserts_by_proto[i], all));
       out += "\n";
     }
+  }
+  if (in.idle && in.idle->entries) {
+    const auto& idle = *in.idle;
+    out += fmt::format("  idle since the last packet ({} live entries{}):", idle.entries,
+                       idle.capped ? ", the dump's cap" : "");
+    std::string sep = " ";
+    for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
+      if (idle.by_proto[i].count()) {
+        out += sep + proto_class_name(i) + " " + idle_text(idle.by_proto[i]);
+        sep = "; ";
+      }
+    out += "\n";
+    sep = "  idle by TCP state: ";
+    for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
+      if (idle.by_tcp_state[i].count()) {
+        out += sep + tcp_state_name(i) + " " + idle_text(idle.by_tcp_state[i]);
+        sep = "; ";
+      }
+    if (sep == "; ") out += "\n";
   }
   out += fmt::format("  entry {} ({}), RAM {}, nf_conntrack {}\n",
                      in.system.slab_object_size ? fmt::format("{} bytes", *in.system.slab_object_size) : "-",

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/aggregator.h"
+#include "core/idle.h"
 
 namespace ctbpf::core {
 
@@ -47,6 +48,7 @@ struct DoctorInput {
   std::map<std::string, uint64_t> sysctls;  // kernel::read_conntrack_sysctls(): "max", "udp_timeout", ...
   SystemFacts system;
   std::optional<std::vector<PortCount>> top_ports;  // busiest first; empty optional: not measured
+  std::optional<IdleSummary> idle;  // live entries at the window's end (ctnetlink); empty: not measured
 };
 
 struct Finding {
@@ -72,7 +74,8 @@ struct Diagnosis {
 
 Diagnosis diagnose(const DoctorInput& in);
 
-/// {"type":"doctor", "inputs":{...}, "summary":{trace's summary}, "unmeasured":[...], "findings":[...]}
+/// {"type":"doctor", "inputs":{...}, "summary":{trace's summary, plus "idle_ms"}, "unmeasured":[...],
+/// "findings":[...]}
 nlohmann::json doctor_json(const DoctorInput& in, const Diagnosis& diagnosis);
 std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis);
 

@@ -29,19 +29,22 @@ std::string read_all(const std::string& path) {
   return text.str();
 }
 
-int count_entry(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
-  auto* out = static_cast<core::BySource*>(data);
-  core::SourceKey key;
-  key.netns = own_netns_inode();
-  key.l3 = nfct_get_attr_u8(ct, ATTR_L3PROTO);
-  if (key.l3 == AF_INET) {
+// One entry of the dump, as plain facts, to the visitor; its answer continues or stops the dump.
+int visit_entry(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
+  const auto& visit = *static_cast<const std::function<bool(const core::DumpedEntry&)>*>(data);
+  core::DumpedEntry e;
+  e.l3 = nfct_get_attr_u8(ct, ATTR_L3PROTO);
+  if (e.l3 == AF_INET) {
     uint32_t v4 = nfct_get_attr_u32(ct, ATTR_IPV4_SRC);
-    std::memcpy(key.addr.data(), &v4, sizeof(v4));
-  } else if (key.l3 == AF_INET6) {
-    std::memcpy(key.addr.data(), nfct_get_attr(ct, ATTR_IPV6_SRC), 16);
+    std::memcpy(e.src.data(), &v4, sizeof(v4));
+  } else if (e.l3 == AF_INET6) {
+    std::memcpy(e.src.data(), nfct_get_attr(ct, ATTR_IPV6_SRC), 16);
   }
-  (*out)[key].inserts++;
-  return NFCT_CB_CONTINUE;
+  e.l4 = nfct_get_attr_u8(ct, ATTR_L4PROTO);
+  if (nfct_attr_is_set(ct, ATTR_TCP_STATE) > 0) e.tcp_state = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
+  if (nfct_attr_is_set(ct, ATTR_STATUS) > 0) e.status = nfct_get_attr_u32(ct, ATTR_STATUS);
+  if (nfct_attr_is_set(ct, ATTR_TIMEOUT) > 0) e.timeout_s = nfct_get_attr_u32(ct, ATTR_TIMEOUT);
+  return visit(e) ? NFCT_CB_CONTINUE : NFCT_CB_STOP;
 }
 
 }  // namespace
@@ -51,14 +54,23 @@ uint32_t own_netns_inode() {
   return inode;
 }
 
+bool dump_table(const std::function<bool(const core::DumpedEntry&)>& visit) {
+  nfct_handle* h = nfct_open(CONNTRACK, 0);
+  if (!h) return false;
+  nfct_callback_register(h, NFCT_T_ALL, visit_entry, const_cast<void*>(static_cast<const void*>(&visit)));
+  uint32_t family = AF_UNSPEC;
+  // A stop from the callback ends the read; what is left of the dump goes with the socket.
+  const bool ok = nfct_query(h, NFCT_Q_DUMP, &family) >= 0;
+  nfct_close(h);
+  return ok;
+}
+
 core::BySource dump_sources() {
   core::BySource out;
-  nfct_handle* h = nfct_open(CONNTRACK, 0);
-  if (!h) return out;
-  nfct_callback_register(h, NFCT_T_ALL, count_entry, &out);
-  uint32_t family = AF_UNSPEC;
-  nfct_query(h, NFCT_Q_DUMP, &family);
-  nfct_close(h);
+  dump_table([&](const core::DumpedEntry& e) {
+    out[{own_netns_inode(), e.l3, e.src}].inserts++;
+    return true;
+  });
   return out;
 }
 

@@ -1,17 +1,23 @@
 #pragma once
-// The OS side of attribution: names for netns inodes, and the dump of existing entries that seeds
-// the live counts.
+// The OS side of attribution: names for netns inodes, and the ctnetlink dump of existing entries
+// (it seeds top's live counts and gives doctor its idle times).
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
 #include "core/attribution.h"
+#include "core/idle.h"
 
 namespace ctbpf::kernel {
 
 /// Inode of this process's network namespace.
 uint32_t own_netns_inode();
+
+/// Every entry of this netns's conntrack table (one ctnetlink dump, all families and zones), as plain
+/// facts, until `visit` returns false. False when ctnetlink cannot be asked.
+bool dump_table(const std::function<bool(const core::DumpedEntry&)>& visit);
 
 /// Entries in this netns's conntrack table now, counted by original source address (ctnetlink dump).
 /// Empty when ctnetlink cannot be asked.

@@ -494,3 +494,137 @@ TEST_CASE("chain_length: a count whose average chain is at the limit is critical
   REQUIRE(find(d, "chain_length"));
   CHECK(find(d, "chain_length")->severity == Severity::warning);
 }
+
+namespace {
+
+// n live ESTABLISHED entries with `remaining_s` of a 432000 s timeout left, as a dump would give them.
+void add_established(IdleSummary& idle, const std::map<std::string, uint64_t>& sysctls, uint64_t n,
+                     uint32_t remaining_s) {
+  DumpedEntry e;
+  e.l4 = 6;         // IPPROTO_TCP
+  e.tcp_state = 3;  // TCP_CONNTRACK_ESTABLISHED
+  e.status = 1 << 2;  // IPS_ASSURED
+  e.timeout_s = remaining_s;
+  for (uint64_t i = 0; i < n; ++i) add_idle(idle, e, sysctls);
+}
+
+}  // namespace
+
+TEST_CASE("tcp_timeout_established: idle times of the live entries are its evidence") {
+  auto in = healthy();
+  in.sysctls["tcp_timeout_established"] = 432000;
+  IdleSummary idle;
+  add_established(idle, in.sysctls, 600, 432000 - 60);       // busy: idle a minute
+  add_established(idle, in.sysctls, 400, 432000 - 2 * 86400);  // silent for two days
+  in.idle = idle;
+  auto d = diagnose(in);
+  auto* f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->evidence["proposed_s"] == 10800);
+  CHECK(f->evidence["established_live"] == 1000);
+  CHECK(f->evidence["established_idle_beyond_proposed"] == 400);
+  CHECK(f->evidence["established_idle_max_ms"] == uint64_t{2} * 86400 * 1000);
+  CHECK(f->evidence["established_idle_p50_ms"] == 65535);  // slot [32768, 65535] ms
+  CHECK(f->title.find("400 live ones idle over 3.0 h") != std::string::npos);
+  CHECK(f->measured.find("at least 400 (40%) idle longer than the proposed 10800 s") != std::string::npos);
+  // 400 stale entries are over a quarter of the table's 1000: a warning without other pressure.
+  CHECK(f->severity == Severity::warning);
+
+  // A few stale entries in a big table: still info.
+  in.window.table.count = 20000;
+  in.table_start.count = 20000;
+  in.peak_count = 20000;
+  d = diagnose(in);
+  REQUIRE(find(d, "tcp_timeout_established"));
+  CHECK(find(d, "tcp_timeout_established")->severity == Severity::info);
+
+  // Nobody idle beyond the proposal: no count in the title, 0 in the evidence.
+  in.idle = IdleSummary{};
+  add_established(*in.idle, in.sysctls, 10, 432000 - 5);
+  d = diagnose(in);
+  f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->evidence["established_idle_beyond_proposed"] == 0);
+  CHECK(f->title.find("live ones") == std::string::npos);
+
+  // An empty table: measured, nothing live.
+  in.idle = IdleSummary{};
+  d = diagnose(in);
+  f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->evidence["established_live"] == 0);
+  CHECK(f->evidence["established_idle_p99_ms"].is_null());
+  CHECK(f->measured.find("no live ESTABLISHED entry") != std::string::npos);
+  CHECK_FALSE(unmeasured(d, "idle time"));
+
+  // No dump (ctnetlink refused): null evidence, and said so.
+  in.idle.reset();
+  d = diagnose(in);
+  f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->evidence["established_live"].is_null());
+  CHECK(f->evidence["established_idle_beyond_proposed"].is_null());
+  CHECK(unmeasured(d, "idle time per protocol and TCP state"));
+}
+
+TEST_CASE("idle time: capped dumps and unestimated entries are listed as unmeasured") {
+  auto in = healthy();
+  IdleSummary idle;
+  idle.capped = true;
+  idle.cap = 262144;
+  add_established(idle, in.sysctls, 3, 7000);  // idle 200 s of healthy()'s 7200
+  DumpedEntry sctp;
+  sctp.l4 = 132;
+  sctp.timeout_s = 10;
+  add_idle(idle, sctp, in.sysctls);
+  in.idle = idle;
+  auto d = diagnose(in);
+  CHECK(unmeasured(d, "idle time of every entry"));
+  CHECK(unmeasured(d, "idle time of 1 entries"));
+  CHECK_FALSE(unmeasured(d, "idle time per protocol"));
+}
+
+TEST_CASE("idle time in doctor_json (summary.idle_ms) and doctor_text, in tracepoint mode too") {
+  auto in = tracepoint(healthy());
+  in.sysctls["tcp_timeout_established"] = 432000;
+  IdleSummary idle;
+  add_established(idle, in.sysctls, 20, 432000 - 6);
+  in.idle = idle;
+  auto d = diagnose(in);
+  auto j = doctor_json(in, d);
+  CHECK(j["summary"]["type"] == "summary");  // the trace summary's keys unchanged
+  CHECK(j["summary"].contains("lifetime_ms"));
+  CHECK(j["summary"]["idle_ms"]["entries"] == 20);
+  CHECK(j["summary"]["idle_ms"]["by_tcp_state"]["ESTABLISHED"]["count"] == 20);
+  CHECK(j["summary"]["idle_ms"]["by_tcp_state"]["ESTABLISHED"]["min"] == 6000);
+  CHECK(j["summary"]["idle_ms"]["by_proto"]["tcp"]["max"] == 6000);
+  CHECK_FALSE(unmeasured(d, "idle"));  // tracepoint mode measures it: ctnetlink and sysctls only
+  auto* f = find(d, "tcp_timeout_established");
+  REQUIRE(f);
+  CHECK(f->evidence["established_live"] == 20);
+  auto text = doctor_text(in, d);
+  CHECK(text.find("idle since the last packet (20 live entries): tcp 20 p50 ≤ 8 s, p99 ≤ 8 s, max 6 s") !=
+        std::string::npos);
+  CHECK(text.find("idle by TCP state: ESTABLISHED 20") != std::string::npos);
+
+  in.idle.reset();
+  j = doctor_json(in, diagnose(in));
+  CHECK(j["summary"]["idle_ms"].is_null());
+}
+
+TEST_CASE("udp_timeout: live UDP idle times next to the lifetimes") {
+  auto in = healthy();
+  auto& detail = *in.window.totals.detail;
+  detail.inserts_by_proto[CTBPF_PROTO_UDP] = 20000;
+  IdleSummary idle;
+  DumpedEntry udp;
+  udp.l4 = 17;
+  udp.timeout_s = 2;  // 28 s of 30 idle
+  add_idle(idle, udp, in.sysctls);
+  in.idle = idle;
+  auto d = diagnose(in);
+  auto* f = find(d, "udp_timeout");
+  REQUIRE(f);
+  CHECK(f->evidence["udp_idle_p99_ms"] == 32767);
+  CHECK(f->measured.find("live UDP entries idle") != std::string::npos);
+}

@@ -1,0 +1,70 @@
+#pragma once
+// Idle time of live conntrack entries: how long each has gone without a packet, as opposed to its
+// lifetime. The kernel refreshes an entry's timeout on every packet to now + the timeout of its
+// (protocol, state), so idle = that configured timeout - the remaining timeout ctnetlink reports.
+// Pure: the facts come from a ctnetlink dump (kernel::dump_table), the timeouts from the sysctls.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/histogram.h"
+#include "ctbpf/abi.h"
+
+namespace ctbpf::core {
+
+/// One entry of a ctnetlink dump: the plain facts, undecoded.
+struct DumpedEntry {
+  uint8_t l3 = 0;                 // AF_INET / AF_INET6
+  std::array<uint8_t, 16> src{};  // original-direction source address (4 bytes used for IPv4)
+  uint8_t l4 = 0;                 // IPPROTO_*
+  uint8_t tcp_state = 0;          // enum tcp_conntrack; TCP only
+  uint32_t status = 0;            // IPS_* bits (CTA_STATUS)
+  std::optional<uint32_t> timeout_s;  // CTA_TIMEOUT: whole seconds until it expires without a packet
+};
+
+/// Idle times of one group of entries: a log2 histogram in ms (like lifetimes; the kernel reports
+/// whole seconds, so values are multiples of 1000) and the exact extremes.
+struct IdleStats {
+  std::vector<uint64_t> slots = std::vector<uint64_t>(CTBPF_LOG2_SLOTS, 0);
+  uint64_t sum_ms = 0, min_ms = 0, max_ms = 0;
+  uint64_t count() const;
+  Histogram histogram() const;
+  void add(uint64_t ms);
+};
+
+/// The idle times of one dump, per protocol class and per TCP state, and every entry it could not
+/// estimate, by reason (never a guessed value).
+struct IdleSummary {
+  uint64_t entries = 0;  // entries looked at
+  bool capped = false;   // the dump stopped at `cap` entries: the rest of the table was not read
+  uint64_t cap = 0;
+  std::array<IdleStats, CTBPF_PROTO_MAX> by_proto{};
+  std::array<IdleStats, CTBPF_TCP_STATES> by_tcp_state{};
+  uint64_t clamped = 0;              // remaining > configured: counted as idle 0
+  uint64_t no_timeout = 0;           // no sysctl for its (proto, state), or no CTA_TIMEOUT
+  uint64_t short_timeout = 0;        // TCP that may run on the unacknowledged/retrans timeout
+  uint64_t not_refreshed = 0;        // offloaded to a flowtable or fixed timeout: no packet refresh
+};
+
+/// Protocol class of an IPPROTO_* number (CTBPF_PROTO_*).
+std::size_t proto_class_of(uint8_t l4);
+
+/// The timeout (seconds) the kernel set at the entry's last packet, from the sysctls map
+/// (kernel::read_conntrack_sysctls keys: "tcp_timeout_established", "udp_timeout", ...); empty when
+/// the sysctl is absent or the protocol keeps per-state timeouts ctbpf does not model (SCTP, DCCP, GRE).
+std::optional<uint64_t> configured_timeout_s(const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls);
+
+/// Adds one dumped entry to the summary.
+void add_idle(IdleSummary& summary, const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls);
+
+/// {"entries", "capped", "cap", "not_estimated":{...}, "by_proto":{"tcp":{count,min,p50,p99,max,buckets}},
+///  "by_tcp_state":{"ESTABLISHED":{...}}}; empty groups are left out.
+nlohmann::json idle_json(const IdleSummary& summary);
+nlohmann::json idle_stats_json(const IdleStats& stats);
+
+}  // namespace ctbpf::core
