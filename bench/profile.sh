@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# profile.sh [FLOWS] [CONFIG...]: where a tracer's kernel-side cost goes. For each CONFIG (as in
+# overhead.sh, e.g. "serve,--mode,fentry"), the kernel's own BPF statistics (kernel.bpf_stats_enabled:
+# run count and run time of every program) over one flood of FLOWS new UDP flows, then over the flush
+# that destroys them: runs per flow and nanoseconds per run of each ctbpf program. Run time is the
+# program body only; what a run costs around it (trampoline or kprobe, and the stats themselves) is the
+# rest of the flood-rate loss that overhead.sh measures.
+# Run it where the attach families work, e.g.: tests/vm/vmrun -- bench/profile.sh 20000 serve,--mode,fentry
+set -euo pipefail
+: "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}" "${CTBPF_FLOWGEN:?set CTBPF_FLOWGEN to flowgen}"
+flows=${1:-20000}
+shift || true
+configs=("${@:-serve,--mode,fentry}")
+BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
+
+NS=ctbpf-prof-$$
+WORK=$(mktemp -d)
+stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_before; pkill -f "ready-file $WORK" 2>/dev/null || true;
+	ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for m in nf_conntrack nf_tables nft_ct nf_conntrack_netlink; do
+	[ -d /sys/module/$m ] || modprobe $m 2>/dev/null || true
+done
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip netns exec "$NS" nft -f - <<'NFT'
+table inet bench {
+	chain out { type filter hook output priority 0; ct state new counter; }
+	chain in { type filter hook input priority 0; udp dport 20000-59999 drop; }
+}
+NFT
+sysctl -qw kernel.bpf_stats_enabled=1
+
+# stats PID: "name run_cnt run_time_ns" of every program the process holds, one a line.
+stats() {
+	local ids
+	ids=$(sed -n 's/^prog_id:[[:space:]]*//p' /proc/"$1"/fdinfo/* 2>/dev/null | sort -un | tr '\n' ' ')
+	"$BPFTOOL" prog show --json | jq -r --arg ids "$ids" '($ids | split(" ") | map(select(. != "") | tonumber)) as $held
+		| .[] | select(.id as $id | $held | index($id)) | "\(.name) \(.run_cnt // 0) \(.run_time_ns // 0)"' | sort
+}
+
+# table TITLE BEFORE AFTER: per program, runs and ns per flow between two stats files (the guest has
+# no /dev/fd, so no process substitution).
+table() {
+	echo "$1"
+	echo
+	echo "| program | runs per flow | ns per run | ns per flow |"
+	echo "|---|---:|---:|---:|"
+	join "$2" "$3" | awk -v flows="$flows" '{
+		runs = $4 - $2; ns = $5 - $3; if (runs == 0) next
+		printf "| %s | %.2f | %.0f | %.0f |\n", $1, runs / flows, ns / runs, ns / flows; total += ns / flows }
+		END { printf "| **all programs** | | | **%.0f** |\n", total }'
+	echo
+}
+
+for config in "${configs[@]}"; do
+	IFS=, read -r -a args <<<"$config"
+	[ "${args[0]}" = serve ] && args+=(--listen 127.0.0.1:9648)
+	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
+	"$CTBPF_BIN" "${args[@]}" --ready-file "$WORK/ready" >/dev/null 2>"$WORK/err" &
+	pid=$!
+	while [ ! -e "$WORK/ready" ]; do
+		kill -0 $pid 2>/dev/null || { cat "$WORK/err" >&2; exit 1; }
+		sleep 0.1
+	done
+	stats $pid >"$WORK/s0"
+	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
+		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
+	stats $pid >"$WORK/s1"
+	ip netns exec "$NS" conntrack -F >/dev/null 2>&1
+	sleep 1 # frees run after an RCU grace period
+	stats $pid >"$WORK/s2"
+	table "ctbpf ${config//,/ }: $flows new flows ($rate flows/s with stats on)" "$WORK/s0" "$WORK/s1"
+	table "ctbpf ${config//,/ }: the flush that destroys them" "$WORK/s1" "$WORK/s2"
+	kill -TERM $pid
+	wait $pid || true
+	rm -f "$WORK/ready"
+done
