@@ -35,3 +35,8 @@ for cmd in trace serve; do
 		printf '| %-28s | %18.3f | %16.1f |\n' "ctbpf $cmd --mode $mode" "$(median <"$WORK/t")" "$(median <"$WORK/rss")"
 	done
 done
+# Where the time goes: one run per mode with --verbose, whose last line per family is its phases.
+echo
+for mode in "${modes[@]}"; do
+	"$CTBPF_BIN" -v trace --mode "$mode" -d 1 2>&1 >/dev/null | sed -n 's/^ctbpf: start-up /- trace --mode '"$mode"': /p'
+done

@@ -81,7 +81,7 @@ public:
       start(sample);
       return;
     }
-    if (auto r = window_->add(sample)) intervals_.push_back(*r);
+    closed(window_->add(sample));
     if (sample.t_s - window_start_t_ >= every_s_ || g_rotate) {
       g_rotate = 0;
       write(sample);
@@ -92,11 +92,18 @@ public:
   /// At shutdown: the partial window is written too, so stopping loses nothing.
   void finish(const core::Sample& sample) {
     if (!window_) return;
-    if (auto r = window_->add(sample)) intervals_.push_back(*r);
+    closed(window_->add(sample));
     write(sample);
   }
 
 private:
+  // Names are asked for each interval, while the namespace is active: it may be gone by the write.
+  void closed(const std::optional<core::Report>& interval) {
+    if (!interval) return;
+    intervals_.push_back(*interval);
+    if (interval->totals.detail) namer_.name_new(interval->totals.detail->by_netns, names_);
+  }
+
   void start(const core::Sample& sample) {
     window_.emplace(tracer_.mode(), tracer_.observability());
     window_->add(sample);
@@ -116,6 +123,7 @@ private:
     meta.end_epoch_s = window_start_wall_ + (last.t_s - window_start_t_);
     meta.interval_s = interval_s_;
     meta.sysctls = kernel::read_conntrack_sysctls();
+    meta.who.emplace().netns_names = names_;
     auto doc = core::make_snapshot(meta, window_->summary(), intervals_);
     auto name = core::recording_file_name(meta.end_epoch_s, {"rolling"});
     try {
@@ -136,6 +144,8 @@ private:
   std::optional<core::Aggregator> window_;
   std::vector<core::Report> intervals_;
   double window_start_t_ = 0, window_start_wall_ = 0;
+  kernel::NetnsNamer namer_;
+  core::NetnsNames names_;  // every namespace named so far: a snapshot names all its rows
 };
 
 struct Pages {

@@ -54,6 +54,26 @@ int on_libbpf_print(enum libbpf_print_level level, const char* format, va_list a
   return 0;
 }
 
+// Start-up phases with --verbose, one line a family: where load+attach time goes on a slow machine.
+class PhaseClock {
+public:
+  explicit PhaseClock(core::Mode family) : family_(family) {}
+  void lap(const char* phase) {
+    auto now = std::chrono::steady_clock::now();
+    laps_ += fmt::format("{}{} {:.3f} s", laps_.empty() ? "" : ", ", phase,
+                         std::chrono::duration<double>(now - last_).count());
+    last_ = now;
+  }
+  ~PhaseClock() {
+    if (g_verbose) fprintf(stderr, "ctbpf: start-up %s: %s\n", core::to_string(family_).c_str(), laps_.c_str());
+  }
+
+private:
+  core::Mode family_;
+  std::string laps_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
 std::string take_last_warning() {
   std::lock_guard lock(g_log_mutex);
   g_warning_names_program = false;
@@ -119,9 +139,11 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   libbpf_set_print(on_libbpf_print);
   take_last_warning();
 
+  PhaseClock clock(family);
   std::unique_ptr<Tracer> t(new Tracer());
   t->mode_ = family;
   t->skel_ = conntrack_bpf__open();
+  clock.lap("open");
   if (!t->skel_) {
     why_not = fmt::format("opening the BPF object failed: {}", errno_text(errno));
     return nullptr;
@@ -154,12 +176,14 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     }
     bpf_program__set_autoload(prog, wanted);
   }
+  clock.lap("symbols");
 
   // What BTF says, asked before libbpf parses its own copy of it: one copy in memory at a time.
   auto& obs = t->observability_;
   obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
   obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
   release_btf();
+  clock.lap("btf queries");
 
   if (int err = conntrack_bpf__load(t->skel_); err) {
     auto detail = take_last_warning();
@@ -167,6 +191,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
                           detail.empty() ? "" : " (" + detail + ")");
     return nullptr;
   }
+  clock.lap("load+verify");
 
   {
     // The overflow bucket must exist before the first full map sends counts there.
@@ -198,6 +223,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     if (info.function == "nf_ct_resolve_clash") resolve_clash = true;
   }
 
+  clock.lap("attach");
   obs.conntrack_points = family != core::Mode::tracepoint;
   // Both halves of early_drop (entry and return) must be attached to count anything.
   obs.early_drop = obs.conntrack_points && early_drop;

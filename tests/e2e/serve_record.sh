@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # serve_record.sh MODE: `ctbpf serve --record DIR` writes rolling snapshots that `ctbpf report`
 # reads back; SIGHUP writes one at once; SIGTERM writes the last partial window; retention keeps
-# the newest --record-keep files and never touches other files in DIR.
+# the newest --record-keep files and never touches other files in DIR; with the probes, the files
+# name the namespaces.
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode}
 
@@ -16,12 +17,13 @@ BG_PIDS+=($pid)
 wait_file "$WORK/serve.ready" "$pid" "ctbpf serve"
 udp_flood 20000 100 >/dev/null
 sleep 5.5
+udp_flood 30000 10 >/dev/null
 kill -HUP "$pid"
 sleep 0.5
 kill -TERM "$pid"
 wait "$pid" || { echo "serve exited non-zero" >&2; FAILED=1; }
 
-mapfile -t files < <(cd "$WORK/rec" && ls ctbpf-*-rolling.json)
+files=($(cd "$WORK/rec" && ls ctbpf-*-rolling.json)) # no /dev/fd in the VM guest
 expect "rolling snapshots kept (--record-keep 3)" "${#files[@]}" 3
 expect "other files untouched" "$(ls "$WORK/rec/not-ours.json" 2>/dev/null | wc -l)" 1
 for f in "${files[@]}"; do
@@ -31,4 +33,12 @@ for f in "${files[@]}"; do
 	expect "$f: mode" "$(jq -r .mode "$WORK/rec/$f")" "$mode"
 	expect "$f: has intervals" "$(jq '.intervals | length > 0' "$WORK/rec/$f")" true
 done
+# With the probes, each file names the namespaces in its rows: this test's by its `ip netns` name
+# (flows just before SIGHUP, so a kept file has a row for it).
+if [ "$mode" != tracepoint ]; then
+	inode=$(stat -L -c %i "/run/netns/$NS")
+	names=$(cd "$WORK/rec" && jq -r --argjson n "$inode" '(.summary.by_netns // [])[] | select(.netns == $n) | .name' \
+		"${files[@]}" | sort -u | tr '\n' ' ')
+	expect "names of the flood's netns in the kept files" "$names" "$NS "
+fi
 finish
