@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # overhead.sh [ROUNDS] [FLOWS] [CONFIG...]: the new-flow rate of a UDP flood (flowgen, one process,
 # new conntrack entry per datagram) with no tracer and under each CONFIG, interleaved round by round
-# (A B C A B C ...) so drift hits all alike; prints medians and the ratio to the baseline.
+# (rotated each round) so drift hits all alike; prints medians and the ratio to the baseline.
 # A CONFIG is a ctbpf command and its arguments joined by commas, e.g. "trace,--mode,fentry",
 # "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry". Also printed per CONFIG: the tracer's
 # peak RSS and its user+system CPU seconds per 100k flows (medians).
@@ -60,8 +60,10 @@ flood() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+# Each round starts one config later (A B C, B C A, C A B, ...): no config always follows the same one,
+# so the teardown of one tracer (trampolines, RCU work) does not always land on the same neighbour.
 for ((r = 1; r <= rounds; r++)); do
-	for i in "${!configs[@]}"; do flood "$i"; done
+	for ((k = 0; k < ${#configs[@]}; k++)); do flood $(((k + r) % ${#configs[@]})); done
 done
 
 base=$(median <"$WORK/rates.0")
