@@ -15,17 +15,8 @@ configs=("none" "${@:-trace,--mode,fentry}")
 NS=ctbpf-bench-$$
 WORK=$(mktemp -d)
 trap 'pkill -f "ready-file $WORK" 2>/dev/null || true; ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for m in nf_conntrack nf_tables nft_ct nf_conntrack_netlink; do
-	[ -d /sys/module/$m ] || modprobe $m 2>/dev/null || true
-done
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip netns exec "$NS" nft -f - <<'NFT'
-table inet bench {
-	chain out { type filter hook output priority 0; ct state new counter; }
-	chain in { type filter hook input priority 0; udp dport 20000-59999 drop; }
-}
-NFT
+source "$(dirname "$0")/lib.sh"
+flood_netns
 
 # flood I: one flood under configs[I]; appends flows/s, and the tracer's peak RSS (kB) and CPU
 # seconds per 100k flows, to $WORK/{rates,rss,cpu}.I.
@@ -33,15 +24,7 @@ flood() {
 	local i=$1 config=${configs[$1]} pid= rate
 	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
 	if [ "$config" != none ]; then
-		IFS=, read -r -a args <<<"$config"
-		rm -f "$WORK/ready"
-		[ "${args[0]}" = serve ] && args+=(--listen 127.0.0.1:9649)
-		"$CTBPF_BIN" "${args[@]}" --ready-file "$WORK/ready" >/dev/null 2>"$WORK/err" &
-		pid=$!
-		while [ ! -e "$WORK/ready" ]; do
-			kill -0 $pid 2>/dev/null || { cat "$WORK/err" >&2; exit 1; }
-			sleep 0.1
-		done
+		start_ctbpf "$config" 9649
 		read -r -a before <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
 	fi
 	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |

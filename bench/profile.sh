@@ -18,17 +18,8 @@ WORK=$(mktemp -d)
 stats_before=$(sysctl -n kernel.bpf_stats_enabled)
 trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_before; pkill -f "ready-file $WORK" 2>/dev/null || true;
 	ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for m in nf_conntrack nf_tables nft_ct nf_conntrack_netlink; do
-	[ -d /sys/module/$m ] || modprobe $m 2>/dev/null || true
-done
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip netns exec "$NS" nft -f - <<'NFT'
-table inet bench {
-	chain out { type filter hook output priority 0; ct state new counter; }
-	chain in { type filter hook input priority 0; udp dport 20000-59999 drop; }
-}
-NFT
+source "$(dirname "$0")/lib.sh"
+flood_netns
 sysctl -qw kernel.bpf_stats_enabled=1
 
 # stats PID: "name run_cnt run_time_ns" of every program the process holds, one a line.
@@ -54,15 +45,8 @@ table() {
 }
 
 for config in "${configs[@]}"; do
-	IFS=, read -r -a args <<<"$config"
-	[ "${args[0]}" = serve ] && args+=(--listen 127.0.0.1:9648)
 	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
-	"$CTBPF_BIN" "${args[@]}" --ready-file "$WORK/ready" >/dev/null 2>"$WORK/err" &
-	pid=$!
-	while [ ! -e "$WORK/ready" ]; do
-		kill -0 $pid 2>/dev/null || { cat "$WORK/err" >&2; exit 1; }
-		sleep 0.1
-	done
+	start_ctbpf "$config" 9648
 	stats $pid >"$WORK/s0"
 	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
 		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
@@ -74,5 +58,4 @@ for config in "${configs[@]}"; do
 	table "ctbpf ${config//,/ }: the flush that destroys them" "$WORK/s1" "$WORK/s2"
 	kill -TERM $pid
 	wait $pid || true
-	rm -f "$WORK/ready"
 done
