@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdarg>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -60,8 +61,8 @@ public:
   explicit PhaseClock(core::Mode family) : family_(family) {}
   void lap(const char* phase) {
     auto now = std::chrono::steady_clock::now();
-    laps_ += fmt::format("{}{} {:.3f} s", laps_.empty() ? "" : ", ", phase,
-                         std::chrono::duration<double>(now - last_).count());
+    laps_ += fmt::format("{}{} {:.3f} s ({:.1f} MB)", laps_.empty() ? "" : ", ", phase,
+                         std::chrono::duration<double>(now - last_).count(), peak_rss_mb());
     last_ = now;
   }
   ~PhaseClock() {
@@ -69,6 +70,14 @@ public:
   }
 
 private:
+  // VmHWM: the process's peak resident set so far, to see which phase sets it.
+  static double peak_rss_mb() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+    return 0;
+  }
   core::Mode family_;
   std::string laps_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
@@ -175,6 +184,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
       wanted = false;
     }
     bpf_program__set_autoload(prog, wanted);
+    // With --verbose, the verifier's statistics (log level 4: insns processed, states): what load+verify costs.
+    if (g_verbose) bpf_program__set_log_level(prog, 4);
   }
   clock.lap("symbols");
 
