@@ -10,6 +10,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 namespace ctbpf::kernel {
@@ -50,32 +51,42 @@ std::map<std::string, uint64_t> read_conntrack_sysctls() {
   return out;
 }
 
-bool conntrack_present() { return resolve_kernel_function("__nf_conntrack_confirm").has_value(); }
+bool conntrack_present() {
+  // The sysctl directory is nf_conntrack's own (built in or module): a stat, not a kallsyms read.
+  std::error_code ec;
+  return std::filesystem::exists("/proc/sys/net/netfilter/nf_conntrack_max", ec);
+}
 
 namespace {
 
 // The kernel functions ctbpf attaches to (the sections of bpf/conntrack.bpf.c). Only these are kept
 // from kallsyms: the whole table is ~150k symbols, megabytes an always-on agent has no use for.
-const std::set<std::string> kProbedFunctions = {"__nf_conntrack_alloc", "early_drop", "nf_ct_delete",
-                                                "__nf_conntrack_confirm", "nf_ct_resolve_clash",
-                                                "nf_conntrack_free"};
+const std::set<std::string, std::less<>> kProbedFunctions = {
+    "__nf_conntrack_alloc", "early_drop", "nf_ct_delete", "__nf_conntrack_confirm", "nf_ct_resolve_clash",
+    "nf_conntrack_free"};
 
-// base name -> kallsyms name (the base itself, or a compiler clone of it), loaded once.
+// base name -> kallsyms name (the base itself, or a compiler clone of it), loaded once. Lines are split
+// by hand: an istringstream per line cost ~1 s of start-up in the qemu TCG guest (6.1, ~150k lines).
 const std::unordered_map<std::string, std::string>& text_symbols() {
   static const auto symbols = [] {
     std::unordered_map<std::string, std::string> map;
     std::ifstream in("/proc/kallsyms");
     std::string line;
     while (std::getline(in, line)) {
-      std::istringstream fields(line);
-      std::string address, type, name;
-      if (!(fields >> address >> type >> name)) continue;
-      if (type != "t" && type != "T") continue;
+      // "address type name [module]"
+      std::string_view rest(line);
+      auto type_at = rest.find(' ');
+      if (type_at == std::string_view::npos || type_at + 3 >= rest.size()) continue;
+      char type = rest[type_at + 1];
+      if (type != 't' && type != 'T') continue;
+      rest.remove_prefix(type_at + 3);
+      auto name = rest.substr(0, rest.find_first_of(" \t"));
       // A clone keeps its base name before the first dot: early_drop.isra.0 -> early_drop.
       auto base = name.substr(0, name.find('.'));
-      if (!kProbedFunctions.count(base)) continue;
-      auto it = map.find(base);
-      if (it == map.end() || name == base) map[base] = name;
+      auto probed = kProbedFunctions.find(base);
+      if (probed == kProbedFunctions.end()) continue;
+      auto it = map.find(*probed);
+      if (it == map.end() || name == base) map[*probed] = std::string(name);
     }
     return map;
   }();
@@ -87,45 +98,61 @@ struct BtfDeleter {
 };
 using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
 
+struct BtfRef {
+  btf* owner;
+  const btf_type* type;
+};
+
 // Parsed BTF is megabytes: kept only while ctbpf starts up, then release_btf() frees it.
 BtfPtr g_vmlinux, g_conntrack_module;
 bool g_btf_loaded = false;
+// The names every start-up asks about, found in one pass over the types when BTF is loaded: libbpf's
+// lookup by name is a linear scan, and ~20 of them over 6.1's ~120k types took ~0.25 s under TCG.
+const std::set<std::string, std::less<>> kIndexedNames = [] {
+  auto names = kProbedFunctions;
+  names.insert({"ip_conntrack_stat", "skb_drop_reason"});
+  return names;
+}();
+std::map<std::pair<std::string, uint32_t>, BtfRef> g_index;
+
+void index_types(btf* b, uint32_t first_id) {
+  for (uint32_t id = first_id; id < btf__type_cnt(b); ++id) {
+    const btf_type* t = btf__type_by_id(b, id);
+    auto found = kIndexedNames.find(std::string_view(btf__name_by_offset(b, t->name_off)));
+    if (found != kIndexedNames.end()) g_index.emplace(std::pair(*found, btf_kind(t)), BtfRef{b, t});
+  }
+}
 
 void load_btf() {
   if (g_btf_loaded) return;
   g_btf_loaded = true;
   g_vmlinux.reset(btf__load_vmlinux_btf());
-  if (g_vmlinux) g_conntrack_module.reset(btf__load_module_btf("nf_conntrack", g_vmlinux.get()));
+  if (!g_vmlinux) return;
+  index_types(g_vmlinux.get(), 1);
+  g_conntrack_module.reset(btf__load_module_btf("nf_conntrack", g_vmlinux.get()));
+  if (g_conntrack_module) index_types(g_conntrack_module.get(), btf__type_cnt(g_vmlinux.get()));
 }
 
-btf* vmlinux_btf() {
+// The first (vmlinux before the module) type named `name` of `kind`.
+std::optional<BtfRef> find_type(const std::string& name, uint32_t kind) {
   load_btf();
-  return g_vmlinux.get();
-}
-
-btf* conntrack_module_btf() {
-  load_btf();
-  return g_conntrack_module.get();
-}
-
-const btf_type* find_type(const std::string& name, uint32_t kind) {
-  for (btf* b : {vmlinux_btf(), conntrack_module_btf()}) {
+  if (kIndexedNames.count(name)) {
+    auto it = g_index.find({name, kind});
+    if (it == g_index.end()) return std::nullopt;
+    return it->second;
+  }
+  for (btf* b : {g_vmlinux.get(), g_conntrack_module.get()}) {
     if (!b) continue;
     int id = btf__find_by_name_kind(b, name.c_str(), kind);
-    if (id > 0) return btf__type_by_id(b, static_cast<uint32_t>(id));
+    if (id > 0) return BtfRef{b, btf__type_by_id(b, static_cast<uint32_t>(id))};
   }
-  return nullptr;
-}
-
-btf* owner_of(const std::string& name, uint32_t kind) {
-  for (btf* b : {vmlinux_btf(), conntrack_module_btf()})
-    if (b && btf__find_by_name_kind(b, name.c_str(), kind) > 0) return b;
-  return nullptr;
+  return std::nullopt;
 }
 
 }  // namespace
 
 void release_btf() {
+  g_index.clear();
   g_conntrack_module.reset();
   g_vmlinux.reset();
   g_btf_loaded = false;
@@ -138,27 +165,23 @@ std::optional<std::string> resolve_kernel_function(const std::string& function) 
   return it->second;
 }
 
-bool btf_has_function(const std::string& function) {
-  return find_type(function, BTF_KIND_FUNC) != nullptr;
-}
+bool btf_has_function(const std::string& function) { return find_type(function, BTF_KIND_FUNC).has_value(); }
 
 bool btf_has_member(const std::string& type, const std::string& member) {
-  const btf_type* t = find_type(type, BTF_KIND_STRUCT);
-  btf* b = owner_of(type, BTF_KIND_STRUCT);
-  if (!t || !b) return false;
-  const btf_member* m = btf_members(t);
-  for (uint16_t i = 0; i < btf_vlen(t); ++i, ++m)
-    if (member == btf__name_by_offset(b, m->name_off)) return true;
+  auto found = find_type(type, BTF_KIND_STRUCT);
+  if (!found) return false;
+  const btf_member* m = btf_members(found->type);
+  for (uint16_t i = 0; i < btf_vlen(found->type); ++i, ++m)
+    if (member == btf__name_by_offset(found->owner, m->name_off)) return true;
   return false;
 }
 
 bool btf_has_enum_value(const std::string& type, const std::string& value) {
-  const btf_type* t = find_type(type, BTF_KIND_ENUM);
-  btf* b = owner_of(type, BTF_KIND_ENUM);
-  if (!t || !b) return false;
-  const struct btf_enum* e = btf_enum(t);
-  for (uint16_t i = 0; i < btf_vlen(t); ++i, ++e)
-    if (value == btf__name_by_offset(b, e->name_off)) return true;
+  auto found = find_type(type, BTF_KIND_ENUM);
+  if (!found) return false;
+  const struct btf_enum* e = btf_enum(found->type);
+  for (uint16_t i = 0; i < btf_vlen(found->type); ++i, ++e)
+    if (value == btf__name_by_offset(found->owner, e->name_off)) return true;
   return false;
 }
 
