@@ -4,7 +4,8 @@
 # (rotated each round) so drift hits all alike; prints medians and the ratio to the baseline.
 # A CONFIG is a ctbpf command and its arguments joined by commas, e.g. "trace,--mode,fentry",
 # "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry". Also printed per CONFIG: the tracer's
-# peak RSS and its user+system CPU seconds per 100k flows (medians).
+# peak RSS (VmHWM: start-up, while libbpf parses the kernel's BTF), its RSS once the flood is done
+# (VmRSS: what it holds while it runs) and its user+system CPU seconds per 100k flows (medians).
 # Run it where the attach families work, e.g.: tests/vm/vmrun -- bench/overhead.sh 7 20000 --mode,fentry
 set -euo pipefail
 : "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}" "${CTBPF_FLOWGEN:?set CTBPF_FLOWGEN to flowgen}"
@@ -18,8 +19,8 @@ trap 'pkill -f "ready-file $WORK" 2>/dev/null || true; ip netns del $NS 2>/dev/n
 source "$(dirname "$0")/lib.sh"
 flood_netns
 
-# flood I: one flood under configs[I]; appends flows/s, and the tracer's peak RSS (kB) and CPU
-# seconds per 100k flows, to $WORK/{rates,rss,cpu}.I.
+# flood I: one flood under configs[I]; appends flows/s, and the tracer's peak and current RSS (kB)
+# and CPU seconds per 100k flows, to $WORK/{rates,rss,now,cpu}.I.
 flood() {
 	local i=$1 config=${configs[$1]} pid= rate
 	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
@@ -34,6 +35,7 @@ flood() {
 		sleep 0.5 # a last interval, so the tracer's own work for this flood is counted
 		read -r -a after <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
 		awk '/VmHWM/ {print $2}' /proc/$pid/status >>"$WORK/rss.$i"
+		awk '/VmRSS/ {print $2}' /proc/$pid/status >>"$WORK/now.$i"
 		echo "(${after[0]} + ${after[1]} - ${before[0]} - ${before[1]}) / $(getconf CLK_TCK) * 100000 / $flows" |
 			bc -l >>"$WORK/cpu.$i"
 		kill -TERM $pid
@@ -51,18 +53,21 @@ done
 
 base=$(median <"$WORK/rates.0")
 echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows"
-printf '| %-44s | %14s | %6s | %13s | %17s |\n' "tracer" "median flows/s" "ratio" "peak RSS (MB)" "CPU s / 100k flows"
-echo "|----------------------------------------------|----------------|--------|---------------|-------------------|"
+printf '| %-44s | %14s | %6s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "peak RSS (MB)" "RSS after (MB)" \
+	"CPU s / 100k flows"
+echo "|----------------------------------------------|----------------|--------|---------------|----------------|-------------------|"
 for i in "${!configs[@]}"; do
 	m=$(median <"$WORK/rates.$i")
 	name=${configs[$i]//,/ }
-	rss=- cpu=-
+	rss=- now=- cpu=-
 	if [ "$name" = none ]; then
 		name="no tracer"
 	else
 		name="ctbpf $name"
 		rss=$(printf '%.1f' "$(echo "$(median <"$WORK/rss.$i") / 1024" | bc -l)")
+		now=$(printf '%.1f' "$(echo "$(median <"$WORK/now.$i") / 1024" | bc -l)")
 		cpu=$(printf '%.3f' "$(median <"$WORK/cpu.$i")")
 	fi
-	printf '| %-44s | %14.0f | %6.3f | %13s | %17s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "$rss" "$cpu"
+	printf '| %-44s | %14.0f | %6.3f | %13s | %14s | %17s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "$rss" "$now" \
+		"$cpu"
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # startup.sh [RUNS] [MODE...]: seconds from exec to "every program attached" (the --ready-file) and
-# the peak RSS at that point, per attach mode; medians of RUNS.
+# the peak RSS (VmHWM) and the RSS it keeps (VmRSS) 0.3 s later, per attach mode; medians of RUNS.
 set -euo pipefail
 : "${CTBPF_BIN:?}"
 runs=${1:-5}
@@ -12,12 +12,13 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 echo "kernel $(uname -r), median of $runs runs"
-printf '| %-28s | %18s | %16s |\n' command "load+attach (s)" "peak RSS (MB)"
-echo "|------------------------------|--------------------|------------------|"
+printf '| %-28s | %18s | %16s | %16s |\n' command "load+attach (s)" "peak RSS (MB)" "RSS after (MB)"
+echo "|------------------------------|--------------------|------------------|------------------|"
 for cmd in trace serve; do
 	for mode in "${modes[@]}"; do
 		: >"$WORK/t"
 		: >"$WORK/rss"
+		: >"$WORK/now"
 		for ((i = 0; i < runs; i++)); do
 			rm -f "$WORK/ready"
 			extra=()
@@ -29,10 +30,12 @@ for cmd in trace serve; do
 			echo "($(date +%s%N) - $start) / 1000000000" | bc -l >>"$WORK/t"
 			sleep 0.3
 			awk '/VmHWM/ {print $2 / 1024}' /proc/$pid/status >>"$WORK/rss"
+			awk '/VmRSS/ {print $2 / 1024}' /proc/$pid/status >>"$WORK/now"
 			kill -TERM $pid
 			wait $pid || true
 		done
-		printf '| %-28s | %18.3f | %16.1f |\n' "ctbpf $cmd --mode $mode" "$(median <"$WORK/t")" "$(median <"$WORK/rss")"
+		printf '| %-28s | %18.3f | %16.1f | %16.1f |\n' "ctbpf $cmd --mode $mode" "$(median <"$WORK/t")" \
+			"$(median <"$WORK/rss")" "$(median <"$WORK/now")"
 	done
 done
 # Where the time goes: one run per mode with --verbose, whose last line per family is its phases.
