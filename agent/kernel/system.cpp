@@ -1,7 +1,9 @@
 #include "kernel/system.h"
 
 #include <sys/utsname.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
@@ -100,6 +102,7 @@ using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
 
 struct BtfRef {
   btf* owner;
+  uint32_t id;
   const btf_type* type;
 };
 
@@ -119,7 +122,7 @@ void index_types(btf* b, uint32_t first_id) {
   for (uint32_t id = first_id; id < btf__type_cnt(b); ++id) {
     const btf_type* t = btf__type_by_id(b, id);
     auto found = kIndexedNames.find(std::string_view(btf__name_by_offset(b, t->name_off)));
-    if (found != kIndexedNames.end()) g_index.emplace(std::pair(*found, btf_kind(t)), BtfRef{b, t});
+    if (found != kIndexedNames.end()) g_index.emplace(std::pair(*found, btf_kind(t)), BtfRef{b, id, t});
   }
 }
 
@@ -144,7 +147,7 @@ std::optional<BtfRef> find_type(const std::string& name, uint32_t kind) {
   for (btf* b : {g_vmlinux.get(), g_conntrack_module.get()}) {
     if (!b) continue;
     int id = btf__find_by_name_kind(b, name.c_str(), kind);
-    if (id > 0) return BtfRef{b, btf__type_by_id(b, static_cast<uint32_t>(id))};
+    if (id > 0) return BtfRef{b, static_cast<uint32_t>(id), btf__type_by_id(b, static_cast<uint32_t>(id))};
   }
   return std::nullopt;
 }
@@ -165,7 +168,29 @@ std::optional<std::string> resolve_kernel_function(const std::string& function) 
   return it->second;
 }
 
-bool btf_has_function(const std::string& function) { return find_type(function, BTF_KIND_FUNC).has_value(); }
+std::optional<BtfFunction> btf_function(const std::string& function) {
+  auto found = find_type(function, BTF_KIND_FUNC);
+  if (!found) return std::nullopt;
+  return BtfFunction{found->id, found->owner == g_conntrack_module.get()};
+}
+
+bool btf_has_function(const std::string& function) { return btf_function(function).has_value(); }
+
+int open_conntrack_module_btf() {
+  uint32_t id = 0;
+  while (bpf_btf_get_next_id(id, &id) == 0) {
+    int fd = bpf_btf_get_fd_by_id(id);
+    if (fd < 0) continue;
+    char name[64] = {};
+    bpf_btf_info info{};
+    info.name = reinterpret_cast<uintptr_t>(name);
+    info.name_len = sizeof(name);
+    uint32_t length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd, &info, &length) == 0 && std::string_view(name) == "nf_conntrack") return fd;
+    close(fd);
+  }
+  return -1;
+}
 
 bool btf_has_member(const std::string& type, const std::string& member) {
   auto found = find_type(type, BTF_KIND_STRUCT);

@@ -28,6 +28,14 @@ std::optional<std::string> resolve_kernel_function(const std::string& function);
 
 /// True when the running kernel's BTF (vmlinux or the nf_conntrack module) describes `function`.
 bool btf_has_function(const std::string& function);
+/// Where that BTF describes `function`: the type id a fentry/fexit program names as its target.
+struct BtfFunction {
+  uint32_t id = 0;
+  bool in_conntrack_module = false;  // else in vmlinux
+};
+std::optional<BtfFunction> btf_function(const std::string& function);
+/// A new descriptor of the kernel's BTF object for the nf_conntrack module, or -1 (built in, or absent).
+int open_conntrack_module_btf();
 /// Frees the parsed BTF the btf_has_* queries keep; the next query loads it again.
 void release_btf();
 /// True when struct `type` has member `member` in vmlinux BTF.

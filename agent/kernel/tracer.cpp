@@ -14,6 +14,7 @@
 #include <cstdarg>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -126,6 +127,45 @@ bool function_available(core::Mode family, const std::string& function) {
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
 
+// The BTF id (and module BTF object, 0 for vmlinux) of each fentry/fexit target, set before each load.
+struct AttachTarget {
+  uint32_t btf_id = 0;
+  int btf_obj_fd = 0;
+};
+std::map<std::string, AttachTarget> g_attach_targets;
+
+/*
+ * libbpf 1.1 finds a fentry/fexit program's target at load by name: a linear scan of vmlinux BTF, then of
+ * every loaded module's BTF (each scan starting again at vmlinux's first type), for every program: about
+ * 1 s of start-up in the 6.1 guest under qemu TCG. ctbpf has the ids already (one pass, kernel/system.cpp),
+ * so its own handlers for the "fentry/" and "fexit/" sections hand them to the kernel instead.
+ */
+int prepare_trace_load(bpf_program* prog, bpf_prog_load_opts* opts, long /*cookie*/) {
+  auto it = g_attach_targets.find(describe(prog).function);
+  if (it == g_attach_targets.end()) return -ESRCH;
+  opts->attach_btf_id = it->second.btf_id;
+  opts->attach_btf_obj_fd = it->second.btf_obj_fd;
+  return 0;
+}
+
+// Once per process, before the first open: libbpf matches a program's section to a handler at open.
+void register_trace_handlers() {
+  static const bool registered = [] {
+    LIBBPF_OPTS(libbpf_prog_handler_opts, opts, .prog_prepare_load_fn = prepare_trace_load);
+    return libbpf_register_prog_handler("fentry/", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, &opts) > 0 &&
+           libbpf_register_prog_handler("fexit/", BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, &opts) > 0;
+  }();
+  (void)registered;
+}
+
+// Closes a descriptor when the load is over.
+struct FdCloser {
+  int fd = -1;
+  ~FdCloser() {
+    if (fd >= 0) close(fd);
+  }
+};
+
 // Calls fn(key, values) for every entry of a per-CPU hash map, values holding one Value per CPU.
 template <typename Key, typename Value, typename Fn>
 void for_each_percpu_entry(const bpf_map* map, Fn&& fn) {
@@ -149,6 +189,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   take_last_warning();
 
   PhaseClock clock(family);
+  register_trace_handlers();
   std::unique_ptr<Tracer> t(new Tracer());
   t->mode_ = family;
   t->skel_ = conntrack_bpf__open();
@@ -171,6 +212,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
                            options.event_mask ? options.ring_bytes : static_cast<uint32_t>(getpagesize()));
 
   bool early_drop = false, resolve_clash = false;
+  FdCloser conntrack_btf;  // the kernel keeps its own reference from each program's load on
+  g_attach_targets.clear();
   bpf_program* prog;
   bpf_object__for_each_program(prog, t->skel_->obj) {
     auto info = describe(prog);
@@ -184,6 +227,13 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
       wanted = false;
     }
     bpf_program__set_autoload(prog, wanted);
+    if (wanted && info.family == core::Mode::fentry) {
+      auto target = btf_function(info.function);
+      if (target && target->in_conntrack_module && conntrack_btf.fd < 0) conntrack_btf.fd = open_conntrack_module_btf();
+      // No entry (no BTF object for the module): prepare_trace_load() fails the load with ESRCH.
+      if (target && (!target->in_conntrack_module || conntrack_btf.fd >= 0))
+        g_attach_targets[info.function] = {target->id, target->in_conntrack_module ? conntrack_btf.fd : 0};
+    }
     // With --verbose, the verifier's statistics (log level 4: insns processed, states): what load+verify costs.
     if (g_verbose) bpf_program__set_log_level(prog, 4);
   }
@@ -219,6 +269,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     if (info.family == core::Mode::kprobe) {
       auto symbol = resolve_kernel_function(info.function).value_or(info.function);
       link = bpf_program__attach_kprobe(prog, info.is_return, symbol.c_str());
+    } else if (info.family == core::Mode::fentry) {
+      link = bpf_program__attach_trace(prog);  // ctbpf's section handlers have no auto-attach
     } else {
       link = bpf_program__attach(prog);
     }
