@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
   CLI::App app{"ctbpf: live conntrack insight (insert rate, chain lengths, drop causes) with eBPF"};
   app.require_subcommand(1);
   bool verbose = false;
-  app.add_flag("-v,--verbose", verbose, "Print libbpf's messages (verifier logs, attach errors)");
+  app.add_flag("-v,--verbose", verbose,
+               "Print libbpf's messages (verifier logs and counts, attach errors) and start-up phases");
 
   ctbpf::cli::TraceOptions trace;
   auto* trace_cmd = app.add_subcommand(

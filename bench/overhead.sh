@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # overhead.sh [ROUNDS] [FLOWS] [CONFIG...]: the new-flow rate of a UDP flood (flowgen, one process,
 # new conntrack entry per datagram) with no tracer and under each CONFIG, interleaved round by round
-# (rotated each round) so drift hits all alike; prints medians and the ratio to the baseline.
+# (rotated each round) so drift hits all alike; prints median rates and the median per-round ratio to
+# the baseline.
 # A CONFIG is a ctbpf command and its arguments joined by commas, e.g. "trace,--mode,fentry",
 # "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry". Also printed per CONFIG: the tracer's
 # peak RSS (VmHWM: start-up, while libbpf parses the kernel's BTF), its RSS once the flood is done
@@ -28,6 +29,9 @@ flood() {
 		start_ctbpf "$config" 9649
 		read -r -a before <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
 	fi
+	# Attaching and detaching trampolines leaves RCU-tasks and freeing work behind on the other vCPU:
+	# let it finish before the flood (the previous config's teardown included), whatever the config.
+	sleep 1
 	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
 		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
 	echo "$rate" >>"$WORK/rates.$i"
@@ -51,11 +55,14 @@ for ((r = 1; r <= rounds; r++)); do
 	for ((k = 0; k < ${#configs[@]}; k++)); do flood $(((k + r) % ${#configs[@]})); done
 done
 
+# A config's ratio is the median over rounds of its rate over the same round's baseline: TCG timing
+# drifts between rounds, and a ratio within one round cancels that drift. min-max shows the spread.
 base=$(median <"$WORK/rates.0")
+ratios() { paste "$WORK/rates.$1" "$WORK/rates.0" | awk '{print $1 / $2}'; }
 echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows"
-printf '| %-44s | %14s | %6s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "peak RSS (MB)" "RSS after (MB)" \
-	"CPU s / 100k flows"
-echo "|----------------------------------------------|----------------|--------|---------------|----------------|-------------------|"
+printf '| %-44s | %14s | %6s | %13s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "round ratios" \
+	"peak RSS (MB)" "RSS after (MB)" "CPU s / 100k flows"
+echo "|----------------------------------------------|----------------|--------|---------------|---------------|----------------|-------------------|"
 for i in "${!configs[@]}"; do
 	m=$(median <"$WORK/rates.$i")
 	name=${configs[$i]//,/ }
@@ -68,6 +75,7 @@ for i in "${!configs[@]}"; do
 		now=$(printf '%.1f' "$(echo "$(median <"$WORK/now.$i") / 1024" | bc -l)")
 		cpu=$(printf '%.3f' "$(median <"$WORK/cpu.$i")")
 	fi
-	printf '| %-44s | %14.0f | %6.3f | %13s | %14s | %17s |\n' "$name" "$m" "$(echo "$m / $base" | bc -l)" "$rss" "$now" \
-		"$cpu"
+	spread=$(ratios "$i" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
+	printf '| %-44s | %14.0f | %6.3f | %13s | %13s | %14s | %17s |\n' "$name" "$m" "$(ratios "$i" | median)" "$spread" \
+		"$rss" "$now" "$cpu"
 done
