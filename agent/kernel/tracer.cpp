@@ -229,7 +229,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     bpf_program__set_autoload(prog, wanted);
     if (wanted && info.family == core::Mode::fentry) {
       auto target = btf_function(info.function);
-      if (target && target->in_conntrack_module && conntrack_btf.fd < 0) conntrack_btf.fd = open_conntrack_module_btf();
+      if (target && target->in_conntrack_module && conntrack_btf.fd < 0)
+        conntrack_btf.fd = open_conntrack_module_btf();
       // No entry (no BTF object for the module): prepare_trace_load() fails the load with ESRCH.
       if (target && (!target->in_conntrack_module || conntrack_btf.fd >= 0))
         g_attach_targets[info.function] = {target->id, target->in_conntrack_module ? conntrack_btf.fd : 0};
