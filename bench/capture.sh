@@ -9,15 +9,8 @@ flows=${1:-20000} rounds=${2:-3}
 NS=ctbpf-cap-$$
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
-for m in nf_conntrack nf_tables nft_ct nf_conntrack_netlink; do [ -d /sys/module/$m ] || modprobe $m; done
-ip netns add "$NS"
-ip -n "$NS" link set lo up
-ip netns exec "$NS" nft -f - <<'NFT'
-table inet cap {
-	chain out { type filter hook output priority 0; ct state new counter; }
-	chain in { type filter hook input priority 0; udp dport 20000-59999 drop; }
-}
-NFT
+source "$(dirname "$0")/lib.sh"
+flood_netns
 cat >"$WORK/inserts.bt" <<'BT'
 kretprobe:__nf_conntrack_confirm /retval == 1/ { printf("insert\n"); }
 BT
