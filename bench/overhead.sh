@@ -4,7 +4,10 @@
 # (rotated each round) so drift hits all alike; prints median rates and the median per-round ratio to
 # the baseline.
 # A CONFIG is a ctbpf command and its arguments joined by commas, e.g. "trace,--mode,fentry",
-# "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry". Also printed per CONFIG: the tracer's
+# "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry"; or "floor": bpftrace with EMPTY programs
+# on the points ctbpf's fentry family hooks per new flow (fexit on __nf_conntrack_alloc and
+# __nf_conntrack_confirm; the kfree_skb tracepoint, as bpftrace 0.17 has no raw tracepoints): what the
+# attach mechanism alone costs, the least a tracer of these points can cost. Also printed per CONFIG: the tracer's
 # peak RSS (VmHWM: start-up, while libbpf parses the kernel's BTF), its RSS once the flood is done
 # (VmRSS: what it holds while it runs) and its user+system CPU seconds per 100k flows (medians).
 # Run it where the attach families work, e.g.: tests/vm/vmrun -- bench/overhead.sh 7 20000 --mode,fentry
@@ -25,7 +28,17 @@ flood_netns
 flood() {
 	local i=$1 config=${configs[$1]} pid= rate
 	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
-	if [ "$config" != none ]; then
+	if [ "$config" = floor ]; then
+		bpftrace -e 'kretfunc:nf_conntrack:__nf_conntrack_alloc {} kretfunc:nf_conntrack:__nf_conntrack_confirm {}
+			tracepoint:skb:kfree_skb {}' >"$WORK/bt.out" 2>&1 &
+		pid=$!
+		# bpftrace prints this just before it attaches; attaching two trampolines takes well under 2 s.
+		until grep -q Attaching "$WORK/bt.out"; do
+			kill -0 $pid 2>/dev/null || { cat "$WORK/bt.out" >&2; exit 1; }
+			sleep 0.1
+		done
+		sleep 2
+	elif [ "$config" != none ]; then
 		start_ctbpf "$config" 9649
 		read -r -a before <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
 	fi
@@ -35,7 +48,10 @@ flood() {
 	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
 		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
 	echo "$rate" >>"$WORK/rates.$i"
-	if [ -n "$pid" ]; then
+	if [ "$config" = floor ]; then
+		kill -INT $pid
+		wait $pid || true
+	elif [ -n "$pid" ]; then
 		sleep 0.5 # a last interval, so the tracer's own work for this flood is counted
 		read -r -a after <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
 		awk '/VmHWM/ {print $2}' /proc/$pid/status >>"$WORK/rss.$i"
@@ -69,6 +85,8 @@ for i in "${!configs[@]}"; do
 	rss=- now=- cpu=-
 	if [ "$name" = none ]; then
 		name="no tracer"
+	elif [ "$name" = floor ]; then
+		name="floor: bpftrace, the same hooks, empty"
 	else
 		name="ctbpf $name"
 		rss=$(printf '%.1f' "$(echo "$(median <"$WORK/rss.$i") / 1024" | bc -l)")

@@ -351,10 +351,9 @@ static __always_inline void on_delete_enter(struct nf_conn *ct)
 
 /* ---- confirm: insertion into the hash table ------------------------------------------------------ */
 
-static __always_inline __u32 record_chain_length(struct nf_conn *ct)
+static __always_inline __u32 record_chain_length(struct nf_conn *ct, struct ctbpf_counters *c)
 {
 	struct hlist_nulls_node *node = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
-	struct ctbpf_counters *c = this_cpu_counters();
 	struct ctbpf_chain_hist *h;
 	__u32 zero = 0, slot;
 	__u64 len = 1, len_copy = 0;
@@ -377,10 +376,10 @@ static __always_inline __u32 record_chain_length(struct nf_conn *ct)
 			break;
 	}
 	if (!ended)
-		count(CTBPF_CNT_CHAIN_TRUNCATED);
+		c->c[CTBPF_CNT_CHAIN_TRUNCATED]++;
 
 	h = bpf_map_lookup_elem(&chain_hist, &zero);
-	if (!h || !c)
+	if (!h)
 		return (__u32)len;
 	/*
 	 * The histogram index comes from a copy of len the verifier cannot see into. Indexing with len itself
@@ -409,17 +408,23 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 	return call;
 }
 
-/* `call` is what confirm's entry saw, or NULL when its exit could not be paired with it. */
+/*
+ * `call` is what confirm's entry saw, or NULL when its exit could not be paired with it. One per-CPU
+ * counters lookup serves the whole run: on 6.1 every lookup is a helper call (the JIT inlines
+ * per-CPU array lookups only from 6.10), and this runs once per new flow.
+ */
 static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict)
 {
+	struct ctbpf_counters *c = this_cpu_counters();
 	struct ctbpf_netns_counts *netns;
-	struct ctbpf_counters *c;
 	struct confirm_call call;
 	struct nf_conn *ct;
 	unsigned long status;
 
+	if (!c)
+		return;
 	if (!paired) {
-		count(CTBPF_CNT_CONFIRM_UNPAIRED);
+		c->c[CTBPF_CNT_CONFIRM_UNPAIRED]++;
 		return;
 	}
 	call = *paired;
@@ -427,7 +432,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	if (verdict != NF_ACCEPT) {
 		__u32 cause = CTBPF_CNT_INSERT_FAILED;
 
-		count(CTBPF_CNT_INSERT_FAILED);
+		c->c[CTBPF_CNT_INSERT_FAILED]++;
 		/*
 		 * 5.15, commit d7e7747ac5c2 ("netfilter: refuse insertion if chain has grown too large"):
 		 * the NF_DROP that is neither an unresolvable clash nor an entry already dying is the
@@ -435,7 +440,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 		 */
 		if (!call.clash_seen &&
 		    !ct_status_has(call.ct, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT))) {
-			count(CTBPF_CNT_CHAINTOOLONG);
+			c->c[CTBPF_CNT_CHAINTOOLONG]++;
 			cause = CTBPF_CNT_CHAINTOOLONG;
 		}
 		emit_ct_event(CTBPF_EV_DROP, cause, call.ct, 0);
@@ -443,27 +448,26 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	}
 	/*
 	 * A clash resolved by adopting the entry already in the table swaps skb's conntrack (and may
-	 * free ours): the event describes the adopted entry, which has the same tuple.
+	 * free ours): the event describes the adopted entry, which has the same tuple. Only
+	 * nf_ct_resolve_clash() swaps it, so without a clash skb's entry is still call.ct.
 	 */
-	ct = skb_conntrack(call.skb);
+	ct = call.clash_seen ? skb_conntrack(call.skb) : call.ct;
 	if (ct != call.ct) {
-		count(CTBPF_CNT_CLASH_RESOLVE);
+		c->c[CTBPF_CNT_CLASH_RESOLVE]++;
 		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
 		return;
 	}
 	status = BPF_CORE_READ(ct, status);
 	if (ct_is_nat_clash(status)) {
-		count(CTBPF_CNT_CLASH_RESOLVE);
+		c->c[CTBPF_CNT_CLASH_RESOLVE]++;
 		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
 		return;
 	}
 	/* NF_ACCEPT without IPS_CONFIRMED: a reply-direction packet, nothing was inserted. */
 	if (!(status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))))
 		return;
-	count(CTBPF_CNT_INSERT);
-	c = this_cpu_counters();
-	if (c)
-		c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
+	c->c[CTBPF_CNT_INSERT]++;
+	c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
 	netns = netns_counts_of(ct);
 	if (netns)
 		netns->inserts++;
@@ -474,7 +478,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	}
 	if (track_ports)
 		count_port(ct);
-	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct));
+	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct, c));
 }
 
 /* ---- destroy: the entry's memory goes back to the slab ------------------------------------------- */
