@@ -410,8 +410,8 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 
 /*
  * `call` is what confirm's entry saw, or NULL when its exit could not be paired with it. One per-CPU
- * counters lookup serves the whole run: on 6.1 every lookup is a helper call (the JIT inlines
- * per-CPU array lookups only from 6.10), and this runs once per new flow.
+ * counters lookup serves the whole run: it runs once per new flow, and on 6.1 every such lookup is a
+ * helper call (6.1's verifier inlines lookups in plain arrays only, not in per-CPU ones).
  */
 static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict)
 {
