@@ -62,10 +62,7 @@ unshare -n sh -c '
 unnamed_pid=$!
 BG_PIDS+=($unnamed_pid)
 sleep 3
-kill -TERM "$TRACE_PID" "$trace_pid"
-wait "$TRACE_PID" || { cat "$WORK/trace.err" >&2; exit 1; }
-TRACE_PID=
-wait "$trace_pid" || { cat "$WORK/trace2.err" >&2; exit 1; }
+stop_trace_and "$trace_pid" "$WORK/trace2.err"
 final=$(tail -n 1 "$WORK/top.out")
 log "top: $final"
 SUMMARY=$(tail -n 1 "$WORK/trace.out")

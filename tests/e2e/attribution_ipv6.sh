@@ -42,10 +42,7 @@ wait_file "$WORK/hold.ready" "${BG_PIDS[-1]}" "flowgen tcp-hold"
 in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --src 127.0.0.2 --port 20000 --count 30 >/dev/null 2>&1
 sleep 2 # an interval or more after the last flow
 
-kill -TERM "$TRACE_PID" "$snap_pid"
-wait "$TRACE_PID" || { cat "$WORK/trace.err" >&2; exit 1; }
-TRACE_PID=
-wait "$snap_pid" || { cat "$WORK/snap.err" >&2; exit 1; }
+stop_trace_and "$snap_pid" "$WORK/snap.err"
 final=$(tail -n 1 "$WORK/top.out")
 log "top: $final"
 

@@ -159,6 +159,15 @@ stop_trace() {
 	log "summary: $SUMMARY"
 }
 
+# stop_trace_and PID ERR_FILE: stops ctbpf trace and another ctbpf process (PID; its stderr in
+# ERR_FILE) at the same instant, so both cover the same window; either exiting non-zero fails the test.
+stop_trace_and() {
+	kill -TERM "$TRACE_PID" "$1"
+	wait "$TRACE_PID" || { cat "$WORK/trace.err" >&2; exit 1; }
+	TRACE_PID=
+	wait "$1" || { cat "$2" >&2; exit 1; }
+}
+
 summary() { jq -c "$1" <<<"$SUMMARY"; }
 
 # expect NAME ACTUAL EXPECTED: equal, not close.
