@@ -5,13 +5,20 @@
 //   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports;
 //                prints "SENT REFUSED": a datagram conntrack drops on the way out (table full, chain
 //                too long) fails sendto() with EPERM and is counted as refused, not an error
+//   flowgen udp-pairs --dst ADDR --port FIRST --count N             for each of N ports, two threads on
+//                two CPUs send one datagram each from ONE socket at the same instant: one flow per
+//                port, whose two first packets race to be confirmed (a clash when both are
+//                unconfirmed at once, as with a resolver's parallel A and AAAA queries); prints
+//                "SENT REFUSED" like udp
 //   flowgen tcp-listen --addr ADDR --port P                          accept and hold connections
 //   flowgen tcp-hold --dst ADDR --port P --count N [--ready FILE]    open N connections, hold until SIGTERM
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -19,6 +26,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -111,6 +119,45 @@ int udp(const Args& a) {
   return 0;
 }
 
+void pin_to_cpu(unsigned cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) die(std::string("sched_setaffinity: ") + std::strerror(errno));
+}
+
+// Two senders in lockstep: round i starts when both have arrived (a spin barrier: a sleeping wake-up
+// would be far wider than the window between conntrack's lookup and its confirm).
+int udp_pairs(const Args& a) {
+  if (a.port + a.count > 65536) die("port range overflows");
+  if (std::thread::hardware_concurrency() < 2) die("udp-pairs needs 2 CPUs");
+  int fd = socket(address(a.dst, 0).family(), SOCK_DGRAM, 0);
+  if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
+  std::atomic<unsigned> arrived{0}, sent{0}, refused{0};
+  auto sender = [&](unsigned cpu) {
+    pin_to_cpu(cpu);
+    for (unsigned i = 0; i < a.count; ++i) {
+      auto sa = address(a.dst, a.port + i);
+      arrived.fetch_add(1);
+      while (arrived.load() < 2 * (i + 1)) {
+      }
+      char byte = 'x';
+      if (sendto(fd, &byte, 1, 0, sa.sa(), sa.len) == 1)
+        sent.fetch_add(1);
+      else if (errno == EPERM)
+        refused.fetch_add(1);
+      else
+        die(std::string("sendto: ") + std::strerror(errno));
+    }
+  };
+  std::thread other(sender, 1);
+  sender(0);
+  other.join();
+  close(fd);
+  std::printf("%u %u\n", sent.load(), refused.load());
+  return 0;
+}
+
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
@@ -149,10 +196,11 @@ int tcp_hold(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: flowgen udp|tcp-listen|tcp-hold [options]");
+  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold [options]");
   std::string cmd = argv[1];
   Args a = parse(argc, argv);
   if (cmd == "udp") return udp(a);
+  if (cmd == "udp-pairs") return udp_pairs(a);
   if (cmd == "tcp-listen") return tcp_listen(a);
   if (cmd == "tcp-hold") return tcp_hold(a);
   die("unknown command " + cmd);
