@@ -205,6 +205,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   t->skel_->rodata->track_sources = options.track_sources;
   t->skel_->rodata->track_ports = options.track_ports;
   t->skel_->rodata->drop_events_per_s = options.drop_events_per_s;
+  t->skel_->rodata->wakeup_bytes = options.ring_bytes / 4;
   if (!options.track_ports) bpf_map__set_max_entries(t->skel_->maps.port_counts, 1);
   if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
   bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);
@@ -316,7 +317,8 @@ void Tracer::poll_events(int timeout_ms, const EventHandler& handler) {
     return;
   }
   handler_ = &handler;
-  ring_buffer__poll(ring_, timeout_ms);
+  ring_buffer__poll(ring_, timeout_ms);  // woken early only once a quarter of the ring waits
+  ring_buffer__consume(ring_);           // what arrived without a wake-up (conntrack.bpf.c, submit_event)
   handler_ = nullptr;
 }
 

@@ -47,7 +47,9 @@ public:
   static FamilyTrial trial(core::Mode family);
 
   using EventHandler = std::function<void(std::span<const std::byte>)>;
-  /// Waits up to timeout_ms for ring-buffer records and hands each to `handler`.
+  /// Waits up to timeout_ms for ring-buffer records and hands each to `handler`. The kernel side
+  /// wakes it only once a quarter of the ring waits, so callers must poll with short timeouts
+  /// (the latency of a lone event).
   void poll_events(int timeout_ms, const EventHandler& handler);
   /// Hands every record already in the ring to `handler`, without waiting.
   void drain_events(const EventHandler& handler);
