@@ -49,7 +49,8 @@ int main(int argc, char** argv) {
                         "Write this file once every program is attached (for scripts and tests)");
   trace_cmd
       ->add_option("--events", trace.events,
-                   "Stream one line per event: drop (default), insert, destroy or all, comma-separated")
+                   "Stream one line per event: drop (default), insert, destroy or all, comma-separated;\n"
+                   "read in batches, so a line is at most 50 ms late")
       ->expected(0, 1)
       ->default_str("drop");
   trace_cmd->add_option("--events-rate", trace.events_rate,
