@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   trace_cmd
       ->add_option("--events", trace.events,
                    "Stream one line per event: drop (default), insert, destroy or all, comma-separated;\n"
-                   "read in batches, so a line is at most 50 ms late")
+                   "read in batches, so a line can be up to about 50 ms late")
       ->expected(0, 1)
       ->default_str("drop");
   trace_cmd->add_option("--events-rate", trace.events_rate,
