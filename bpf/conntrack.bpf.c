@@ -220,8 +220,9 @@ static __always_inline unsigned long ct_status(struct nf_conn *ct)
  * way. fentry programs get `ct` as a typed (BTF) pointer, which the verifier lets them load from
  * directly: one instruction per field, which the JIT guards with an exception-table entry. kprobe
  * programs get a plain number and need a bpf_probe_read_kernel() call per field (fentry_free's four
- * reads of a UDP entry, loaded directly instead: about a fifth of its run time in the 6.1 guest). Pointers the programs keep in maps are plain numbers too, so confirm, which gets its
- * entry out of skb->_nfct (an unsigned long), always reads.
+ * reads of a UDP entry, loaded directly instead: about a fifth of its run time in the 6.1 guest).
+ * Pointers the programs keep in maps are plain numbers too, and so is confirm's entry, which comes out of
+ * skb->_nfct (an unsigned long): confirm always reads.
  */
 struct ct_facts {
 	unsigned long status;
