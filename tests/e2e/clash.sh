@@ -9,14 +9,16 @@
 # netfilter_drops = the nft drop rule's counter (2N).
 # fentry/kprobe: inserts = N, allocs = N + clashes (each loser was allocated), one drop event of cause
 # clash_resolve per clash; after `conntrack -F`, deletes = N and destroys = N + clashes (losers are
-# freed too). tracepoint: the probe counts are null and clash_resolve is the kernel's own counter.
+# freed too), and with every birth kept (--lifetime-sample 1) exactly the N inserted entries have a
+# lifetime: a loser's birth goes with it. tracepoint: the probe counts are null and clash_resolve is the
+# kernel's own counter.
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode}
 n=${2:-2000}
 
 load_modules
 make_netns
-if [ "$mode" = tracepoint ]; then start_trace "$mode"; else start_trace "$mode" --events drop --events-rate 0; fi
+if [ "$mode" = tracepoint ]; then start_trace "$mode"; else start_trace "$mode" --events drop --events-rate 0 --lifetime-sample 1; fi
 clash0=$(ct_stat clash_resolve)
 read -r sent refused <<<"$(in_ns "$CTBPF_FLOWGEN" udp-pairs --dst 127.0.0.1 --port 20000 --count "$n")"
 clashes=$(($(ct_stat clash_resolve) - clash0))
@@ -39,6 +41,8 @@ else
 	expect allocs "$(summary .allocs)" "$((n + clashes))"
 	expect deletes "$(summary .deletes)" "$n"
 	expect destroys "$(summary .destroys)" "$((n + clashes))"
+	expect lifetime_ms.count "$(summary .lifetime_ms.count)" "$n"
+	expect lifetime_ms.untracked "$(summary .lifetime_ms.untracked)" 0
 	expect drops.insert_failed "$(summary .drops.insert_failed)" 0
 	expect "clash_resolve drop events" \
 		"$(grep '"type":"event"' "$WORK/trace.out" | grep -c '"cause":"clash_resolve"' || true)" "$clashes"
