@@ -520,7 +520,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
 		return;
 	}
-	status = BPF_CORE_READ(ct, status);
+	status = ct_status(ct);
 	if (ct_is_nat_clash(status)) {
 		c->c[CTBPF_CNT_CLASH_RESOLVE]++;
 		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
