@@ -16,6 +16,7 @@
 
 #include "ctbpf/abi.h"
 #include "maps.bpf.h"
+#include "event_ring.bpf.h"
 #include "core_fixes.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel and friends are GPL-only */
@@ -32,8 +33,6 @@ const volatile bool track_sources = false;	  /* per-source counts, for `ctbpf to
 const volatile bool track_ports = false;	  /* per-destination-port inserts, for `ctbpf doctor` */
 /* Drop events per second per CPU (serve); 0 = no limit (trace --events limits lines in user space). */
 const volatile __u32 drop_events_per_s = 0;
-/* Wake the reader once this many bytes of records wait (submit_event()); 0 = on every record. */
-const volatile __u32 wakeup_bytes = 0;
 
 /* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
 #define EARLY_DROP_RUNNING 1
@@ -170,21 +169,6 @@ static __always_inline struct ctbpf_event *reserve_event(enum ctbpf_event_kind k
 	e->cause = cause;
 	e->value = 0;
 	return e;
-}
-
-/*
- * The ring buffer's default wakes the reader whenever a record lands in a ring it had caught up with:
- * at flood rate that is a wake-up, a context switch and a write(2) of output for every one or two
- * events (8-12 thousand switches for 20000 inserts in the 6.1 guest), paid by the flood's CPUs too.
- * Instead, records wait until wakeup_bytes of them do, and the reader also drains the ring on its own
- * at every poll timeout (50 ms at most): a lone event is late by that much, never lost.
- */
-static __always_inline void submit_event(struct ctbpf_event *e)
-{
-	__u64 flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-										    : BPF_RB_NO_WAKEUP;
-
-	bpf_ringbuf_submit(e, flags);
 }
 
 static __always_inline void emit_ct_event(enum ctbpf_event_kind kind, __u32 cause, struct nf_conn *ct,

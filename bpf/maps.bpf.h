@@ -65,12 +65,6 @@ struct {
 	__type(value, __u64); /* inserts */
 } port_counts SEC(".maps");
 
-/* Per-event records for `ctbpf trace --events`; sized at load, a page when events are off. */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} events SEC(".maps");
-
 /* This CPU's drop-event budget (the `drop_events_per_s` rodata; serve): see ctbpf_budget_admit(). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -42,7 +42,8 @@ function(bpf_object name source)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror
-            -I${PROJECT_SOURCE_DIR}/vmlinux -I${PROJECT_SOURCE_DIR}/include ${BPF_SYSTEM_INCLUDES}
+            -I${PROJECT_SOURCE_DIR}/vmlinux -I${PROJECT_SOURCE_DIR}/include -I${PROJECT_SOURCE_DIR}/bpf
+            ${BPF_SYSTEM_INCLUDES}
             -c ${src} -o ${obj}
     DEPENDS ${src} ${ARG_DEPENDS}
     COMMENT "BPF ${source}"

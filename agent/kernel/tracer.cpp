@@ -205,7 +205,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   t->skel_->rodata->track_sources = options.track_sources;
   t->skel_->rodata->track_ports = options.track_ports;
   t->skel_->rodata->drop_events_per_s = options.drop_events_per_s;
-  t->skel_->rodata->wakeup_bytes = options.ring_bytes / 4;
+  t->skel_->rodata->wakeup_bytes = options.wakeup_bytes();
   if (!options.track_ports) bpf_map__set_max_entries(t->skel_->maps.port_counts, 1);
   if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
   bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);

@@ -38,6 +38,9 @@ public:
     bool track_sources = false;        // per-source counts (ctbpf top)
     bool track_ports = false;          // per-destination-port inserts (ctbpf doctor)
     uint32_t drop_events_per_s = 0;    // in-kernel limit of drop events per CPU (serve); 0 = none
+
+    // The reader is woken once this much of the ring waits (bpf/event_ring.bpf.h, submit_event()).
+    uint32_t wakeup_bytes() const { return ring_bytes / 4; }
   };
 
   /// Loads and attaches the first family that works (fentry, kprobe, tracepoint), or the forced one.
