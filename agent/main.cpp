@@ -25,6 +25,7 @@ const CLI::Validator kPositiveSeconds(
 int main(int argc, char** argv) {
   CLI::App app{"ctbpf: live conntrack insight (insert rate, chain lengths, drop causes) with eBPF"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("ctbpf ") + CTBPF_VERSION);
   bool verbose = false;
   app.add_flag("-v,--verbose", verbose,
                "Print libbpf's messages (verifier logs and counts, attach errors) and start-up phases");
@@ -198,6 +199,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "ctbpf: %s (see ctbpf --help)\n", e.what());

@@ -27,6 +27,9 @@ expect "exit code without privileges" "$rc" 3
 expect "message names CAP_BPF" "$(grep -c CAP_BPF "$WORK/err")" 1
 log "unprivileged: $(cat "$WORK/err")"
 
+"$CTBPF_BIN" --version >"$WORK/out"
+expect "--version" "$(cat "$WORK/out")" "ctbpf $(sed -n 's/^project(ctbpf VERSION \([0-9.]*\).*/\1/p' "$(dirname "$0")/../../CMakeLists.txt")"
+
 "$CTBPF_BIN" --help >"$WORK/out"
 expect "--help names trace" "$(grep -c '^  trace' "$WORK/out")" 1
 finish
