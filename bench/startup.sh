@@ -14,6 +14,15 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2
 echo "kernel $(uname -r), median of $runs runs"
 printf '| %-28s | %18s | %16s | %16s |\n' command "load+attach (s)" "peak RSS (MB)" "RSS after (MB)"
 echo "|------------------------------|--------------------|------------------|------------------|"
+# The floor: exec to exit of a ctbpf that loads nothing (dynamic linking, page-ins; in the guest every
+# page comes over 9p from the host, which is most of this).
+: >"$WORK/t"
+for ((i = 0; i < runs; i++)); do
+	start=$(date +%s%N)
+	"$CTBPF_BIN" --version >/dev/null
+	echo "($(date +%s%N) - $start) / 1000000000" | bc -l >>"$WORK/t"
+done
+printf '| %-28s | %18.3f | %16s | %16s |\n' "ctbpf --version (no BPF)" "$(median <"$WORK/t")" - -
 for cmd in trace serve; do
 	for mode in "${modes[@]}"; do
 		: >"$WORK/t"
