@@ -29,6 +29,9 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 using PerEvent = std::function<void(std::span<const std::byte>)>;
 
+constexpr uint64_t kBatch = 256;            // events per test run
+constexpr uint32_t kNoRoom = 0xffffffffu;   // ring_producer.bpf.c's NO_ROOM
+
 [[noreturn]] void fail(const char* what, int err) {
   std::fprintf(stderr, "ring_bench: %s: %s\n", what, std::strerror(err));
   std::exit(1);
@@ -43,7 +46,7 @@ void pin_to_cpu(int cpu) {
 }
 
 int on_record(void* ctx, void* data, size_t size) {
-  (*static_cast<const PerEvent*>(ctx))({static_cast<const std::byte*>(data), size});
+  (*static_cast<PerEvent*>(ctx))({static_cast<const std::byte*>(data), size});
   return 0;
 }
 
@@ -58,16 +61,13 @@ void run(const char* name, Producer producer_kind, uint64_t total, FILE* out, co
   if (int err = ring_producer_bpf__load(skel)) fail("loading the producer (root, Linux 5.17+ for bpf_loop)", -err);
 
   uint64_t received = 0;
-  const PerEvent counted = [&](std::span<const std::byte> raw) {
+  PerEvent counted = [&](std::span<const std::byte> raw) {
     ++received;
     per_event(raw);
   };
-  ring_buffer* ring = ring_buffer__new(bpf_map__fd(skel->maps.events), on_record,
-                                       const_cast<PerEvent*>(&counted), nullptr);
+  ring_buffer* ring = ring_buffer__new(bpf_map__fd(skel->maps.events), on_record, &counted, nullptr);
   if (!ring) fail("opening the ring buffer", errno);
 
-  constexpr uint64_t kBatch = 256;
-  constexpr uint32_t kNoRoom = 0xffffffffu;
   std::atomic<bool> done = false;
   uint64_t lost = 0;
   double produce_s = 0;
@@ -80,7 +80,7 @@ void run(const char* name, Producer producer_kind, uint64_t total, FILE* out, co
       LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = args, .ctx_size_in = sizeof(args));
       do {
         if (bpf_prog_test_run_opts(fd, &opts) != 0) fail("running the producer", errno);
-      } while (opts.retval == kNoRoom);  // ring_producer.bpf.c: try the same batch again
+      } while (opts.retval == kNoRoom);  // try the same batch again
       lost += opts.retval;
     }
     produce_s = std::chrono::duration<double>(clock_type::now() - start).count();
@@ -116,8 +116,9 @@ int main(int argc, char** argv) {
   const uint64_t total = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 4'000'000;
   FILE* devnull = std::fopen("/dev/null", "w");
   if (!devnull) fail("opening /dev/null", errno);
-  std::printf("%llu events in batches of 256 per test run; ring %u KiB, wake-up at a quarter full\n",
-              static_cast<unsigned long long>(total), ctbpf::kernel::Tracer::Options{}.ring_bytes / 1024);
+  std::printf("%llu events in batches of %llu per test run; ring %u KiB, wake-up at a quarter full\n",
+              static_cast<unsigned long long>(total), static_cast<unsigned long long>(kBatch),
+              ctbpf::kernel::Tracer::Options{}.ring_bytes / 1024);
   std::printf("| %-44s | %-14s | %13s | %10s | %10s | %13s |\n", "consumer (per event)", "producer", "emitted/s",
               "received", "ring full", "received/s");
   std::printf("|----------------------------------------------|----------------|---------------|------------|------------|---------------|\n");
