@@ -43,6 +43,38 @@ static __always_inline bool wants(enum ctbpf_event_kind kind)
 	return event_mask & (1U << kind);
 }
 
+/*
+ * The key of per-call state kept from a probe's entry to its return. A thread's id follows it when it
+ * migrates, but it is not enough: softirq and hardirq work runs on top of whatever task is current,
+ * often the idle task, which has pid 0 on every CPU, and may interrupt a task that is itself between
+ * the entry and the return of the same function. Interrupt contexts never migrate and, at one level,
+ * never nest, so they are keyed by CPU and level; tasks by thread. Without preempt_count (not x86)
+ * only the idle task's case is told apart.
+ */
+#define CTX_INTERRUPT (1ULL << 63)
+
+static __always_inline __u64 context_key(void)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	long pc = preempt_count_now();
+	__u64 level;
+
+	if (pc < 0) {
+		if ((__u32)id)
+			return id;
+		level = 0;
+	} else if (pc & CTBPF_NMI_MASK) {
+		level = 3;
+	} else if (pc & CTBPF_HARDIRQ_MASK) {
+		level = 2;
+	} else if (pc & CTBPF_SOFTIRQ_OFFSET) {
+		level = 1;
+	} else {
+		return id;
+	}
+	return CTX_INTERRUPT | level << 32 | bpf_get_smp_processor_id();
+}
+
 static __always_inline __u32 proto_class(__u8 l4)
 {
 	switch (l4) {
@@ -253,15 +285,15 @@ static __always_inline bool ct_is_expired(struct nf_conn *ct)
 
 static __always_inline void on_alloc_refused(const struct alloc_call *args)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 *early_drop = bpf_map_lookup_elem(&early_drop_calls, &id);
-	__u32 cause = early_drop && *early_drop == EARLY_DROP_FOUND_NONE ? CTBPF_CNT_TABLE_FULL
-									 : CTBPF_CNT_ALLOC_ERR;
+	__u64 key = context_key();
+	struct early_drop_call *early_drop = bpf_map_lookup_elem(&early_drop_calls, &key);
+	__u32 cause = early_drop && early_drop->state == EARLY_DROP_FOUND_NONE ? CTBPF_CNT_TABLE_FULL
+									       : CTBPF_CNT_ALLOC_ERR;
 	struct ctbpf_event *e;
 
 	count(CTBPF_CNT_ALLOC_ERR);
 	if (early_drop)
-		bpf_map_delete_elem(&early_drop_calls, &id);
+		bpf_map_delete_elem(&early_drop_calls, &key);
 	if (!wants(CTBPF_EV_DROP))
 		return;
 	e = reserve_event(CTBPF_EV_DROP, cause);
@@ -285,9 +317,24 @@ static __always_inline void on_alloc_refused(const struct alloc_call *args)
 	submit_event(e);
 }
 
+/*
+ * A fingerprint of the entry's original tuple, kept with its birth: entries live in a
+ * SLAB_TYPESAFE_BY_RCU cache, so an address is reused at once, and a birth whose free was missed (a
+ * skipped program run) must not become the birth of the next entry at that address.
+ */
+static __always_inline __u32 birth_tag(struct nf_conn *ct)
+{
+	const struct nf_conntrack_tuple *t = &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple;
+	__u32 ports = BPF_CORE_READ(t, src.u.all) | (__u32)BPF_CORE_READ(t, dst.u.all) << 16;
+
+	return ports ^ BPF_CORE_READ(t, src.u3.all[0]) ^ BPF_CORE_READ(t, dst.u3.all[0]) ^
+	       BPF_CORE_READ(t, dst.protonum);
+}
+
 static __always_inline void on_alloc_exit(const struct alloc_call *args, struct nf_conn *ret)
 {
-	__u64 key = (__u64)ret, now;
+	__u64 key = (__u64)ret;
+	struct birth birth = {};
 
 	if (IS_ERR_VALUE(ret)) {
 		on_alloc_refused(args);
@@ -296,8 +343,9 @@ static __always_inline void on_alloc_exit(const struct alloc_call *args, struct 
 	count(CTBPF_CNT_ALLOC);
 	if (!lifetime_sampled())
 		return;
-	now = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&births, &key, &now, BPF_ANY))
+	birth.ns = bpf_ktime_get_ns();
+	birth.tag = birth_tag(ret);
+	if (bpf_map_update_elem(&births, &key, &birth, BPF_ANY))
 		count(CTBPF_CNT_LIFETIME_UNTRACKED);
 }
 
@@ -316,7 +364,7 @@ static __always_inline void on_alloc_enter(struct net *net, const struct nf_conn
 	slot->net = net;
 	slot->zone = zone;
 	slot->orig = orig;
-	slot->id = bpf_get_current_pid_tgid();
+	slot->id = context_key();
 }
 
 static __always_inline const struct alloc_call *take_alloc_call(struct alloc_call *copy)
@@ -327,7 +375,7 @@ static __always_inline const struct alloc_call *take_alloc_call(struct alloc_cal
 	if (!wants(CTBPF_EV_DROP))
 		return NULL;
 	slot = bpf_map_lookup_elem(&alloc_calls, &zero);
-	if (!slot || slot->id != bpf_get_current_pid_tgid())
+	if (!slot || slot->id != context_key())
 		return NULL;
 	*copy = *slot;
 	slot->id = 0;
@@ -336,61 +384,68 @@ static __always_inline const struct alloc_call *take_alloc_call(struct alloc_cal
 
 /* ---- early_drop: called by alloc when the table is full; false means "table full, dropping packet" - */
 
-static __always_inline void early_drop_active_add(__s64 delta)
+static __always_inline void early_drop_in_flight_add(__s64 delta)
 {
 	__u32 zero = 0;
-	__s64 *active = bpf_map_lookup_elem(&early_drop_active, &zero);
+	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
 
-	if (active)
-		__sync_fetch_and_add(active, delta);
+	if (f)
+		__sync_fetch_and_add(&f->early_drop, delta);
 }
 
 static __always_inline void on_early_drop_enter(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 running = EARLY_DROP_RUNNING;
+	__u64 key = context_key();
+	struct early_drop_call running = { .state = EARLY_DROP_RUNNING };
 
-	early_drop_active_add(1);
-	bpf_map_update_elem(&early_drop_calls, &id, &running, BPF_ANY);
+	early_drop_in_flight_add(1);
+	bpf_map_update_elem(&early_drop_calls, &key, &running, BPF_ANY);
 }
 
 static __always_inline void on_early_drop_exit(int evicted)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 found_none = EARLY_DROP_FOUND_NONE;
+	__u64 key = context_key();
+	struct early_drop_call found_none = { .state = EARLY_DROP_FOUND_NONE };
 
-	early_drop_active_add(-1);
+	early_drop_in_flight_add(-1);
 	if (evicted) {
-		bpf_map_delete_elem(&early_drop_calls, &id);
+		bpf_map_delete_elem(&early_drop_calls, &key);
 		return;
 	}
 	count(CTBPF_CNT_TABLE_FULL);
 	/* alloc returns ERR_PTR next: it reads this to name the cause of its drop event. */
-	bpf_map_update_elem(&early_drop_calls, &id, &found_none, BPF_ANY);
+	bpf_map_update_elem(&early_drop_calls, &key, &found_none, BPF_ANY);
 }
 
 /* ---- delete: removal from the table (timeout, flush, RST, gc, eviction) --------------------------- */
 
-static __always_inline bool inside_early_drop(void)
+/* This context's early_drop() call, when it is inside one; the common case costs an inlined array read. */
+static __always_inline struct early_drop_call *inside_early_drop(void)
 {
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 key = context_key();
 	__u32 zero = 0;
-	__s64 *active = bpf_map_lookup_elem(&early_drop_active, &zero);
+	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
 
-	/* The common case, no table pressure, costs an array read instead of a hash lookup. */
-	if (active && *active == 0)
-		return false;
-	return bpf_map_lookup_elem(&early_drop_calls, &id) != NULL;
+	if (f && f->early_drop == 0)
+		return NULL;
+	return bpf_map_lookup_elem(&early_drop_calls, &key);
 }
 
-static __always_inline void on_delete_enter(struct nf_conn *ct, unsigned long status)
+/*
+ * At nf_ct_delete()'s return, and only when it returns true: the call that set IPS_DYING (its
+ * test_and_set_bit) is the one that unlinks the entry, and two paths racing to delete one expired
+ * entry (gc and a lookup) both see the bit clear at entry. A false return also comes from a winner
+ * whose destroy event could not be delivered (reliable ctnetlink events: the entry is unlinked and
+ * put later by the event worker); that delete is not counted (its destroy is), and the kernel's
+ * early_drop() does not count it either.
+ */
+static __always_inline void on_delete_exit(struct nf_conn *ct, bool deleted)
 {
-	/* nf_ct_delete() does nothing when another path already set IPS_DYING. */
-	if (status_has(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)))
+	if (!deleted)
 		return;
 	count(CTBPF_CNT_DELETE);
 	/* Inside early_drop(), a live entry being deleted is an eviction; expired ones are plain gc. */
-	if (inside_early_drop() && !ct_is_expired(ct)) {
+	if (ct && inside_early_drop() && !ct_is_expired(ct)) {
 		count(CTBPF_CNT_EARLY_DROP);
 		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_EARLY_DROP, ct, 0);
 	}
@@ -455,15 +510,42 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 	return call;
 }
 
+/* An entry now in the table: by confirm (a packet) or nf_conntrack_hash_check_insert (ctnetlink, kfunc). */
+static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counters *c, bool walk_chain)
+{
+	struct ctbpf_netns_counts *netns;
+
+	c->c[CTBPF_CNT_INSERT]++;
+	c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
+	netns = netns_counts_of(ct_netns(ct));
+	if (netns)
+		netns->inserts++;
+	if (track_sources) {
+		netns = source_counts_of(ct);
+		if (netns)
+			netns->inserts++;
+	}
+	if (track_ports)
+		count_port(ct);
+	emit_ct_event(CTBPF_EV_INSERT, 0, ct, walk_chain ? record_chain_length(ct, c) : 0);
+}
+
+static __always_inline void count_refused(struct nf_conn *ct, struct ctbpf_counters *c, __u32 cause)
+{
+	c->c[cause]++;
+	emit_ct_event(CTBPF_EV_DROP, cause, ct, 0);
+}
+
 /*
- * `call` is what confirm's entry saw, or NULL when its exit could not be paired with it. One per-CPU
- * counters lookup serves the whole run: it runs once per new flow, and on 6.1 every such lookup is a
- * helper call (6.1's verifier inlines lookups in plain arrays only, not in per-CPU ones).
+ * `call` is what confirm's entry saw (skb, its entry, whether nf_ct_resolve_clash ran), or NULL when
+ * the exit could not be paired with it. `reread` (kprobe family) re-reads skb's entry even when no
+ * clash was seen: there nf_ct_resolve_clash is optional, and the entry a clash replaced is freed.
+ * One per-CPU counters lookup serves the whole run: it runs once per new flow, and on 6.1 every such
+ * lookup is a helper call (6.1's verifier inlines lookups in plain arrays only, not in per-CPU ones).
  */
-static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict)
+static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict, bool reread)
 {
 	struct ctbpf_counters *c = this_cpu_counters();
-	struct ctbpf_netns_counts *netns;
 	struct confirm_call call;
 	struct nf_conn *ct;
 	unsigned long status;
@@ -477,55 +559,69 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	call = *paired;
 
 	if (verdict != NF_ACCEPT) {
-		__u32 cause = CTBPF_CNT_INSERT_FAILED;
-
-		c->c[CTBPF_CNT_INSERT_FAILED]++;
-		/*
-		 * 5.15, commit d7e7747ac5c2 ("netfilter: refuse insertion if chain has grown too large"):
-		 * the NF_DROP that is neither an unresolvable clash nor an entry already dying is the
-		 * chain limit. User space reports chaintoolong as null where the kernel lacks the stat.
-		 */
-		if (!call.clash_seen &&
-		    !status_has(ct_status(call.ct), bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT))) {
-			c->c[CTBPF_CNT_CHAINTOOLONG]++;
-			cause = CTBPF_CNT_CHAINTOOLONG;
+		/* Nothing of the entry but its own fields: an unresolvable clash keeps it on skb. */
+		switch (confirm_drop_kind(call.ct, call.clash_seen)) {
+		case CONFIRM_DROP_CHAINTOOLONG:
+			c->c[CTBPF_CNT_INSERT_FAILED]++;
+			count_refused(call.ct, c, CTBPF_CNT_CHAINTOOLONG);
+			break;
+		case CONFIRM_DROP_INSERT_FAILED:
+			count_refused(call.ct, c, CTBPF_CNT_INSERT_FAILED);
+			break;
+		case CONFIRM_DROP_AFTER_INSERT:
+			count_insert(call.ct, c, false);
+			break;
+		default: /* CONFIRM_DROP_ALREADY_CONFIRMED: the kernel counts nothing */
+			break;
 		}
-		emit_ct_event(CTBPF_EV_DROP, cause, call.ct, 0);
 		return;
 	}
 	/*
-	 * A clash resolved by adopting the entry already in the table swaps skb's conntrack (and may
-	 * free ours): the event describes the adopted entry, which has the same tuple. Only
+	 * A clash resolved by adopting the entry already in the table swaps skb's conntrack (and frees
+	 * ours): the event describes the adopted entry, which has the same tuple. Only
 	 * nf_ct_resolve_clash() swaps it, so without a clash skb's entry is still call.ct.
 	 */
-	ct = call.clash_seen ? skb_conntrack(call.skb) : call.ct;
+	ct = call.clash_seen || reread ? skb_conntrack(call.skb) : call.ct;
 	if (ct != call.ct) {
-		c->c[CTBPF_CNT_CLASH_RESOLVE]++;
-		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
+		count_refused(ct, c, CTBPF_CNT_CLASH_RESOLVE);
 		return;
 	}
 	status = ct_status(ct);
-	if (ct_is_nat_clash(status)) {
-		c->c[CTBPF_CNT_CLASH_RESOLVE]++;
-		emit_ct_event(CTBPF_EV_DROP, CTBPF_CNT_CLASH_RESOLVE, ct, 0);
-		return;
-	}
 	/* NF_ACCEPT without IPS_CONFIRMED: a reply-direction packet, nothing was inserted. */
-	if (!(status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))))
+	if (!status_has(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)))
 		return;
-	c->c[CTBPF_CNT_INSERT]++;
-	c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
-	netns = netns_counts_of(ct_netns(ct));
-	if (netns)
-		netns->inserts++;
-	if (track_sources) {
-		netns = source_counts_of(ct);
-		if (netns)
-			netns->inserts++;
+	/*
+	 * A NAT clash is a clash resolved by inserting the entry in the reply direction only: counted as
+	 * both, like the kernel (clash_resolve; the entry is in nf_conntrack_count until its first reply
+	 * kills it), and it is deleted and destroyed like any inserted entry. Its origin node is a fake
+	 * add, so there is no chain to walk.
+	 */
+	if (ct_is_nat_clash(status)) {
+		count_refused(ct, c, CTBPF_CNT_CLASH_RESOLVE);
+		count_insert(ct, c, false);
+		return;
 	}
-	if (track_ports)
-		count_port(ct);
-	emit_ct_event(CTBPF_EV_INSERT, 0, ct, record_chain_length(ct, c));
+	count_insert(ct, c, true);
+}
+
+/*
+ * nf_conntrack_hash_check_insert() puts entries made without a packet in the table: ctnetlink's create
+ * (conntrack -I, conntrackd) and the bpf_ct_insert_entry() kfunc. 5.15, commit d7e7747ac5c2
+ * ("netfilter: refuse insertion if chain has grown too large") made it refuse long chains with
+ * -ENOSPC, counted as chaintoolong only (no insert_failed); -EEXIST and -EAGAIN count nothing.
+ */
+#define CTBPF_ENOSPC 28
+
+static __always_inline void on_check_insert_exit(struct nf_conn *ct, int err)
+{
+	struct ctbpf_counters *c = this_cpu_counters();
+
+	if (!c || !ct)
+		return;
+	if (err == 0)
+		count_insert(ct, c, true);
+	else if (err == -CTBPF_ENOSPC)
+		count_refused(ct, c, CTBPF_CNT_CHAINTOOLONG);
 }
 
 /* ---- destroy: the entry's memory goes back to the slab ------------------------------------------- */
@@ -535,7 +631,8 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	struct ctbpf_counters *c = this_cpu_counters();
 	struct ctbpf_netns_counts *netns;
 	struct ctbpf_lifetime_hist *h;
-	__u64 key = (__u64)ct, *born, ms = 0;
+	__u64 key = (__u64)ct, ms = 0;
+	struct birth *born;
 	__u32 zero = 0, cls, slot;
 
 	if (!c)
@@ -543,7 +640,7 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	c->c[CTBPF_CNT_DESTROY]++;
 	born = bpf_map_lookup_elem(&births, &key);
 	/* Entries that never made it into the table (dropped at confirm, clash losers) have no life. */
-	if (status_has(f->status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))) {
+	if (ct_was_inserted(f->status)) {
 		cls = proto_class(f->l4) & (CTBPF_PROTO_MAX - 1);
 		c->destroys_by_proto[cls]++;
 		netns = netns_counts_of(f->netns);
@@ -557,8 +654,8 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 		if (f->l4 == IPPROTO_TCP && f->tcp_state < CTBPF_TCP_STATES)
 			c->tcp_deaths_by_state[f->tcp_state]++;
 		h = bpf_map_lookup_elem(&lifetime_hist, &zero);
-		if (born && h) {
-			ms = (bpf_ktime_get_ns() - *born) / 1000000;
+		if (born && h && born->tag == birth_tag(ct)) {
+			ms = (bpf_ktime_get_ns() - born->ns) / 1000000;
 			slot = ctbpf_log2_slot(ms);
 			/* clang knows slot < CTBPF_LOG2_SLOTS and drops the check the verifier needs */
 			barrier_var(slot);
@@ -600,25 +697,34 @@ int BPF_PROG(fexit_early_drop, struct net *net, unsigned int hash, int ret)
 	return 0;
 }
 
-SEC("fentry/nf_ct_delete")
-int BPF_PROG(fentry_delete, struct nf_conn *ct)
+SEC("fexit/nf_ct_delete")
+int BPF_PROG(fexit_delete, struct nf_conn *ct, u32 portid, int report, u64 ret)
 {
-	on_delete_enter(ct, ct->status);
+	on_delete_exit(ct, (__u8)ret); /* a bool: only the low byte of the return register is defined */
 	return 0;
 }
 
-static __always_inline struct confirm_call *confirm_slot_of(struct sk_buff *skb)
+/* A clash note waiting for skb's confirm exit, taken (deleted) when found; NULL when none waits. */
+static __always_inline bool take_clash_note(struct sk_buff *skb, struct confirm_call *call)
 {
 	__u32 zero = 0;
-	struct confirm_slots *slots = bpf_map_lookup_elem(&confirm_slots, &zero);
+	__u64 key = (__u64)skb;
+	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
+	struct confirm_call *note;
+	bool fresh;
 
-	if (!slots)
-		return NULL;
-#pragma unroll
-	for (int i = 0; i < CONFIRM_SLOTS; i++)
-		if (slots->call[i].skb == skb)
-			return &slots->call[i];
-	return NULL;
+	if (!f || f->clash_notes <= 0)
+		return false;
+	note = bpf_map_lookup_elem(&clash_notes, &key);
+	if (!note)
+		return false;
+	/* A note whose exit never ran (a skipped program run) must not match a recycled skb for long. */
+	fresh = bpf_ktime_get_ns() - note->ts_ns < 1000000000ULL;
+	if (fresh)
+		*call = *note;
+	if (bpf_map_delete_elem(&clash_notes, &key) == 0)
+		__sync_fetch_and_add(&f->clash_notes, -1);
+	return fresh;
 }
 
 /*
@@ -626,19 +732,17 @@ static __always_inline struct confirm_call *confirm_slot_of(struct sk_buff *skb)
  * nf_ct_resolve_clash() adopts the entry already in the table. So only a clash, which is rare, leaves
  * a note for the exit: one program run per new flow instead of two. fexit_confirm comes before
  * fentry_resolve_clash in this file so it is attached first and detached first: no note is ever
- * left for an exit that is not attached (a stale note could match a reused skb).
+ * left for an exit that is not attached.
  */
 SEC("fexit/__nf_conntrack_confirm")
 int BPF_PROG(fexit_confirm, struct sk_buff *skb, int ret)
 {
-	struct confirm_call *note = confirm_slot_of(skb), call = confirm_call_of(skb);
+	struct confirm_call call;
 
+	if (!take_clash_note(skb, &call))
+		call = confirm_call_of(skb);
 	/* One call site: clang inlines on_confirm_exit() (and its chain walk) once, the verifier walks it once. */
-	if (note) {
-		call = *note;
-		note->skb = NULL;
-	}
-	on_confirm_exit(&call, ret);
+	on_confirm_exit(&call, ret, false);
 	return 0;
 }
 
@@ -647,16 +751,25 @@ SEC("fentry/nf_ct_resolve_clash")
 int BPF_PROG(fentry_resolve_clash, struct sk_buff *skb)
 {
 	__u32 zero = 0;
-	struct confirm_slots *slots = bpf_map_lookup_elem(&confirm_slots, &zero);
-	struct confirm_call *note;
+	__u64 key = (__u64)skb;
+	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
+	struct confirm_call note = confirm_call_of(skb);
 
-	if (!slots)
+	if (!f)
 		return 0;
-	note = confirm_slot_of(skb);
-	if (!note)
-		note = &slots->call[slots->next++ & (CONFIRM_SLOTS - 1)];
-	*note = confirm_call_of(skb);
-	note->clash_seen = 1;
+	note.clash_seen = 1;
+	note.ts_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&clash_notes, &key, &note, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(&f->clash_notes, 1);
+	else if (bpf_map_update_elem(&clash_notes, &key, &note, BPF_EXIST))
+		count(CTBPF_CNT_CONFIRM_UNPAIRED); /* full: the exit will count this clash as an insert */
+	return 0;
+}
+
+SEC("fexit/nf_conntrack_hash_check_insert")
+int BPF_PROG(fexit_check_insert, struct nf_conn *ct, int ret)
+{
+	on_check_insert_exit(ct, ret);
 	return 0;
 }
 
@@ -702,29 +815,60 @@ int BPF_KRETPROBE(kretprobe_early_drop, int ret)
 	return 0;
 }
 
+/* kretprobe cannot see the entry: inside early_drop() (the only case that needs it) it is kept. */
 SEC("kprobe/nf_ct_delete")
 int BPF_KPROBE(kprobe_delete, struct nf_conn *ct)
 {
-	on_delete_enter(ct, ct_status(ct));
+	struct early_drop_call *call = inside_early_drop();
+
+	if (call)
+		call->victim = ct;
 	return 0;
+}
+
+SEC("kretprobe/nf_ct_delete")
+int BPF_KRETPROBE(kretprobe_delete, long ret)
+{
+	struct early_drop_call *call = inside_early_drop();
+
+	on_delete_exit(call ? call->victim : NULL, (__u8)ret);
+	return 0;
+}
+
+static __always_inline void stash_call(struct confirm_call *call)
+{
+	__u64 key = context_key();
+
+	if (bpf_map_update_elem(&confirm_calls, &key, call, BPF_ANY))
+		count(CTBPF_CNT_CONFIRM_UNPAIRED);
+}
+
+static __always_inline bool take_call(struct confirm_call *call)
+{
+	__u64 key = context_key();
+	struct confirm_call *stashed = bpf_map_lookup_elem(&confirm_calls, &key);
+
+	if (!stashed)
+		return false;
+	*call = *stashed;
+	bpf_map_delete_elem(&confirm_calls, &key);
+	return true;
 }
 
 SEC("kprobe/__nf_conntrack_confirm")
 int BPF_KPROBE(kprobe_confirm, struct sk_buff *skb)
 {
-	__u64 id = bpf_get_current_pid_tgid();
 	struct confirm_call call = confirm_call_of(skb);
 
-	if (bpf_map_update_elem(&confirm_calls, &id, &call, BPF_ANY))
-		count(CTBPF_CNT_CONFIRM_UNPAIRED);
+	stash_call(&call);
 	return 0;
 }
 
 SEC("kprobe/nf_ct_resolve_clash")
 int BPF_KPROBE(kprobe_resolve_clash)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct confirm_call *call = bpf_map_lookup_elem(&confirm_calls, &id);
+	__u64 key = context_key();
+	struct confirm_call *call = bpf_map_lookup_elem(&confirm_calls, &key);
 
 	if (call)
 		call->clash_seen = 1;
@@ -734,16 +878,30 @@ int BPF_KPROBE(kprobe_resolve_clash)
 SEC("kretprobe/__nf_conntrack_confirm")
 int BPF_KRETPROBE(kretprobe_confirm, int ret)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct confirm_call *stashed = bpf_map_lookup_elem(&confirm_calls, &id), call;
+	struct confirm_call call;
 
-	if (!stashed) {
-		on_confirm_exit(NULL, ret);
-		return 0;
-	}
-	call = *stashed;
-	bpf_map_delete_elem(&confirm_calls, &id);
-	on_confirm_exit(&call, ret);
+	on_confirm_exit(take_call(&call) ? &call : NULL, ret, true);
+	return 0;
+}
+
+SEC("kprobe/nf_conntrack_hash_check_insert")
+int BPF_KPROBE(kprobe_check_insert, struct nf_conn *ct)
+{
+	struct confirm_call call = { .ct = ct };
+
+	stash_call(&call);
+	return 0;
+}
+
+SEC("kretprobe/nf_conntrack_hash_check_insert")
+int BPF_KRETPROBE(kretprobe_check_insert, int ret)
+{
+	struct confirm_call call;
+
+	if (take_call(&call))
+		on_check_insert_exit(call.ct, ret);
+	else
+		count(CTBPF_CNT_CONFIRM_UNPAIRED);
 	return 0;
 }
 

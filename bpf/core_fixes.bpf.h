@@ -2,7 +2,8 @@
 /*
  * Every kernel difference the BPF side cares about, in one place. Each block names the upstream change;
  * decisions are made by CO-RE existence checks at load time, never by kernel version.
- * Function-name differences (which symbol a probe attaches to) live in agent/kernel/probe_points.cpp.
+ * Function-name differences (which symbol a probe attaches to) live in agent/kernel/tracer.cpp and
+ * agent/kernel/system.cpp.
  */
 #ifndef CTBPF_CORE_FIXES_BPF_H
 #define CTBPF_CORE_FIXES_BPF_H
@@ -45,6 +46,96 @@ static __always_inline __u16 ct_zone_id(struct nf_conn *ct)
 	if (!bpf_core_field_exists(ct->zone))
 		return 0;
 	return BPF_CORE_READ(ct, zone.id);
+}
+
+/*
+ * Which context runs: task, softirq, hardirq or NMI, from x86's preempt_count (the way the kernel's own
+ * tools/testing/selftests/bpf/bpf_experimental.h get_preempt_count() reads it). It is the per-CPU
+ * variable __preempt_count, except from 6.2 to 6.14, where x86 kept it in struct pcpu_hot. -1 when
+ * neither symbol exists (another architecture): callers fall back to a weaker key.
+ */
+extern int __preempt_count __ksym __weak;
+
+struct pcpu_hot___ctbpf {
+	int preempt_count;
+} __attribute__((preserve_access_index));
+extern struct pcpu_hot___ctbpf pcpu_hot __ksym __weak;
+
+#define CTBPF_SOFTIRQ_OFFSET 0x100UL
+#define CTBPF_HARDIRQ_MASK 0xf0000UL
+#define CTBPF_NMI_MASK 0xf00000UL
+
+static __always_inline long preempt_count_now(void)
+{
+	if (&__preempt_count)
+		return *(int *)bpf_this_cpu_ptr(&__preempt_count);
+	if (&pcpu_hot)
+		return ((struct pcpu_hot___ctbpf *)bpf_this_cpu_ptr(&pcpu_hot))->preempt_count;
+	return -1;
+}
+
+/*
+ * Why __nf_conntrack_confirm() returned NF_DROP, from the entry's own state at its return (nothing
+ * else is left: fexit has no entry program on confirm). Its paths (6.1, 6.12):
+ *   - the entry was already confirmed (a clone of the packet won the race: bridge floods, multicast):
+ *     WARN_ON_ONCE, counted by no statistic;
+ *   - nf_ct_ext_valid_pre() failed or the entry was dying: insert_failed;
+ *   - an unresolvable clash (nf_ct_resolve_clash() ran): insert_failed and drop;
+ *   - 5.15, commit d7e7747ac5c2 ("netfilter: refuse insertion if chain has grown too large"): the chain
+ *     limit, chaintoolong and insert_failed;
+ *   - nf_ct_ext_valid_post() failed after the insert: the entry is killed, counted as drop.
+ * Upstream 2d72afb34065 ("netfilter: nf_conntrack: fix crash due to removal of uninitialised entry",
+ * 2025; in Debian's 6.1 and 6.12, stable 6.1.147, 6.6.100, 6.12.40, 6.15.8) moved the setting of
+ * IPS_CONFIRMED after the insert. Before it (from 5.19, and in 5.10 never), confirm set the bit ahead
+ * of its dying, clash and chain checks, so on those kernels the bit alone does not say "in the table":
+ * an entry that is confirmed, not dying and still linked from its bucket is the already-confirmed
+ * case; confirmed and dying is the killed one (or, on those kernels only, one that was dying before
+ * the insert: counted as inserted, and its free as a destroy, which keeps the two balanced).
+ * ext_valid_pre() cannot be told from the chain limit without the kernel's ext genid: such a drop
+ * (a conntrack extension unregistered during the confirm) is counted as chaintoolong.
+ */
+enum confirm_drop {
+	CONFIRM_DROP_INSERT_FAILED,
+	CONFIRM_DROP_CHAINTOOLONG,
+	CONFIRM_DROP_ALREADY_CONFIRMED,
+	CONFIRM_DROP_AFTER_INSERT,
+};
+
+/* The entry is linked from its origin bucket: what points at its node is the node. */
+static __always_inline bool ct_is_linked(struct nf_conn *ct)
+{
+	struct hlist_nulls_node *node = &ct->tuplehash[IP_CT_DIR_ORIGINAL].hnnode, *at = NULL;
+	struct hlist_nulls_node **pprev = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.pprev);
+
+	if (!pprev || bpf_probe_read_kernel(&at, sizeof(at), pprev))
+		return false;
+	return at == node;
+}
+
+static __always_inline enum confirm_drop confirm_drop_kind(struct nf_conn *ct, bool clash_seen)
+{
+	unsigned long status = BPF_CORE_READ(ct, status);
+	bool confirmed = status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT));
+	bool dying = status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT));
+
+	if (confirmed && dying)
+		return CONFIRM_DROP_AFTER_INSERT;
+	if (confirmed && ct_is_linked(ct))
+		return CONFIRM_DROP_ALREADY_CONFIRMED;
+	if (clash_seen || dying)
+		return CONFIRM_DROP_INSERT_FAILED;
+	return CONFIRM_DROP_CHAINTOOLONG;
+}
+
+/*
+ * Was the entry ever in the table, asked as it is freed? Every inserted entry leaves the table through
+ * nf_ct_delete(), which sets IPS_DYING; IPS_CONFIRMED alone is not enough on the kernels that set it
+ * before confirm's checks (above), where an entry refused by confirm is freed with it.
+ */
+static __always_inline bool ct_was_inserted(unsigned long status)
+{
+	return (status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))) &&
+	       (status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)));
 }
 
 #endif /* CTBPF_CORE_FIXES_BPF_H */

@@ -7,7 +7,7 @@
 #include <bpf/bpf_helpers.h>
 #include "ctbpf/abi.h"
 
-/* Threads inside __nf_conntrack_confirm or early_drop at once: bounded by CPUs x nesting, far below. */
+/* Calls inside __nf_conntrack_confirm or early_drop at once: bounded by CPUs x contexts, far below. */
 #define CTBPF_INFLIGHT_MAX 4096
 
 struct {
@@ -37,11 +37,17 @@ struct {
  * preallocated (an update must not kmalloc on the packet path); a birth it cannot keep is counted
  * (CTBPF_CNT_LIFETIME_UNTRACKED), never silently lost.
  */
+struct birth {
+	__u64 ns;  /* bpf_ktime_get_ns() at alloc */
+	__u32 tag; /* birth_tag() of the entry: a free whose entry does not match is another life's */
+	__u32 _pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u64);   /* struct nf_conn * */
-	__type(value, __u64); /* bpf_ktime_get_ns() at alloc */
+	__type(key, __u64); /* struct nf_conn * */
+	__type(value, struct birth);
 } births SEC(".maps");
 
 struct {
@@ -100,48 +106,59 @@ struct confirm_call {
 	struct nf_conn *ct;
 	__u32 clash_seen; /* nf_ct_resolve_clash ran inside this confirm */
 	__u32 _pad;
+	__u64 ts_ns;	  /* fentry family's clash notes: when it was left (a stale one is ignored) */
 };
 
-/* kprobe family: keyed by thread, since kretprobe cannot see the skb. */
+/*
+ * kprobe family: what each running __nf_conntrack_confirm (and nf_conntrack_hash_check_insert) saw at
+ * its entry, for its kretprobe. Keyed by context_key() (conntrack.bpf.c), never by thread alone: on a
+ * gateway confirm runs in softirq, where the current task is often the idle task, pid 0 on every CPU.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CTBPF_INFLIGHT_MAX);
-	__type(key, __u64); /* pid_tgid */
+	__type(key, __u64); /* context_key() */
 	__type(value, struct confirm_call);
 } confirm_calls SEC(".maps");
 
 /*
- * fentry family: a few per-CPU notes, matched by skb (which fexit sees), left by nf_ct_resolve_clash
- * for confirm's exit: only clashes write one, so the common insert costs one array lookup.
+ * fentry family: a note left by nf_ct_resolve_clash for confirm's exit, matched by skb (which fexit
+ * sees). Shared by all CPUs: a task may be preempted and migrate between the clash and confirm's
+ * return (local_bh_enable() is a preemption point). Only clashes write one, and the exit looks here
+ * only while `in_flight.clash_notes` says one waits: the common insert costs an inlined array read.
  */
-#define CONFIRM_SLOTS 4
-struct confirm_slots {
-	struct confirm_call call[CONFIRM_SLOTS];
-	__u32 next;
-	__u32 _pad;
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CTBPF_INFLIGHT_MAX);
+	__type(key, __u64); /* struct sk_buff * */
+	__type(value, struct confirm_call);
+} clash_notes SEC(".maps");
+
+/* How many of each kind of call are in flight on all CPUs: the common case (none) skips a hash lookup. */
+struct in_flight {
+	__s64 early_drop;  /* threads inside early_drop() */
+	__s64 clash_notes; /* entries of clash_notes */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct confirm_slots);
-} confirm_slots SEC(".maps");
-
-/* How many threads are inside early_drop() right now: nf_ct_delete skips its lookup when none. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __s64);
-} early_drop_active SEC(".maps");
+	__type(value, struct in_flight);
+} in_flight SEC(".maps");
 
-/* Threads inside early_drop(): nf_ct_delete there is an eviction. */
+/* Inside early_drop(), per context_key(): nf_ct_delete there is an eviction. */
+struct early_drop_call {
+	__u32 state;	   /* EARLY_DROP_RUNNING or EARLY_DROP_FOUND_NONE */
+	__u32 _pad;
+	struct nf_conn *victim; /* kprobe family: the entry nf_ct_delete is deleting, for its kretprobe */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CTBPF_INFLIGHT_MAX);
-	__type(key, __u64);
-	__type(value, __u32);
+	__type(key, __u64); /* context_key() */
+	__type(value, struct early_drop_call);
 } early_drop_calls SEC(".maps");
 
 static __always_inline struct ctbpf_counters *this_cpu_counters(void)

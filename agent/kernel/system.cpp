@@ -65,7 +65,7 @@ namespace {
 // from kallsyms: the whole table is ~150k symbols, megabytes an always-on agent has no use for.
 const std::set<std::string, std::less<>> kProbedFunctions = {
     "__nf_conntrack_alloc", "early_drop", "nf_ct_delete", "__nf_conntrack_confirm", "nf_ct_resolve_clash",
-    "nf_conntrack_free"};
+    "nf_conntrack_free", "nf_conntrack_hash_check_insert"};
 
 // base name -> kallsyms name (the base itself, or a compiler clone of it), loaded once. Lines are split
 // by hand: an istringstream per line cost ~1 s of start-up in the qemu TCG guest (6.1, ~150k lines).
