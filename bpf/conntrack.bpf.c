@@ -561,17 +561,17 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	if (verdict != NF_ACCEPT) {
 		/* Nothing of the entry but its own fields: an unresolvable clash keeps it on skb. */
 		switch (confirm_drop_kind(call.ct, call.clash_seen)) {
-		case CONFIRM_DROP_CHAINTOOLONG:
+		case CTBPF_CONFIRM_DROP_CHAINTOOLONG:
 			c->c[CTBPF_CNT_INSERT_FAILED]++;
 			count_refused(call.ct, c, CTBPF_CNT_CHAINTOOLONG);
 			break;
-		case CONFIRM_DROP_INSERT_FAILED:
+		case CTBPF_CONFIRM_DROP_INSERT_FAILED:
 			count_refused(call.ct, c, CTBPF_CNT_INSERT_FAILED);
 			break;
-		case CONFIRM_DROP_AFTER_INSERT:
+		case CTBPF_CONFIRM_DROP_AFTER_INSERT:
 			count_insert(call.ct, c, false);
 			break;
-		default: /* CONFIRM_DROP_ALREADY_CONFIRMED: the kernel counts nothing */
+		default: /* CTBPF_CONFIRM_DROP_ALREADY_CONFIRMED: the kernel counts nothing */
 			break;
 		}
 		return;

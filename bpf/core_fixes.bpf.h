@@ -10,6 +10,8 @@
 
 #include <vmlinux.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include "ctbpf/abi.h"
 
 /*
  * 4.11, commit a9e419dc7be6 ("netfilter: merge ctinfo into nfct pointer storage area"): sk_buff::nfct
@@ -76,7 +78,8 @@ static __always_inline long preempt_count_now(void)
 
 /*
  * Why __nf_conntrack_confirm() returned NF_DROP, from the entry's own state at its return (nothing
- * else is left: fexit has no entry program on confirm). Its paths (6.1, 6.12):
+ * else is left: fexit has no entry program on confirm; the decision is ctbpf_confirm_drop_kind() in
+ * include/ctbpf/abi.h). Its paths (6.1, 6.12):
  *   - the entry was already confirmed (a clone of the packet won the race: bridge floods, multicast):
  *     WARN_ON_ONCE, counted by no statistic;
  *   - nf_ct_ext_valid_pre() failed or the entry was dying: insert_failed;
@@ -94,13 +97,6 @@ static __always_inline long preempt_count_now(void)
  * ext_valid_pre() cannot be told from the chain limit without the kernel's ext genid: such a drop
  * (a conntrack extension unregistered during the confirm) is counted as chaintoolong.
  */
-enum confirm_drop {
-	CONFIRM_DROP_INSERT_FAILED,
-	CONFIRM_DROP_CHAINTOOLONG,
-	CONFIRM_DROP_ALREADY_CONFIRMED,
-	CONFIRM_DROP_AFTER_INSERT,
-};
-
 /* The entry is linked from its origin bucket: what points at its node is the node. */
 static __always_inline bool ct_is_linked(struct nf_conn *ct)
 {
@@ -112,30 +108,25 @@ static __always_inline bool ct_is_linked(struct nf_conn *ct)
 	return at == node;
 }
 
-static __always_inline enum confirm_drop confirm_drop_kind(struct nf_conn *ct, bool clash_seen)
+static __always_inline bool status_bit(unsigned long status, unsigned int bit)
 {
-	unsigned long status = BPF_CORE_READ(ct, status);
-	bool confirmed = status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT));
-	bool dying = status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT));
-
-	if (confirmed && dying)
-		return CONFIRM_DROP_AFTER_INSERT;
-	if (confirmed && ct_is_linked(ct))
-		return CONFIRM_DROP_ALREADY_CONFIRMED;
-	if (clash_seen || dying)
-		return CONFIRM_DROP_INSERT_FAILED;
-	return CONFIRM_DROP_CHAINTOOLONG;
+	return status & (1UL << bit);
 }
 
-/*
- * Was the entry ever in the table, asked as it is freed? Every inserted entry leaves the table through
- * nf_ct_delete(), which sets IPS_DYING; IPS_CONFIRMED alone is not enough on the kernels that set it
- * before confirm's checks (above), where an entry refused by confirm is freed with it.
- */
+static __always_inline enum ctbpf_confirm_drop confirm_drop_kind(struct nf_conn *ct, bool clash_seen)
+{
+	unsigned long status = BPF_CORE_READ(ct, status);
+	bool confirmed = status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT));
+	bool dying = status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT));
+
+	/* Linked matters only for a confirmed entry that is not dying: one probe read, on drops only. */
+	return ctbpf_confirm_drop_kind(confirmed, dying, confirmed && !dying && ct_is_linked(ct), clash_seen);
+}
+
 static __always_inline bool ct_was_inserted(unsigned long status)
 {
-	return (status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT))) &&
-	       (status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)));
+	return ctbpf_was_inserted(status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)),
+				  status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)));
 }
 
 #endif /* CTBPF_CORE_FIXES_BPF_H */

@@ -46,6 +46,9 @@ int run_features(const FeaturesOptions& options) {
       {"mode", mode.empty() ? json(nullptr) : json(mode)},
       {"why", why},
       {"causes", causes},
+      // Skipped program runs: fentry and tracepoint programs' are always counted (probe_misses.recursion);
+      // kprobe hits the kernel skips are reported from 6.7 on (probe_misses.kprobe), unknown before.
+      {"kprobe_misses_reported", kernel::btf_has_nested_member("bpf_link_info", "missed")},
   };
 
   if (options.json) {
@@ -62,6 +65,9 @@ int run_features(const FeaturesOptions& options) {
     std::printf("mode        %s\n", mode.empty() ? "none" : mode.c_str());
     for (auto& [name, present] : causes.items())
       std::printf("cause %-22s %s\n", name.c_str(), present.get<bool>() ? "observable" : "absent");
+    std::printf("skipped kprobe hits  %s\n", report["kprobe_misses_reported"].get<bool>()
+                                                 ? "counted (probe_misses.kprobe)"
+                                                 : "not reported by this kernel (6.7+): probe_misses.kprobe is null");
   }
   return mode.empty() ? kExitUnsupported : kExitOk;
 }

@@ -65,7 +65,7 @@ Totals derive(const Sample& s, const Observability& obs) {
   t.deletes = when(bpf, c[CTBPF_CNT_DELETE]);
   t.lost_events = c[CTBPF_CNT_LOST_EVENTS];
   t.drop_events_suppressed = c[CTBPF_CNT_DROP_EVENTS_SUPPRESSED];
-  t.misses = {c[CTBPF_CNT_CONFIRM_UNPAIRED], c[CTBPF_CNT_CHAIN_TRUNCATED], s.recursion_misses};
+  t.misses = {c[CTBPF_CNT_CONFIRM_UNPAIRED], c[CTBPF_CNT_CHAIN_TRUNCATED], s.recursion_misses, s.kprobe_misses};
   t.netfilter_drops = when(obs.netfilter_drop_reason, c[CTBPF_CNT_NETFILTER_DROP]);
 
   if (bpf) {
@@ -113,7 +113,7 @@ Totals minus(const Totals& now, const Totals& before) {
   d.drop_events_suppressed = sub(now.drop_events_suppressed, before.drop_events_suppressed);
   d.misses = {sub(now.misses.confirm_unpaired, before.misses.confirm_unpaired),
               sub(now.misses.chain_truncated, before.misses.chain_truncated),
-              sub(now.misses.recursion, before.misses.recursion)};
+              sub(now.misses.recursion, before.misses.recursion), minus(now.misses.kprobe, before.misses.kprobe)};
   d.drops.table_full = minus(now.drops.table_full, before.drops.table_full);
   d.drops.early_drop = minus(now.drops.early_drop, before.drops.early_drop);
   d.drops.insert_failed = minus(now.drops.insert_failed, before.drops.insert_failed);

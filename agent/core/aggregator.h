@@ -31,6 +31,7 @@ struct ProbeMisses {
   uint64_t confirm_unpaired = 0;  // a confirm exit that could not be matched with its entry
   uint64_t chain_truncated = 0;   // chain walks that hit their bound
   uint64_t recursion = 0;         // program runs the kernel skipped to avoid recursion
+  Count kprobe;                   // kprobe hits the kernel skipped; empty: the kernel does not say
 };
 
 struct Totals {

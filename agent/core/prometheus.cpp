@@ -230,6 +230,8 @@ std::string render_exposition(const ExpositionInput& in) {
   page.sample("ctbpf_probe_misses_total", "kind=\"confirm_unpaired\"", t.misses.confirm_unpaired);
   page.sample("ctbpf_probe_misses_total", "kind=\"chain_walk_truncated\"", t.misses.chain_truncated);
   page.sample("ctbpf_probe_misses_total", "kind=\"recursion\"", t.misses.recursion);
+  // Absent, not 0, where the kernel does not say (kprobe family before 6.7).
+  if (t.misses.kprobe) page.sample("ctbpf_probe_misses_total", "kind=\"kprobe\"", *t.misses.kprobe);
   return page.finish();
 }
 

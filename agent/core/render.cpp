@@ -142,7 +142,8 @@ json common(const Report& r, uint32_t lifetime_one_in, const WhoFills* who) {
           {"probe_misses",
            {{"confirm_unpaired", t.misses.confirm_unpaired},
             {"chain_walk_truncated", t.misses.chain_truncated},
-            {"recursion", t.misses.recursion}}},
+            {"recursion", t.misses.recursion},
+            {"kprobe", value(t.misses.kprobe)}}},
           {"table", table_json(r.table)}};
 }
 
@@ -246,9 +247,11 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who) {
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));
   const auto& m = t.misses;
-  if (m.confirm_unpaired || m.chain_truncated || m.recursion)
-    out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}\n",
-                       m.confirm_unpaired, m.chain_truncated, m.recursion);
+  if (m.confirm_unpaired || m.chain_truncated || m.recursion || m.kprobe != Count{0})
+    out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}, "
+                       "skipped kprobe hits {}\n",
+                       m.confirm_unpaired, m.chain_truncated, m.recursion,
+                       m.kprobe ? fmt::format("{}", *m.kprobe) : "unknown (kernel before 6.7)");
   json attribution = {{"by_netns", by_netns_json(t.detail, who ? &who->netns_names : nullptr)}};
   if (who && who->top) attribution["by_source"] = by_source_json(*who);
   return out + attribution_text(attribution);

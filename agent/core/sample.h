@@ -65,6 +65,9 @@ struct Sample {
   std::array<uint64_t, CTBPF_TCP_STATES> tcp_deaths_by_state{};
   ByNetns by_netns;
   uint64_t recursion_misses = 0;  // program runs the kernel skipped (bpf_prog_info.recursion_misses)
+  // kprobe/kretprobe hits the kernel skipped (6.7+: perf link info `missed`); empty where the kernel
+  // does not say (kprobe family before 6.7), 0 where ctbpf has no kprobes.
+  std::optional<uint64_t> kprobe_misses = 0;
   Histogram chain{SlotKind::chain};
   LifetimeByProto lifetime = empty_lifetimes();
   std::optional<KernelStats> stats;

@@ -210,6 +210,31 @@ bool btf_has_enum_value(const std::string& type, const std::string& value) {
   return false;
 }
 
+namespace {
+
+bool has_nested_member(const btf* b, const btf_type* t, const std::string& member, int depth) {
+  if (depth > 6 || !(btf_is_struct(t) || btf_is_union(t))) return false;
+  const btf_member* m = btf_members(t);
+  for (uint16_t i = 0; i < btf_vlen(t); ++i, ++m) {
+    if (member == btf__name_by_offset(b, m->name_off)) return true;
+    const btf_type* inner = btf__type_by_id(b, btf__resolve_type(b, m->type) > 0
+                                                   ? static_cast<uint32_t>(btf__resolve_type(b, m->type))
+                                                   : m->type);
+    if (inner && has_nested_member(b, inner, member, depth + 1)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool btf_has_nested_member(const std::string& type, const std::string& member) {
+  for (uint32_t kind : {BTF_KIND_STRUCT, BTF_KIND_UNION}) {
+    auto found = find_type(type, kind);
+    if (found && has_nested_member(found->owner, found->type, member, 0)) return true;
+  }
+  return false;
+}
+
 std::optional<std::string> missing_bpf_privileges() {
   std::ifstream in("/proc/self/status");
   std::string line;

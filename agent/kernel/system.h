@@ -42,6 +42,9 @@ void release_btf();
 bool btf_has_member(const std::string& type, const std::string& member);
 /// True when enum `type` has enumerator `value` in vmlinux BTF.
 bool btf_has_enum_value(const std::string& type, const std::string& value);
+/// Whether `type` (a struct or union in BTF) has a member named `member` at any depth (through nested
+/// and anonymous members): how a uapi field that only a newer kernel fills is told apart.
+bool btf_has_nested_member(const std::string& type, const std::string& member);
 
 /// Empty when this process may load and attach BPF programs, else what is missing.
 std::optional<std::string> missing_bpf_privileges();

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -245,6 +246,9 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   auto& obs = t->observability_;
   obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
   obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
+  // 6.7 made the kernel count the kprobe hits it skips (kretprobe maxactive, another BPF program
+  // running on the CPU) and report them in each perf link's info; before, nobody can know them.
+  t->kprobe_misses_reported_ = family == core::Mode::kprobe && btf_has_nested_member("bpf_link_info", "missed");
   release_btf();
   clock.lap("btf queries");
 
@@ -284,6 +288,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
       return nullptr;
     }
     t->links_.push_back(link);
+    if (info.family == core::Mode::kprobe) t->kprobe_links_.push_back(link);
     if (info.function == "early_drop") early_drop = true;
     if (info.function == "nf_ct_resolve_clash") resolve_clash = true;
   }
@@ -390,6 +395,35 @@ core::BySource Tracer::sources() const {
   return out;
 }
 
+namespace {
+
+// struct bpf_link_info of a perf-event link as 6.7+ fills it (uapi linux/bpf.h; Debian 12's headers
+// predate it). Older kernels fill the first three fields only: the rest stays 0.
+struct PerfLinkInfo {
+  uint32_t type, id, prog_id, _pad;
+  uint32_t perf_event_type, _pad2;
+  uint64_t func_name;
+  uint32_t name_len, offset;
+  uint64_t addr, missed, cookie;
+  uint64_t _rest[8];
+};
+static_assert(offsetof(PerfLinkInfo, missed) == 48, "bpf_link_info.perf_event.kprobe.missed");
+
+}  // namespace
+
+std::optional<uint64_t> Tracer::kprobe_misses() const {
+  if (mode_ != core::Mode::kprobe) return 0;
+  if (!kprobe_misses_reported_) return std::nullopt;
+  uint64_t missed = 0;
+  for (auto* link : kprobe_links_) {
+    PerfLinkInfo info{};
+    uint32_t length = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_link__fd(link), &info, &length) != 0) return std::nullopt;
+    missed += info.missed;
+  }
+  return missed;
+}
+
 core::Sample Tracer::sample() const {
   core::Sample s;
   s.t_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -448,6 +482,7 @@ core::Sample Tracer::sample() const {
     if (bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &length) == 0)
       s.recursion_misses += info.recursion_misses;
   }
+  s.kprobe_misses = kprobe_misses();
   s.stats = read_kernel_stats();
   s.table = read_table_gauge();
   return s;

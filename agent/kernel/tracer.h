@@ -77,11 +77,14 @@ private:
   Tracer() = default;
   static std::unique_ptr<Tracer> load(core::Mode family, const Options& options, std::string& why_not);
   static int on_ring_record(void* ctx, void* data, size_t size);
+  std::optional<uint64_t> kprobe_misses() const;
 
   core::Mode mode_ = core::Mode::tracepoint;
   core::Observability observability_;
   ::conntrack_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
+  std::vector<bpf_link*> kprobe_links_;  // kprobe family: their perf link info counts skipped hits (6.7+)
+  bool kprobe_misses_reported_ = false;
   ring_buffer* ring_ = nullptr;
   const EventHandler* handler_ = nullptr;  // set only while polling
 };

@@ -146,6 +146,37 @@ CTBPF_INLINE int ctbpf_budget_admit(struct ctbpf_event_budget *b, __u64 now_ns, 
 	return 1;
 }
 
+/*
+ * Why __nf_conntrack_confirm() returned NF_DROP, decided from the entry's state at its return
+ * (bpf/core_fixes.bpf.h gathers the facts and explains the kernel's paths). Here, not in the BPF file,
+ * so a unit test covers both kernel behaviours, including the one no kernel here has.
+ */
+enum ctbpf_confirm_drop {
+	CTBPF_CONFIRM_DROP_INSERT_FAILED,     /* dying, or an unresolvable clash */
+	CTBPF_CONFIRM_DROP_CHAINTOOLONG,      /* the chain limit (or nf_ct_ext_valid_pre, indistinguishable) */
+	CTBPF_CONFIRM_DROP_ALREADY_CONFIRMED, /* a clone won: WARN_ON_ONCE, no statistic */
+	CTBPF_CONFIRM_DROP_AFTER_INSERT,      /* inserted, then killed (nf_ct_ext_valid_post) */
+};
+
+CTBPF_INLINE enum ctbpf_confirm_drop ctbpf_confirm_drop_kind(int confirmed, int dying, int linked, int clash_seen)
+{
+	if (confirmed && dying)
+		return CTBPF_CONFIRM_DROP_AFTER_INSERT;
+	if (confirmed && linked)
+		return CTBPF_CONFIRM_DROP_ALREADY_CONFIRMED;
+	if (clash_seen || dying)
+		return CTBPF_CONFIRM_DROP_INSERT_FAILED;
+	return CTBPF_CONFIRM_DROP_CHAINTOOLONG;
+}
+
+/* Was the entry ever in the table, asked as it is freed: every inserted entry leaves through
+ * nf_ct_delete(), which sets IPS_DYING, and the kernels that set IPS_CONFIRMED before confirm's checks
+ * free refused entries with that bit. */
+CTBPF_INLINE int ctbpf_was_inserted(int confirmed, int dying)
+{
+	return confirmed && dying;
+}
+
 /* Keep BPF and C++ in lockstep: both compilers check these. */
 #ifdef __cplusplus
 #define CTBPF_STATIC_ASSERT static_assert

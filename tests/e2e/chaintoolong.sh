@@ -14,6 +14,7 @@ n=${2:-20000}
 
 load_modules
 make_netns
+keep_udp_entries
 # hashsize is global (every netns shares the table): restored on exit. 1 rounds up to a page: 512.
 set_global /sys/module/nf_conntrack/parameters/hashsize 1
 buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)

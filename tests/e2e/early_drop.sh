@@ -15,6 +15,7 @@ max=${3:-2000}
 
 load_modules
 make_netns
+keep_udp_entries
 # Both are global (every netns shares them) and restored on exit; nf_conntrack_max is writable from
 # the initial netns only, which is where this script runs.
 set_global /sys/module/nf_conntrack/parameters/hashsize 1

@@ -83,6 +83,10 @@ make_netns() {
 
 in_ns() { ip netns exec "$NS" "$@"; }
 
+# keep_udp_entries: the test netns's UDP entries live 600 s instead of 30 (a per-netns sysctl), for
+# scenarios whose counts assume that nothing expires during the flood, however slow the machine is.
+keep_udp_entries() { in_ns sh -c 'echo 600 >/proc/sys/net/netfilter/nf_conntrack_udp_timeout'; }
+
 make_quiet_netns() {
 	ip netns add "$QUIET_NS"
 	ip -n "$QUIET_NS" link set lo up
