@@ -4,7 +4,9 @@
 //
 //   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports;
 //                prints "SENT REFUSED": a datagram conntrack drops on the way out (table full, chain
-//                too long) fails sendto() with EPERM and is counted as refused, not an error
+//                too long) fails sendto() with EPERM and is counted as refused, not an error.
+//                --burst B --gap-ms G: sleep G ms after every B datagrams, so the CPUs go idle between
+//                bursts (a gateway's conntrack then runs in softirq with the idle task current)
 //   flowgen udp-pairs --dst ADDR --port FIRST --count N             for each of N ports, two threads on
 //                two CPUs send one datagram each from ONE socket at the same instant: one flow per
 //                port, whose two first packets race to be confirmed (a clash when both are
@@ -72,7 +74,7 @@ Address address(const std::string& ip, unsigned port) {
 struct Args {
   std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
   std::vector<std::string> sources;
-  unsigned port = 20000, count = 0, threads = 4;
+  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -88,6 +90,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--count") a.count = static_cast<unsigned>(std::stoul(v));
     else if (k == "--ready") a.ready = v;
     else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--burst") a.burst = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--gap-ms") a.gap_ms = static_cast<unsigned>(std::stoul(v));
     else die("unknown option " + k);
   }
   return a;
@@ -115,6 +119,7 @@ int udp(const Args& a) {
         ++refused;
       else
         die(std::string("sendto: ") + std::strerror(errno));
+      if (a.burst && (i + 1) % a.burst == 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.gap_ms));
     }
     close(fd);
   }
