@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# gateway.sh MODE [UDP] [TCP] [NETEM] [BURST]: ctbpf on a NAT gateway (gateway_lib.sh), where conntrack runs in
+# gateway.sh MODE [UDP] [TCP] [NETEM] [BURST] [GAP]: ctbpf on a NAT gateway (gateway_lib.sh), where conntrack runs in
 # softirq on every CPU, often with the idle task current. Both clients at once, each in IPv4 and IPv6:
 # UDP new flows (UDP datagrams to as many ports, 500) and whole TCP connections (TCP of them, 100:
 # handshake, a byte, FIN both ways) through the router, which masquerades them to the server. netem
 # (NETEM, 5ms) on the clients' and the server's egress and RPS over every CPU on the router's
 # receive queues: the router's conntrack works from qdisc timers and RPS IPIs on both vCPUs. The UDP
-# senders pause 20 ms after every BURST datagrams (20), and the TCP clients mostly wait: the CPUs are
-# idle when the timers fire, so both confirm in softirq with the idle task (pid 0) current at once.
+# senders pause GAP ms (1) after every BURST datagrams (1), and the TCP clients mostly wait: the CPUs
+# are idle when the timers fire, and each softirq has little to do, so it runs on irq exit with the
+# idle task (pid 0) current rather than in ksoftirqd (a pid per CPU): both CPUs confirm as pid 0.
 # ctbpf runs in the router's netns. Then the router's table is flushed.
 # Oracles, all the router's: allocations = the nft counter of unconfirmed `ct state new` packets in
 # prerouting = the flows the generators made; conntrack -C before the flush; conntrack -S deltas.
@@ -18,7 +19,8 @@ mode=${1:?mode}
 udp=${2:-500}
 tcp=${3:-100}
 netem=${4:-5ms}
-burst=${5:-20}
+burst=${5:-1}
+gap=${6:-1}
 
 gateway_up --netem "$netem" --rps
 gateway_tcp_serve
@@ -38,7 +40,7 @@ gens=()
 for i in 1 2; do
 	for dst in "$GW_SERVER4" "$GW_SERVER6"; do
 		in_client "$i" timeout 300 "$CTBPF_FLOWGEN" udp --dst "$dst" --port 20000 --count "$udp" \
-			--burst "$burst" --gap-ms 20 >"$WORK/gen.udp.$i.$dst" 2>/dev/null &
+			--burst "$burst" --gap-ms "$gap" >"$WORK/gen.udp.$i.$dst" 2>/dev/null &
 		gens+=($!)
 		in_client "$i" timeout 300 "$CTBPF_FLOWGEN" tcp-connect --dst "$dst" --port "$GW_TCP_PORT" \
 			--count "$tcp" --threads 4 >"$WORK/gen.tcp.$i.$dst" &
