@@ -4,7 +4,9 @@
 //
 //   flowgen udp  --dst ADDR --port FIRST --count N [--src ADDR]...   one datagram to each of N ports;
 //                prints "SENT REFUSED": a datagram conntrack drops on the way out (table full, chain
-//                too long) fails sendto() with EPERM and is counted as refused, not an error
+//                too long) fails sendto() with EPERM and is counted as refused, not an error.
+//                --burst B --gap-ms G: sleep G ms after every B datagrams, so the CPUs go idle between
+//                bursts (a gateway's conntrack then runs in softirq with the idle task current)
 //   flowgen udp-pairs --dst ADDR --port FIRST --count N             for each of N ports, two threads on
 //                two CPUs send one datagram each from ONE socket at the same instant: one flow per
 //                port, whose two first packets race to be confirmed (a clash when both are
@@ -12,7 +14,13 @@
 //                "SENT REFUSED" like udp
 //   flowgen tcp-listen --addr ADDR --port P                          accept and hold connections
 //   flowgen tcp-hold --dst ADDR --port P --count N [--ready FILE]    open N connections, hold until SIGTERM
+//   flowgen tcp-serve --addr ADDR --port P [--ready FILE]            accept connections, read each to EOF,
+//                close it (the server's half of tcp-connect), until SIGTERM
+//   flowgen tcp-connect --dst ADDR --port P --count N [--threads T]  N whole connections, T at a time (4):
+//                handshake, one byte, FIN, wait for the server's FIN, close; prints "DONE FAILED"
+//                (FAILED: a connect, send or read that failed; the test decides what that means)
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sched.h>
@@ -66,7 +74,7 @@ Address address(const std::string& ip, unsigned port) {
 struct Args {
   std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
   std::vector<std::string> sources;
-  unsigned port = 20000, count = 0;
+  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -81,6 +89,9 @@ Args parse(int argc, char** argv) {
     else if (k == "--port") a.port = static_cast<unsigned>(std::stoul(v));
     else if (k == "--count") a.count = static_cast<unsigned>(std::stoul(v));
     else if (k == "--ready") a.ready = v;
+    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--burst") a.burst = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--gap-ms") a.gap_ms = static_cast<unsigned>(std::stoul(v));
     else die("unknown option " + k);
   }
   return a;
@@ -108,6 +119,7 @@ int udp(const Args& a) {
         ++refused;
       else
         die(std::string("sendto: ") + std::strerror(errno));
+      if (a.burst && (i + 1) % a.burst == 0) std::this_thread::sleep_for(std::chrono::milliseconds(a.gap_ms));
     }
     close(fd);
   }
@@ -193,15 +205,73 @@ int tcp_hold(const Args& a) {
   return 0;
 }
 
+// Closes each connection when the client has closed its side, so every connection ends with a FIN from
+// both ends (a close with unread data would send a RST instead). One thread, poll over all of them.
+int tcp_serve(const Args& a) {
+  auto sa = address(a.addr, a.port);
+  int lfd = socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(lfd, sa.sa(), sa.len) != 0 || listen(lfd, 4096) != 0)
+    die(std::string("listen: ") + std::strerror(errno));
+  if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  std::signal(SIGTERM, on_signal);
+  std::vector<pollfd> fds{{lfd, POLLIN, 0}};
+  while (!g_stop) {
+    if (poll(fds.data(), fds.size(), 200) < 0) continue;  // EINTR on SIGTERM
+    for (std::size_t i = fds.size(); i-- > 1;) {
+      if (!fds[i].revents) continue;
+      char buf[256];
+      ssize_t n = read(fds[i].fd, buf, sizeof(buf));
+      if (n > 0 || (n < 0 && errno == EAGAIN)) continue;
+      close(fds[i].fd);  // EOF (or an error): our FIN goes out now
+      fds[i] = fds.back();
+      fds.pop_back();
+    }
+    if (fds[0].revents & POLLIN) {
+      int c;
+      while ((c = accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK)) >= 0) fds.push_back({c, POLLIN, 0});
+    }
+  }
+  return 0;
+}
+
+// One whole TCP connection: handshake, a byte, our FIN, the server's FIN (read returns 0), close.
+bool tcp_one(const Address& sa) {
+  int fd = socket(sa.family(), SOCK_STREAM, 0);
+  if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
+  char byte = 'x';
+  bool ok = connect(fd, sa.sa(), sa.len) == 0 && send(fd, &byte, 1, MSG_NOSIGNAL) == 1 &&
+            shutdown(fd, SHUT_WR) == 0 && read(fd, &byte, 1) == 0;
+  close(fd);
+  return ok;
+}
+
+int tcp_connect(const Args& a) {
+  if (a.threads == 0) die("--threads must be at least 1");
+  const auto sa = address(a.dst, a.port);
+  std::atomic<unsigned> next{0}, done{0}, failed{0};
+  auto worker = [&] {
+    while (next.fetch_add(1) < a.count) (tcp_one(sa) ? done : failed).fetch_add(1);
+  };
+  std::vector<std::thread> workers;
+  for (unsigned i = 0; i < a.threads; ++i) workers.emplace_back(worker);
+  for (auto& w : workers) w.join();
+  std::printf("%u %u\n", done.load(), failed.load());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold [options]");
+  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold|tcp-serve|tcp-connect [options]");
   std::string cmd = argv[1];
   Args a = parse(argc, argv);
   if (cmd == "udp") return udp(a);
   if (cmd == "udp-pairs") return udp_pairs(a);
   if (cmd == "tcp-listen") return tcp_listen(a);
   if (cmd == "tcp-hold") return tcp_hold(a);
+  if (cmd == "tcp-serve") return tcp_serve(a);
+  if (cmd == "tcp-connect") return tcp_connect(a);
   die("unknown command " + cmd);
 }
