@@ -124,7 +124,8 @@ Command add_doctor(CLI::App& parent) {
       "Observe conntrack for a while (-d), then print findings: table fill and time to full, chain\n"
       "length, drop causes, timeouts, memory, stateless traffic; each with the commands to fix it.\n"
       "Read-only: it changes nothing.");
-  cmd->add_option("-d,--duration", o->duration_s, "Seconds to observe")->check(kPositiveSeconds)->default_val(10.0);
+  cmd->add_option("-d,--duration", o->duration_s, "Seconds to observe")
+      ->check(bounded(core::kDurationSeconds))->default_val(10.0);
   cmd->add_flag("--json", o->json, "One JSON object: inputs, the trace summary, findings");
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");

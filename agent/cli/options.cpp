@@ -2,15 +2,10 @@
 
 namespace ctbpf::cli {
 
-const CLI::Validator kPositiveSeconds(
-    [](std::string& text) -> std::string {
-      try {
-        if (std::stod(text) > 0) return {};
-      } catch (const std::exception&) {
-      }
-      return "must be a positive number of seconds, got '" + text + "'";
-    },
-    "SECONDS>0");
+CLI::Validator bounded(const core::Bound& bound) {
+  return CLI::Validator([bound](std::string& text) { return core::check_bound(text, bound); },
+                        core::bound_text(bound));
+}
 
 void add_mode_option(CLI::App& cmd, std::string& mode) {
   cmd.add_option("--mode", mode, "Attach family: auto tries fentry, then kprobe, then tracepoint")

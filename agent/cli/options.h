@@ -4,10 +4,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/bounds.h"
+
 namespace ctbpf::cli {
 
-/// CLI::PositiveNumber prints the whole double range in its error; this says it plainly.
-extern const CLI::Validator kPositiveSeconds;
+/// Checks a number against its bound (core/bounds.h) before CLI11 converts it: non-finite, absurd
+/// or fractional-count values stop with exit 2 and one line; --help shows the range.
+CLI::Validator bounded(const core::Bound& bound);
 
 /// --mode auto|fentry|kprobe|tracepoint.
 void add_mode_option(CLI::App& cmd, std::string& mode);

@@ -289,7 +289,7 @@ Command add_serve(CLI::App& parent) {
   cmd->add_option("--listen", o->listen, "HOST:PORT to listen on; loopback unless you name another address")
       ->default_val("127.0.0.1:9640");
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between reads of the kernel's counters")
-      ->check(kPositiveSeconds)
+      ->check(bounded(core::kIntervalSeconds))
       ->default_val(2.0);
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once listening and attached");
@@ -297,23 +297,25 @@ Command add_serve(CLI::App& parent) {
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random; serve's 64\n"
                   "(trace: 8) costs new flows an eighth of trace's birth records and lets the\n"
                   "65536-slot births map cover a 4M-entry table")
+      ->check(bounded(core::kLifetimeSample))
       ->default_val(64);
   cmd->add_option("--drop-events-rate", o->drop_events_rate,
                   "Drop events (cause, netns) per second per CPU the kernel puts in the ring for\n"
                   "ctbpf_conntrack_drop_events_total; the rest are only counted (suppressed). Limited\n"
                   "in the kernel so a drop storm costs no ring space or user-space work per packet;\n"
                   "drops_total stays exact. 0: no limit")
+      ->check(bounded(core::kEventsPerSecond))
       ->default_val(o->drop_events_rate);
   cmd->add_option("--record", o->record_dir,
                   "Rolling snapshots (the `ctbpf snapshot` format) in DIR; SIGHUP writes one now");
   cmd->add_option("--record-every", o->record_every_s, "Seconds per rolling snapshot")
-      ->check(kPositiveSeconds)
+      ->check(bounded(core::kRecordEverySeconds))
       ->default_val(300);
   cmd->add_option("--record-keep", o->record_retention.keep_files, "Newest snapshot files kept")
-      ->check(CLI::PositiveNumber)
+      ->check(bounded(core::kRecordKeepFiles))
       ->default_val(288);
   cmd->add_option("--record-max-age", o->record_retention.max_age_s, "Seconds after which snapshot files are deleted")
-      ->check(kPositiveSeconds)
+      ->check(bounded(core::kRecordMaxAgeSeconds))
       ->default_val(7 * 86400);
   return {cmd, [o] { return run_serve(*o); }};
 }

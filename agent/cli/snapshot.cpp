@@ -106,17 +106,19 @@ Command add_snapshot(CLI::App& parent) {
       "snapshot",
       "Trace for -d seconds (Ctrl-C ends it early), then write one JSON document: host, kernel, sysctls,\n"
       "the trace summary with full histograms, and every interval. Written atomically.");
-  cmd->add_option("-d,--duration", o->duration_s, "Seconds to trace")->check(kPositiveSeconds)->default_val(10.0);
+  cmd->add_option("-d,--duration", o->duration_s, "Seconds to trace")
+      ->check(bounded(core::kDurationSeconds))->default_val(10.0);
   cmd->add_option("-i,--interval", o->interval_s, "Seconds per interval of the series")
-      ->check(kPositiveSeconds)
+      ->check(bounded(core::kIntervalSeconds))
       ->default_val(1.0);
   cmd->add_option("-o,--output", o->output, "The JSON file to write")->required();
   add_mode_option(*cmd, o->mode);
   cmd->add_option("--top", o->top, "Also count entries per source address and keep the busiest N in the summary")
-      ->check(CLI::Range(1, 1000));
+      ->check(bounded(core::kTopRows));
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+      ->check(bounded(core::kLifetimeSample))
       ->default_val(8);
   return {cmd, [o] { return run_snapshot(*o); }};
 }

@@ -125,10 +125,11 @@ Command add_top(CLI::App& parent) {
   auto* cmd = parent.add_subcommand(
       "top", "Who fills the table: the namespaces and source addresses holding the most entries, live");
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between refreshes")
-      ->check(kPositiveSeconds)
+      ->check(bounded(core::kIntervalSeconds))
       ->default_val(1.0);
-  cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")->check(kPositiveSeconds);
-  cmd->add_option("-n,--top", o->top, "Rows per table")->check(CLI::Range(1, 1000))->default_val(10);
+  cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")
+      ->check(bounded(core::kDurationSeconds));
+  cmd->add_option("-n,--top", o->top, "Rows per table")->check(bounded(core::kTopRows))->default_val(10);
   cmd->add_flag("--json", o->json, "One JSON object per refresh (\"type\":\"top\"), the last with \"final\":true");
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached");

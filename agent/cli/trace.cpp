@@ -77,13 +77,11 @@ kernel::Tracer::Options tracer_options(const TraceOptions& options) {
   return o;
 }
 
+// Each option has its own bound (cli/options.h); their sum has one more.
 void check_record_options(const core::RecorderOptions& r) {
   if (r.before + 1 + r.after > core::kSnapshotMaxIntervals)
     throw Error(kExitUsage, fmt::format("--record-before + --record-after must stay below {} intervals",
                                         core::kSnapshotMaxIntervals));
-  if (r.keep_files == 0) throw Error(kExitUsage, "--record-keep must be at least 1");
-  if (r.quiet_s < 0) throw Error(kExitUsage, "--record-quiet must not be negative");
-  if (r.max_age_s <= 0) throw Error(kExitUsage, "--record-max-age must be positive");
 }
 
 // The file side of `trace --record DIR`: core::Recorder decides, this writes and prunes. A file that
@@ -249,9 +247,10 @@ Command add_trace(CLI::App& parent) {
       "Trace conntrack until Ctrl-C (or -d): insert/destroy rates, chain lengths, drop causes.\n"
       "Ctrl-C, SIGTERM and the end of -d print a summary.");
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between interval reports")
-      ->check(kPositiveSeconds)
+      ->check(bounded(core::kIntervalSeconds))
       ->default_val(1.0);
-  cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")->check(kPositiveSeconds);
+  cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")
+      ->check(bounded(core::kDurationSeconds));
   cmd->add_flag("--json", o->json, "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"");
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
@@ -262,31 +261,39 @@ Command add_trace(CLI::App& parent) {
       ->default_str("drop");
   cmd->add_option("--events-rate", o->events_rate,
                   "At most this many event lines per second (0: no limit); the rest are counted")
+      ->check(bounded(core::kEventsPerSecond))
       ->default_val(1000);
   cmd->add_option("--ring-size", o->ring_bytes,
                   "Ring buffer bytes for --events (power of two); a full ring counts lost_events")
+      ->check(bounded(core::kRingBytes))
       ->default_val(1 << 20);
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+      ->check(bounded(core::kLifetimeSample))
       ->default_val(8);
   cmd->add_option("--top", o->top,
                   "Also count entries per source address (kernel work on every insert) and put the\n"
                   "busiest N, by live entries and by inserts, in the summary (\"by_source\")")
-      ->check(CLI::Range(1, 1000));
+      ->check(bounded(core::kTopRows));
   cmd->add_option("--record", o->record_dir,
                   "Flight recorder: when a drop cause (table_full, early_drop, insert_failed,\n"
                   "chaintoolong, alloc_failed) fires, write a snapshot of the intervals around it here")
       ->type_name("DIR");
   cmd->add_option("--record-before", o->record.before, "Intervals kept before the one that fires")
+      ->check(bounded(core::kRecordIntervals))
       ->default_val(o->record.before);
   cmd->add_option("--record-after", o->record.after, "Intervals after it, waited for before writing")
+      ->check(bounded(core::kRecordIntervals))
       ->default_val(o->record.after);
   cmd->add_option("--record-quiet", o->record.quiet_s,
                   "Seconds without drops before another burst gets its own snapshot")
+      ->check(bounded(core::kRecordQuietSeconds))
       ->default_val(o->record.quiet_s);
   cmd->add_option("--record-keep", o->record.keep_files, "Newest snapshot files kept in the directory")
+      ->check(bounded(core::kRecordKeepFiles))
       ->default_val(o->record.keep_files);
   cmd->add_option("--record-max-age", o->record.max_age_s, "Seconds after which a snapshot file is deleted")
+      ->check(bounded(core::kRecordMaxAgeSeconds))
       ->default_val(o->record.max_age_s);
   return {cmd, [o] { return run_trace(*o); }};
 }
