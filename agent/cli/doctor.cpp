@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/doctor.h"
@@ -23,6 +24,13 @@
 namespace ctbpf::cli {
 
 namespace {
+
+struct DoctorOptions {
+  double duration_s = 10.0;
+  bool json = false;
+  std::string mode = "auto";
+  std::string ready_file;
+};
 
 core::Count delta(const std::optional<core::KernelStats>& before, const std::optional<core::KernelStats>& after,
             core::Count core::KernelStats::*field) {
@@ -50,8 +58,7 @@ std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>
   return idle;
 }
 
-}  // namespace
-
+/// Observes for duration_s, then prints findings with the commands to fix them. Changes nothing.
 int run_doctor(const DoctorOptions& options) {
   kernel::Tracer::Options topts;
   if (options.mode != "auto") {
@@ -108,4 +115,20 @@ int run_doctor(const DoctorOptions& options) {
   return kExitOk;
 }
 
+}  // namespace
+
+Command add_doctor(CLI::App& parent) {
+  auto o = std::make_shared<DoctorOptions>();
+  auto* cmd = parent.add_subcommand(
+      "doctor",
+      "Observe conntrack for a while (-d), then print findings: table fill and time to full, chain\n"
+      "length, drop causes, timeouts, memory, stateless traffic; each with the commands to fix it.\n"
+      "Read-only: it changes nothing.");
+  cmd->add_option("-d,--duration", o->duration_s, "Seconds to observe")
+      ->check(bounded(core::kDurationSeconds))->default_val(10.0);
+  cmd->add_flag("--json", o->json, "One JSON object: inputs, the trace summary, findings");
+  add_mode_option(*cmd, o->mode);
+  add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
+  return {cmd, [o] { return run_doctor(*o); }};
+}
 }  // namespace ctbpf::cli

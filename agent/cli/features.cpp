@@ -13,6 +13,12 @@
 
 namespace ctbpf::cli {
 
+namespace {
+
+struct FeaturesOptions {
+  bool json = false;
+};
+
 int run_features(const FeaturesOptions& options) {
   if (auto missing = kernel::missing_bpf_privileges()) throw Error(kExitUnsupported, *missing);
   using nlohmann::json;
@@ -72,4 +78,13 @@ int run_features(const FeaturesOptions& options) {
   return mode.empty() ? kExitUnsupported : kExitOk;
 }
 
+}  // namespace
+
+Command add_features(CLI::App& parent) {
+  auto o = std::make_shared<FeaturesOptions>();
+  auto* cmd = parent.add_subcommand(
+      "features", "What this kernel offers: BTF, ring buffer, which attach families work (by trial)");
+  cmd->add_flag("--json", o->json, "One JSON object on stdout");
+  return {cmd, [o] { return run_features(*o); }};
+}
 }  // namespace ctbpf::cli

@@ -15,6 +15,15 @@ namespace ctbpf::cli {
 
 namespace {
 
+struct ReportOptions {
+  std::string file;
+  std::string html;  // write the HTML page here instead of the terminal report
+};
+
+struct DiffOptions {
+  std::string a, b;
+};
+
 nlohmann::json load_snapshot(const std::string& path) {
   auto bytes = kernel::read_file_capped(path, core::kSnapshotMaxBytes);
   try {
@@ -29,8 +38,7 @@ int terminal_width() {
   return isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 100;
 }
 
-}  // namespace
-
+/// Renders a snapshot in the terminal, or as one self-contained HTML page.
 int run_report(const ReportOptions& options) {
   auto doc = load_snapshot(options.file);
   if (!options.html.empty()) {
@@ -42,6 +50,7 @@ int run_report(const ReportOptions& options) {
   return kExitOk;
 }
 
+/// What changed between two snapshots; exit 0 whether or not anything did.
 int run_diff(const DiffOptions& options) {
   auto a = load_snapshot(options.a);
   auto b = load_snapshot(options.b);
@@ -49,4 +58,23 @@ int run_diff(const DiffOptions& options) {
   return kExitOk;
 }
 
+}  // namespace
+
+Command add_report(CLI::App& parent) {
+  auto o = std::make_shared<ReportOptions>();
+  auto* cmd = parent.add_subcommand(
+      "report", "Render a snapshot: summary, drops by cause, histograms, rate timeline (or --html)");
+  cmd->add_option("FILE", o->file, "A snapshot written by ctbpf snapshot or trace --record")->required();
+  cmd->add_option("--html", o->html, "Write one self-contained HTML page (inline SVG) here");
+  return {cmd, [o] { return run_report(*o); }};
+}
+
+Command add_diff(CLI::App& parent) {
+  auto o = std::make_shared<DiffOptions>();
+  auto* cmd = parent.add_subcommand(
+      "diff", "What changed between two snapshots: rates, percentiles, drop causes, table, sysctls");
+  cmd->add_option("A", o->a, "The earlier snapshot")->required();
+  cmd->add_option("B", o->b, "The later snapshot")->required();
+  return {cmd, [o] { return run_diff(*o); }};
+}
 }  // namespace ctbpf::cli

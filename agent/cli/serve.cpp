@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/events.h"
@@ -36,6 +37,18 @@
 namespace ctbpf::cli {
 
 namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:9640";
+  double interval_s = 2.0;
+  std::string mode = "auto";
+  std::string ready_file;
+  uint32_t lifetime_one_in = 64;       // always-on: cheaper sampling (see --help)
+  uint32_t drop_events_rate = 100;     // drop events per second per CPU into the ring; 0 = no limit
+  std::string record_dir;              // rolling snapshots here; empty = off
+  double record_every_s = 300;         // one snapshot per this many seconds
+  core::RecorderOptions record_retention;  // keep_files and max_age_s apply
+};
 
 struct Endpoint {
   std::string host;
@@ -186,8 +199,6 @@ void install_routes(httplib::Server& server, Pages& pages) {
   server.set_payload_max_length(4096);
 }
 
-}  // namespace
-
 int run_serve(const ServeOptions& options) {
   const auto endpoint = parse_listen(options.listen);
   kernel::Tracer::Options topts;
@@ -267,4 +278,45 @@ int run_serve(const ServeOptions& options) {
   return kExitOk;
 }
 
+}  // namespace
+
+Command add_serve(CLI::App& parent) {
+  auto o = std::make_shared<ServeOptions>();
+  auto* cmd = parent.add_subcommand(
+      "serve",
+      "Always-on: in-kernel aggregation only, exposed as Prometheus metrics on GET /metrics\n"
+      "(OpenMetrics when the scraper asks for it) and GET /healthz. SIGTERM stops it cleanly.");
+  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on; loopback unless you name another address")
+      ->default_val("127.0.0.1:9640");
+  cmd->add_option("-i,--interval", o->interval_s, "Seconds between reads of the kernel's counters")
+      ->check(bounded(core::kIntervalSeconds))
+      ->default_val(2.0);
+  add_mode_option(*cmd, o->mode);
+  add_ready_file_option(*cmd, o->ready_file, "Write this file once listening and attached");
+  cmd->add_option("--lifetime-sample", o->lifetime_one_in,
+                  "Keep lifetimes for 1 entry in N (power of two), chosen at random; serve's 64\n"
+                  "(trace: 8) costs new flows an eighth of trace's birth records and lets the\n"
+                  "65536-slot births map cover a 4M-entry table")
+      ->check(bounded(core::kLifetimeSample))
+      ->default_val(64);
+  cmd->add_option("--drop-events-rate", o->drop_events_rate,
+                  "Drop events (cause, netns) per second per CPU the kernel puts in the ring for\n"
+                  "ctbpf_conntrack_drop_events_total; the rest are only counted (suppressed). Limited\n"
+                  "in the kernel so a drop storm costs no ring space or user-space work per packet;\n"
+                  "drops_total stays exact. 0: no limit")
+      ->check(bounded(core::kEventsPerSecond))
+      ->default_val(o->drop_events_rate);
+  cmd->add_option("--record", o->record_dir,
+                  "Rolling snapshots (the `ctbpf snapshot` format) in DIR; SIGHUP writes one now");
+  cmd->add_option("--record-every", o->record_every_s, "Seconds per rolling snapshot")
+      ->check(bounded(core::kRecordEverySeconds))
+      ->default_val(300);
+  cmd->add_option("--record-keep", o->record_retention.keep_files, "Newest snapshot files kept")
+      ->check(bounded(core::kRecordKeepFiles))
+      ->default_val(288);
+  cmd->add_option("--record-max-age", o->record_retention.max_age_s, "Seconds after which snapshot files are deleted")
+      ->check(bounded(core::kRecordMaxAgeSeconds))
+      ->default_val(7 * 86400);
+  return {cmd, [o] { return run_serve(*o); }};
+}
 }  // namespace ctbpf::cli

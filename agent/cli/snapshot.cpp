@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/trace_loop.h"
 #include "cli/who_fills.h"
 #include "core/snapshot.h"
@@ -22,6 +23,16 @@ namespace ctbpf::cli {
 
 namespace {
 
+struct SnapshotOptions {
+  double duration_s = 10.0;
+  double interval_s = 1.0;
+  std::string output;  // the JSON file, written atomically
+  std::string mode = "auto";
+  std::string ready_file;
+  uint32_t lifetime_one_in = 8;
+  std::size_t top = 0;  // --top: the busiest N sources in the summary; 0 = not tracked
+};
+
 // Fail before tracing for a minute, not after: the output's directory must take a new file.
 void check_output(const std::string& path) {
   auto slash = path.rfind('/');
@@ -31,8 +42,7 @@ void check_output(const std::string& path) {
     throw Error(kExitUsage, fmt::format("-o {}: directory {}: {}", path, dir, std::strerror(errno)));
 }
 
-}  // namespace
-
+/// Traces for duration_s (or until Ctrl-C / SIGTERM) and writes one snapshot document.
 int run_snapshot(const SnapshotOptions& options) {
   check_output(options.output);
   // Every interval but the tail is full; the tail may add one.
@@ -88,4 +98,28 @@ int run_snapshot(const SnapshotOptions& options) {
   return kExitOk;
 }
 
+}  // namespace
+
+Command add_snapshot(CLI::App& parent) {
+  auto o = std::make_shared<SnapshotOptions>();
+  auto* cmd = parent.add_subcommand(
+      "snapshot",
+      "Trace for -d seconds (Ctrl-C ends it early), then write one JSON document: host, kernel, sysctls,\n"
+      "the trace summary with full histograms, and every interval. Written atomically.");
+  cmd->add_option("-d,--duration", o->duration_s, "Seconds to trace")
+      ->check(bounded(core::kDurationSeconds))->default_val(10.0);
+  cmd->add_option("-i,--interval", o->interval_s, "Seconds per interval of the series")
+      ->check(bounded(core::kIntervalSeconds))
+      ->default_val(1.0);
+  cmd->add_option("-o,--output", o->output, "The JSON file to write")->required();
+  add_mode_option(*cmd, o->mode);
+  cmd->add_option("--top", o->top, "Also count entries per source address and keep the busiest N in the summary")
+      ->check(bounded(core::kTopRows));
+  add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
+  cmd->add_option("--lifetime-sample", o->lifetime_one_in,
+                  "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+      ->check(bounded(core::kLifetimeSample))
+      ->default_val(8);
+  return {cmd, [o] { return run_snapshot(*o); }};
+}
 }  // namespace ctbpf::cli

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/attribution.h"
@@ -22,6 +23,15 @@
 namespace ctbpf::cli {
 
 namespace {
+
+struct TopOptions {
+  double interval_s = 1.0;
+  std::optional<double> duration_s;
+  bool json = false;
+  std::size_t top = 10;
+  std::string mode = "auto";
+  std::string ready_file;
+};
 
 // Names of the namespaces in these rows: the namer scans /proc only for an inode it has not seen.
 core::NetnsNames names_of(const core::TopList& netns, const core::TopList& sources, kernel::NetnsNamer& namer) {
@@ -55,8 +65,7 @@ std::string screen(const core::TopList& netns, const core::TopList& sources, con
   return out;
 }
 
-}  // namespace
-
+/// The namespaces and source addresses holding the most conntrack entries, live.
 int run_top(const TopOptions& options) {
   kernel::Tracer::Options topts;
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
@@ -109,4 +118,21 @@ int run_top(const TopOptions& options) {
   return kExitOk;
 }
 
+}  // namespace
+
+Command add_top(CLI::App& parent) {
+  auto o = std::make_shared<TopOptions>();
+  auto* cmd = parent.add_subcommand(
+      "top", "Who fills the table: the namespaces and source addresses holding the most entries, live");
+  cmd->add_option("-i,--interval", o->interval_s, "Seconds between refreshes")
+      ->check(bounded(core::kIntervalSeconds))
+      ->default_val(1.0);
+  cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")
+      ->check(bounded(core::kDurationSeconds));
+  cmd->add_option("-n,--top", o->top, "Rows per table")->check(bounded(core::kTopRows))->default_val(10);
+  cmd->add_flag("--json", o->json, "One JSON object per refresh (\"type\":\"top\"), the last with \"final\":true");
+  add_mode_option(*cmd, o->mode);
+  add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached");
+  return {cmd, [o] { return run_top(*o); }};
+}
 }  // namespace ctbpf::cli

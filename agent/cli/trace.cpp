@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "cli/trace_loop.h"
 #include "cli/who_fills.h"
 #include "core/aggregator.h"
@@ -25,6 +26,21 @@
 namespace ctbpf::cli {
 
 namespace {
+
+struct TraceOptions {
+  double interval_s = 1.0;
+  std::optional<double> duration_s;
+  bool json = false;
+  std::string mode = "auto";
+  std::string ready_file;
+  std::string events;           // comma list of drop,insert,destroy,all; empty = no event lines
+  uint32_t ring_bytes = 1 << 20;
+  uint64_t events_rate = 1000;  // event lines per second at most; 0 = unlimited
+  uint32_t lifetime_one_in = 8;
+  std::string record_dir;        // --record: the flight recorder writes snapshots here; empty = off
+  core::RecorderOptions record;  // its limits (--record-before, --record-after, ...)
+  std::size_t top = 0;           // --top: the busiest N sources in the summary; 0 = not tracked
+};
 
 void print(const std::string& line) {
   std::fputs(line.c_str(), stdout);
@@ -61,13 +77,11 @@ kernel::Tracer::Options tracer_options(const TraceOptions& options) {
   return o;
 }
 
+// Each option has its own bound (cli/options.h); their sum has one more.
 void check_record_options(const core::RecorderOptions& r) {
   if (r.before + 1 + r.after > core::kSnapshotMaxIntervals)
     throw Error(kExitUsage, fmt::format("--record-before + --record-after must stay below {} intervals",
                                         core::kSnapshotMaxIntervals));
-  if (r.keep_files == 0) throw Error(kExitUsage, "--record-keep must be at least 1");
-  if (r.quiet_s < 0) throw Error(kExitUsage, "--record-quiet must not be negative");
-  if (r.max_age_s <= 0) throw Error(kExitUsage, "--record-max-age must be positive");
 }
 
 // The file side of `trace --record DIR`: core::Recorder decides, this writes and prunes. A file that
@@ -134,8 +148,6 @@ private:
   double interval_s_;
   double wall_at_baseline_ = 0, baseline_t_ = 0;
 };
-
-}  // namespace
 
 int run_trace(const TraceOptions& options) {
   auto topts = tracer_options(options);
@@ -224,6 +236,66 @@ int run_trace(const TraceOptions& options) {
                   static_cast<unsigned long long>(limiter.suppressed()));
   }
   return kExitOk;
+}
+
+}  // namespace
+
+Command add_trace(CLI::App& parent) {
+  auto o = std::make_shared<TraceOptions>();
+  auto* cmd = parent.add_subcommand(
+      "trace",
+      "Trace conntrack until Ctrl-C (or -d): insert/destroy rates, chain lengths, drop causes.\n"
+      "Ctrl-C, SIGTERM and the end of -d print a summary.");
+  cmd->add_option("-i,--interval", o->interval_s, "Seconds between interval reports")
+      ->check(bounded(core::kIntervalSeconds))
+      ->default_val(1.0);
+  cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")
+      ->check(bounded(core::kDurationSeconds));
+  cmd->add_flag("--json", o->json, "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"");
+  add_mode_option(*cmd, o->mode);
+  add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
+  cmd->add_option("--events", o->events,
+                  "Stream one line per event: drop (default), insert, destroy or all, comma-separated;\n"
+                  "read in batches, so a line can be up to about 50 ms late")
+      ->expected(0, 1)
+      ->default_str("drop");
+  cmd->add_option("--events-rate", o->events_rate,
+                  "At most this many event lines per second (0: no limit); the rest are counted")
+      ->check(bounded(core::kEventsPerSecond))
+      ->default_val(1000);
+  cmd->add_option("--ring-size", o->ring_bytes,
+                  "Ring buffer bytes for --events (power of two); a full ring counts lost_events")
+      ->check(bounded(core::kRingBytes))
+      ->default_val(1 << 20);
+  cmd->add_option("--lifetime-sample", o->lifetime_one_in,
+                  "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+      ->check(bounded(core::kLifetimeSample))
+      ->default_val(8);
+  cmd->add_option("--top", o->top,
+                  "Also count entries per source address (kernel work on every insert) and put the\n"
+                  "busiest N, by live entries and by inserts, in the summary (\"by_source\")")
+      ->check(bounded(core::kTopRows));
+  cmd->add_option("--record", o->record_dir,
+                  "Flight recorder: when a drop cause (table_full, early_drop, insert_failed,\n"
+                  "chaintoolong, alloc_failed) fires, write a snapshot of the intervals around it here")
+      ->type_name("DIR");
+  cmd->add_option("--record-before", o->record.before, "Intervals kept before the one that fires")
+      ->check(bounded(core::kRecordIntervals))
+      ->default_val(o->record.before);
+  cmd->add_option("--record-after", o->record.after, "Intervals after it, waited for before writing")
+      ->check(bounded(core::kRecordIntervals))
+      ->default_val(o->record.after);
+  cmd->add_option("--record-quiet", o->record.quiet_s,
+                  "Seconds without drops before another burst gets its own snapshot")
+      ->check(bounded(core::kRecordQuietSeconds))
+      ->default_val(o->record.quiet_s);
+  cmd->add_option("--record-keep", o->record.keep_files, "Newest snapshot files kept in the directory")
+      ->check(bounded(core::kRecordKeepFiles))
+      ->default_val(o->record.keep_files);
+  cmd->add_option("--record-max-age", o->record.max_age_s, "Seconds after which a snapshot file is deleted")
+      ->check(bounded(core::kRecordMaxAgeSeconds))
+      ->default_val(o->record.max_age_s);
+  return {cmd, [o] { return run_trace(*o); }};
 }
 
 }  // namespace ctbpf::cli

@@ -20,6 +20,20 @@ run_ctbpf 2 trace --mode nonsense
 run_ctbpf 2 no-such-command
 run_ctbpf 2
 
+# Bounds (core/bounds.h): non-finite and absurd durations, intervals and counts stop at once with
+# exit 2 and one line, before anything is loaded (these once busy-looped or ended at once with exit 0).
+for args in "trace -i 1e10 -d 1" "trace -i 1e12 -d 2" "trace -i 0.01" "trace -d 1e10" "trace -d inf" \
+	"trace -d nan" "trace -d -1" "doctor -d 1e12" "doctor -d inf" "top -i inf" "top -d 1e10" "top -n 0" \
+	"snapshot -o x.json -d inf" "snapshot -o x.json -i nan" "serve -i 1e10" "serve --record-every inf" \
+	"serve --record-keep 0" "serve --record-max-age 1e300" "serve --drop-events-rate -1" "trace --top 2.5" \
+	"trace --events-rate 1e99" "trace --ring-size 1e10" "trace --lifetime-sample inf" \
+	"trace --record-quiet nan" "trace --record-before 1e6"; do
+	# shellcheck disable=SC2086 # word splitting wanted: one string per command line
+	run_ctbpf 2 $args
+	expect "ctbpf $args says the range" "$(grep -c 'must be a .* from .* to .*, got' "$WORK/err")" 1
+done
+expect "--help shows the interval's range" "$("$CTBPF_BIN" trace --help | grep -c '0.1..3600 s')" 1
+
 rc=0
 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$CTBPF_BIN" trace -d 1 \
 	>"$WORK/out" 2>"$WORK/err" || rc=$?

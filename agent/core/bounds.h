@@ -1,0 +1,50 @@
+#pragma once
+// The one check for every number on the command line (durations, intervals, counts): finite, in
+// range, whole when it counts something. Pure, so every bound has a unit test.
+#include <string>
+#include <string_view>
+
+namespace ctbpf::core {
+
+struct Bound {
+  double min;              // the smallest value allowed
+  double max;              // the largest value allowed
+  bool integer = false;    // a count: no fraction, no exponent games
+  const char* unit = "";   // "s" for seconds, "" for counts
+  bool min_exclusive = false;  // (min, max] rather than [min, max]
+};
+
+/// Seconds between two samples: below 0.1 s the loop does little but sample, above an hour it is
+/// no longer "live".
+inline constexpr Bound kIntervalSeconds{0.1, 3600, false, "s"};
+/// Seconds to run or observe: a week at most (a longer watch is `serve`'s job).
+inline constexpr Bound kDurationSeconds{0, 7 * 86400, false, "s", true};
+/// The positional count of `trace INTERVAL COUNT` and `top INTERVAL COUNT`.
+inline constexpr Bound kIntervalCount{1, 1'000'000, true};
+/// Rows of a top-N list (trace/snapshot --top, top -n).
+inline constexpr Bound kTopRows{1, 1000, true};
+/// serve --record-every: one snapshot a day at the least often.
+inline constexpr Bound kRecordEverySeconds{1, 86400, false, "s"};
+/// --record-max-age: a year.
+inline constexpr Bound kRecordMaxAgeSeconds{1, 366 * 86400, false, "s"};
+/// --record-quiet: a day.
+inline constexpr Bound kRecordQuietSeconds{0, 86400, false, "s"};
+/// --record-keep: files kept in the directory.
+inline constexpr Bound kRecordKeepFiles{1, 100'000, true};
+/// --record-before / --record-after: intervals (their sum is also held below a snapshot's limit).
+inline constexpr Bound kRecordIntervals{0, 3600, true};
+/// --events-rate and --drop-events-rate: per second, 0 = no limit.
+inline constexpr Bound kEventsPerSecond{0, 100'000'000, true};
+/// --ring-size: bytes (a power of two, checked where the page size is known).
+inline constexpr Bound kRingBytes{4096, 1 << 30, true};
+/// --lifetime-sample: 1 entry in N (a power of two, checked by its user).
+inline constexpr Bound kLifetimeSample{1, 65536, true};
+
+/// Empty when `text` is a number within `bound`, else why not, for a one-line error
+/// (e.g. "must be a number of seconds from 0.1 to 3600, got 'inf'").
+std::string check_bound(std::string_view text, const Bound& bound);
+
+/// What `bound` allows, for --help: "0.1..3600 s", "1..1000".
+std::string bound_text(const Bound& bound);
+
+}  // namespace ctbpf::core
