@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/render.h"
+#include "kernel/netlink_stats.h"
 #include "kernel/error.h"
 #include "kernel/system.h"
 #include "kernel/tracer.h"
@@ -26,23 +28,31 @@ int run_features(const FeaturesOptions& options) {
 
   json families = json::object();
   std::string mode, why;
+  std::optional<core::Observability> picked;
   for (auto family : {core::Mode::fentry, core::Mode::kprobe, core::Mode::tracepoint}) {
-    kernel::FamilyTrial trial{false, "nf_conntrack is not in the running kernel (modprobe nf_conntrack)"};
+    kernel::FamilyTrial trial{false, "nf_conntrack is not in the running kernel (modprobe nf_conntrack)", {}};
     if (conntrack) trial = kernel::Tracer::trial(family);
     families[core::to_string(family)] = {{"usable", trial.usable}, {"reason", trial.reason}};
-    if (trial.usable && mode.empty()) mode = core::to_string(family);
+    if (trial.usable && mode.empty()) {
+      mode = core::to_string(family);
+      picked = trial.obs;
+    }
     if (!trial.usable) why += fmt::format("{} unusable: {}; ", core::to_string(family), trial.reason);
   }
   why += mode.empty() ? "no family works" : fmt::format("auto picks {}", mode);
 
-  json causes = {
-      {"table_full", kernel::btf_has_function("early_drop") || kernel::resolve_kernel_function("early_drop").has_value()},
-      {"early_drop", kernel::resolve_kernel_function("early_drop").has_value()},
-      {"chaintoolong", kernel::btf_has_member("ip_conntrack_stat", "chaintoolong")},
-      {"clash_resolve", kernel::btf_has_member("ip_conntrack_stat", "clash_resolve")},
-      {"netfilter_drop_reason",
-       kernel::btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP")},
-  };
+  // What the mode auto picks shows, field by field: the kernel's own counters as they answer now,
+  // run through the same path as trace, serve and snapshots.
+  json observable = nullptr;
+  json causes = json::object();
+  if (picked) {
+    core::Sample probe;
+    probe.stats = kernel::read_kernel_stats();
+    probe.table = kernel::read_table_gauge();
+    observable = core::observable_json(probe, *core::mode_from_string(mode), *picked);
+    causes = observable["drops"];
+    causes["netfilter_drop_reason"] = observable["netfilter_drops"];
+  }
   json report = {
       {"kernel", kernel::kernel_release()},
       {"btf", access("/sys/kernel/btf/vmlinux", R_OK) == 0},
@@ -52,6 +62,7 @@ int run_features(const FeaturesOptions& options) {
       {"mode", mode.empty() ? json(nullptr) : json(mode)},
       {"why", why},
       {"causes", causes},
+      {"observable", observable},
       // Skipped program runs: fentry and tracepoint programs' are always counted (probe_misses.recursion);
       // kprobe hits the kernel skips are reported from 6.7 on (probe_misses.kprobe), unknown before.
       {"kprobe_misses_reported", kernel::btf_has_nested_member("bpf_link_info", "missed")},
@@ -70,7 +81,18 @@ int run_features(const FeaturesOptions& options) {
                                           : ("unusable: " + f["reason"].get<std::string>()).c_str());
     std::printf("mode        %s\n", mode.empty() ? "none" : mode.c_str());
     for (auto& [name, present] : causes.items())
-      std::printf("cause %-22s %s\n", name.c_str(), present.get<bool>() ? "observable" : "absent");
+      std::printf("cause %-22s %s\n", name.c_str(),
+                  present.get<bool>() ? "observable" : fmt::format("not observable in {} mode", mode).c_str());
+    if (picked) {
+      std::string shown, hidden;
+      for (const char* key : {"allocs", "inserts", "destroys", "deletes", "chain_length", "lifetime_ms"})
+        (observable[key].get<bool>() ? shown : hidden) += std::string(" ") + key;
+      (observable["table"]["growth"].get<bool>() ? shown : hidden) += " table_growth";
+      (observable["kernel_stats"]["drop"].get<bool>() ? shown : hidden) += " kernel_stats";
+      std::printf("shows      %s\n", shown.empty() ? " -" : shown.c_str());
+      if (!hidden.empty()) std::printf("not shown  %s (null / -)\n", hidden.c_str());
+      std::printf("%s\n", core::scope_text(*core::mode_from_string(mode)).c_str());
+    }
     std::printf("skipped kprobe hits  %s\n", report["kprobe_misses_reported"].get<bool>()
                                                  ? "counted (probe_misses.kprobe)"
                                                  : "not reported by this kernel (6.7+): probe_misses.kprobe is null");

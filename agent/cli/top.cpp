@@ -46,21 +46,27 @@ std::string name_text(const core::NetnsNames& names, uint32_t netns) {
   return it == names.end() ? "" : core::printable(it->second);
 }
 
+// The counts of a row: INSERTS and INS/S, or "-" when only dumps were seen; then GROWTH/S.
+std::string counts(const core::TopRow& r) {
+  if (!r.inserts_seen)
+    return fmt::format("{:>10} {:>10} {:>10} {:>+9.0f}", r.live, "-", "-", r.growth_per_s);
+  return fmt::format("{:>10} {:>10} {:>10.0f} {:>+9.0f}", r.live, r.inserts, r.inserts_per_s, r.growth_per_s);
+}
+
 std::string screen(const core::TopList& netns, const core::TopList& sources, const core::NetnsNames& names,
-                   double t, uint64_t untracked) {
-  std::string out = fmt::format("\x1b[H\x1b[2Jctbpf top - who fills the conntrack table, {:.0f} s\n\n", t);
-  out += fmt::format("{:>10} {:>10} {:>10}  {:<12} {}\n", "LIVE", "INSERTS", "INS/S", "NETNS", "NAME");
+                   double t, uint64_t untracked, const std::string& note) {
+  std::string out = fmt::format("\x1b[H\x1b[2Jctbpf top - who fills the conntrack table, {:.0f} s\n", t);
+  out += note.empty() ? "\n" : note + "\n\n";
+  out += fmt::format("{:>10} {:>10} {:>10} {:>9}  {:<12} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "NETNS",
+                     "NAME");
   for (const auto& r : netns.rows)
-    out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<12} {}\n", r.live, r.inserts, r.inserts_per_s,
-                       r.key.netns, name_text(names, r.key.netns));
-  if (const auto& o = netns.other)
-    out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<12}\n", o->live, o->inserts, o->inserts_per_s, "other");
-  out += fmt::format("\n{:>10} {:>10} {:>10}  {:<40} {}\n", "LIVE", "INSERTS", "INS/S", "SOURCE", "NETNS");
+    out += fmt::format("{}  {:<12} {}\n", counts(r), r.key.netns, name_text(names, r.key.netns));
+  if (const auto& o = netns.other) out += fmt::format("{}  {:<12}\n", counts(*o), "other");
+  out += fmt::format("\n{:>10} {:>10} {:>10} {:>9}  {:<40} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "SOURCE",
+                     "NETNS");
   for (const auto& r : sources.rows)
-    out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<40} {}\n", r.live, r.inserts, r.inserts_per_s,
-                       core::address_text(r.key), name_text(names, r.key.netns));
-  if (const auto& o = sources.other)
-    out += fmt::format("{:>10} {:>10} {:>10.0f}  {:<40}\n", o->live, o->inserts, o->inserts_per_s, "other");
+    out += fmt::format("{}  {:<40} {}\n", counts(r), core::address_text(r.key), name_text(names, r.key.netns));
+  if (const auto& o = sources.other) out += fmt::format("{}  {:<40}\n", counts(*o), "other");
   if (untracked) out += fmt::format("\n{} inserts/destroys beyond the source map's bound were not attributed\n", untracked);
   return out;
 }
@@ -73,14 +79,22 @@ int run_top(const TopOptions& options) {
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
-  if (!tracer->observability().conntrack_points)
-    throw Error(kExitUnsupported,
-                "ctbpf top needs the fentry or kprobe family (see ctbpf features); this kernel only "
-                "allows tracepoints, which cannot see inserts");
+  // Without conntrack probes (tracepoint mode) a ctnetlink dump every interval is the only source:
+  // live entries of ctbpf's own netns, and their change between dumps.
+  const bool dumps_only = !tracer->observability().conntrack_points;
+  const std::string note =
+      dumps_only ? fmt::format("note: {} mode: live entries of this netns only, from a ctnetlink dump per interval; "
+                               "other namespaces and inserts/destroys are not visible (-)",
+                               core::to_string(tracer->mode()))
+                 : "";
+  if (dumps_only) std::fprintf(stderr, "ctbpf: top: %s\n", note.substr(6).c_str());
   core::Attribution attribution;
   // Entries that already exist, so "live" is right from the first second (this netns only: a dump
   // cannot see into others; theirs count from the start).
-  attribution.seed(kernel::dump_sources());
+  if (dumps_only)
+    attribution.replace_live(kernel::dump_sources(), 0);
+  else
+    attribution.seed(kernel::dump_sources());
   kernel::NetnsNamer namer;
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   aggregator.add(tracer->sample());
@@ -92,7 +106,11 @@ int run_top(const TopOptions& options) {
   auto last = start;
   auto emit = [&](bool final, const core::Sample& sample) {
     auto now = clock::now();
-    attribution.update(tracer->sources(), std::chrono::duration<double>(now - last).count());
+    const double since_last = std::chrono::duration<double>(now - last).count();
+    if (dumps_only)
+      attribution.replace_live(kernel::dump_sources(), since_last);
+    else
+      attribution.update(tracer->sources(), since_last);
     last = now;
     const double t = std::chrono::duration<double>(now - start).count();
     const uint64_t untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];
@@ -101,12 +119,18 @@ int run_top(const TopOptions& options) {
     const auto names = names_of(netns, sources, namer);
     if (options.json) {
       // Bounded: top rows per table, then one "other" row for the rest.
-      nlohmann::json j = {{"type", "top"}, {"t", t}, {"final", final}, {"untracked", untracked}};
+      nlohmann::json j = {{"type", "top"},
+                          {"t", t},
+                          {"final", final},
+                          {"mode", core::to_string(tracer->mode())},
+                          {"scope", dumps_only ? "own_netns" : "all_netns"},
+                          {"untracked", untracked}};
+      if (dumps_only) j["unobservable"] = {"other namespaces", "inserts", "destroys", "inserts_per_s"};
       j["netns"] = core::top_list_json(netns, names, false);
       j["sources"] = core::top_list_json(sources, names, true);
       std::puts(j.dump().c_str());
     } else {
-      auto text = screen(netns, sources, names, t, untracked);
+      auto text = screen(netns, sources, names, t, untracked, note);
       // Not a terminal, or the last refresh: no clear-screen codes.
       std::fputs((live && !final ? text : text.substr(text.find("ctbpf top"))).c_str(), stdout);
     }

@@ -168,6 +168,10 @@ int run_trace(const TraceOptions& options) {
     recorder.emplace(options, *tracer, who);
     recorder->start(baseline);
   }
+  // Never a silent nothing: events asked for in a mode that has none are refused in one line here
+  // and in the summary's "events".
+  const auto no_events = core::events_unavailable(topts.event_mask, tracer->mode(), obs);
+  if (no_events) std::fprintf(stderr, "ctbpf: %s\n", no_events->c_str());
   write_ready_file(options.ready_file, tracer->mode());
 
   // A terminal gets the live screen; pipes, files and --json get one line per interval.
@@ -226,11 +230,14 @@ int run_trace(const TraceOptions& options) {
     auto j = core::summary_json(summary, tracer->mode(), obs, &attribution);
     j["events"] = {{"delivered", limiter.delivered()},
                    {"suppressed", limiter.suppressed()},
-                   {"malformed", malformed_events}};
+                   {"malformed", malformed_events},
+                   {"unavailable", no_events ? nlohmann::json(*no_events) : nlohmann::json(nullptr)}};
     print(j.dump());
   } else {
     std::fputs(core::summary_text(summary, tracer->mode(), &attribution).c_str(), stdout);
-    if (topts.event_mask)
+    if (no_events)
+      std::printf("  events: none (%s)\n", no_events->c_str());
+    else if (topts.event_mask)
       std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
                   static_cast<unsigned long long>(limiter.delivered()),
                   static_cast<unsigned long long>(limiter.suppressed()));

@@ -53,6 +53,20 @@ Count minus(const Count& now, const Count& before) {
   return *now >= *before ? *now - *before : 0;
 }
 
+std::optional<int64_t> growth(const TableGauge& now, const TableGauge& before) {
+  if (!now.count || !before.count) return std::nullopt;
+  return static_cast<int64_t>(*now.count) - static_cast<int64_t>(*before.count);
+}
+
+KernelStats minus(const KernelStats& now, const KernelStats& before) {
+  KernelStats d;
+  for (auto field : {&KernelStats::found, &KernelStats::invalid, &KernelStats::insert, &KernelStats::insert_failed,
+                     &KernelStats::drop, &KernelStats::early_drop, &KernelStats::error,
+                     &KernelStats::search_restart, &KernelStats::clash_resolve, &KernelStats::chaintoolong})
+    d.*field = minus(now.*field, before.*field);
+  return d;
+}
+
 }  // namespace
 
 Totals derive(const Sample& s, const Observability& obs) {
@@ -81,6 +95,8 @@ Totals derive(const Sample& s, const Observability& obs) {
     }
     t.chain = s.chain;
     t.chain_max = s.chain_max;
+    // The kernel side keeps the exact longest chain since load: no percentile may exceed it.
+    if (s.chain.count()) t.chain->set_exact_max(s.chain_max);
     ProbeDetail d;
     d.inserts_by_proto = s.inserts_by_proto;
     d.destroys_by_proto = s.destroys_by_proto;
@@ -91,6 +107,10 @@ Totals derive(const Sample& s, const Observability& obs) {
     t.detail = d;
   } else {
     // Without conntrack probes, the kernel's own counters are the source (for the netns ctbpf runs in).
+    // `drop` counts a new flow refused by a full table with no early_drop victim (nf_conntrack_in's
+    // "table full, dropping packet"), and also the rarer drops of an unresolvable clash (counted in
+    // insert_failed too) and of a failed sequence adjustment: every packet conntrack itself dropped.
+    t.drops.table_full = stat(s, &KernelStats::drop);
     t.drops.insert_failed = stat(s, &KernelStats::insert_failed);
     t.drops.clash_resolve = stat(s, &KernelStats::clash_resolve);
     t.drops.chaintoolong = stat(s, &KernelStats::chaintoolong);
@@ -98,6 +118,7 @@ Totals derive(const Sample& s, const Observability& obs) {
   }
   // Packet-path "invalid" has no probe of its own yet: always the kernel's counter.
   t.drops.invalid = stat(s, &KernelStats::invalid);
+  t.kernel = s.stats;
   return t;
 }
 
@@ -121,6 +142,7 @@ Totals minus(const Totals& now, const Totals& before) {
   d.drops.clash_resolve = minus(now.drops.clash_resolve, before.drops.clash_resolve);
   d.drops.invalid = minus(now.drops.invalid, before.drops.invalid);
   d.drops.alloc_failed = minus(now.drops.alloc_failed, before.drops.alloc_failed);
+  if (now.kernel && before.kernel) d.kernel = minus(*now.kernel, *before.kernel);
   if (now.chain && before.chain) {
     d.chain = now.chain->minus(*before.chain);
     d.chain_max = d.chain->max_bound();
@@ -152,6 +174,11 @@ std::optional<double> Report::rate(const Count& count) const {
   return static_cast<double>(*count) / duration();
 }
 
+std::optional<double> Report::growth_per_s() const {
+  if (!growth || duration() <= 0) return std::nullopt;
+  return static_cast<double>(*growth) / duration();
+}
+
 std::optional<Report> Aggregator::add(const Sample& sample) {
   if (!first_) {
     first_ = sample;
@@ -163,6 +190,7 @@ std::optional<Report> Aggregator::add(const Sample& sample) {
   r.end_s = sample.t_s - first_->t_s;
   r.totals = minus(derive(sample, obs_), derive(*last_, obs_));
   r.table = sample.table;
+  r.growth = growth(sample.table, last_->table);
   last_ = sample;
   return r;
 }
@@ -176,6 +204,7 @@ Report Aggregator::summary() const {
   // The maps start empty when the programs load, so the exact maximum holds for the whole run.
   r.totals.chain_max = now.chain_max;
   r.table = last_->table;
+  r.growth = growth(last_->table, first_->table);
   return r;
 }
 

@@ -38,12 +38,15 @@ struct Totals {
   Count allocs, inserts, destroys, deletes;
   ProbeMisses misses;
   Drops drops;
-  Count netfilter_drops;
+  Count netfilter_drops;  // every netns: the kfree_skb tracepoint is not per namespace
   Count lost_events;
   uint64_t drop_events_suppressed = 0;  // drop events over the kernel's per-CPU budget (serve)
   std::optional<Histogram> chain;  // chain length at insertion
   Count chain_max;                 // exact longest chain (summary); the histogram's bound per interval
   std::optional<ProbeDetail> detail;
+  /// The kernel's own ctnetlink statistics (ctbpf's netns), every counter it has; empty when
+  /// ctnetlink did not answer.
+  std::optional<KernelStats> kernel;
 };
 
 /// Maps one cumulative sample onto the contract's fields.
@@ -55,9 +58,14 @@ struct Report {
   double start_s = 0, end_s = 0;  // relative to the first sample
   Totals totals;
   TableGauge table;
+  /// table.count at the end minus at the start (ctbpf's netns): net growth, negative when the table
+  /// shrank; the one rate of change left when inserts and destroys are unobservable.
+  std::optional<int64_t> growth;
   double duration() const { return end_s - start_s; }
   /// count / duration, empty when either is.
   std::optional<double> rate(const Count& count) const;
+  /// growth / duration, empty when either is.
+  std::optional<double> growth_per_s() const;
 };
 
 class Aggregator {

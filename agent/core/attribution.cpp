@@ -49,9 +49,29 @@ std::optional<std::string> container_from_cgroup(const std::string& cgroup_file)
 void Attribution::seed(const BySource& existing) { seed_ = existing; }
 
 void Attribution::update(const BySource& cumulative, double interval_s) {
+  previous_live_ = live();
+  have_previous_ = true;
   previous_ = std::move(now_);
   now_ = cumulative;
   interval_s_ = interval_s;
+}
+
+void Attribution::replace_live(const BySource& dumped, double interval_s) {
+  previous_live_ = live();
+  have_previous_ = dumps_only_;  // the first dump has nothing to grow from
+  dumps_only_ = true;
+  seed_ = dumped;
+  now_.clear();
+  previous_.clear();
+  interval_s_ = interval_s;
+}
+
+std::map<SourceKey, int64_t> Attribution::live() const {
+  std::map<SourceKey, int64_t> out;
+  for (const auto& [k, counts] : seed_) out[k] += static_cast<int64_t>(counts.inserts);
+  for (const auto& [k, counts] : now_)
+    out[k] += static_cast<int64_t>(counts.inserts) - static_cast<int64_t>(counts.destroys);
+  return out;
 }
 
 std::vector<TopRow> Attribution::rows(bool by_netns, TopOrder order) const {
@@ -71,9 +91,21 @@ std::vector<TopRow> Attribution::rows(bool by_netns, TopOrder order) const {
     if (interval_s_ > 0 && counts.inserts >= earlier)
       row.inserts_per_s += static_cast<double>(counts.inserts - earlier) / interval_s_;
   }
+  if (have_previous_) {
+    // A source gone since the previous update still shows its loss in its netns's row.
+    for (const auto& [k, before] : previous_live_) {
+      auto& row = rows[key_of(k)];
+      row.growth -= before;
+    }
+    for (auto& [k, row] : rows) row.growth += row.live;
+  }
   std::vector<TopRow> out;
   for (auto& [k, row] : rows) {
     row.key = k;
+    row.inserts_seen = !dumps_only_;
+    if (interval_s_ > 0) row.growth_per_s = static_cast<double>(row.growth) / interval_s_;
+    // A source with nothing live, no inserts and no change is noise (a dump forgot it).
+    if (dumps_only_ && row.live == 0 && row.growth == 0) continue;
     out.push_back(row);
   }
   // Most live entries (or inserts) first; ties by the other, then by key for a stable order.
@@ -96,6 +128,9 @@ TopList first(std::vector<TopRow> all, std::size_t n) {
     top.other->inserts += all[i].inserts;
     top.other->destroys += all[i].destroys;
     top.other->inserts_per_s += all[i].inserts_per_s;
+    top.other->growth += all[i].growth;
+    top.other->growth_per_s += all[i].growth_per_s;
+    top.other->inserts_seen = all[i].inserts_seen;
   }
   if (all.size() > n) all.resize(n);
   top.rows = std::move(all);

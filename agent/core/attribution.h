@@ -34,6 +34,9 @@ struct TopRow {
   int64_t live = 0;    // entries now: seed + inserts - destroys
   uint64_t inserts = 0, destroys = 0;  // since start
   double inserts_per_s = 0;            // over the last interval
+  int64_t growth = 0;                  // live now - live at the previous update
+  double growth_per_s = 0;             // growth over the last interval
+  bool inserts_seen = true;            // false from dumps alone: inserts and destroys are unknown (null)
 };
 
 /// The first n rows in one order, and the rest summed, so any number of sources or namespaces shows
@@ -54,13 +57,22 @@ public:
   void seed(const BySource& existing);
   /// Cumulative per-source counts since start, and the seconds since the previous call.
   void update(const BySource& cumulative, double interval_s);
+  /// Without conntrack probes (tracepoint mode): the live entries by source of a fresh dump (counts in
+  /// NetnsCounts::inserts) replace the last ones, `interval_s` after them. Inserts and destroys are
+  /// then unknown; growth is the change between dumps, a net figure (entries made and gone between
+  /// two dumps never show).
+  void replace_live(const BySource& dumped, double interval_s);
 
   TopList top_sources(std::size_t n, TopOrder order = TopOrder::live) const;
   TopList top_netns(std::size_t n) const;
 
 private:
   std::vector<TopRow> rows(bool by_netns, TopOrder order) const;
+  std::map<SourceKey, int64_t> live() const;
   BySource seed_, now_, previous_;
+  std::map<SourceKey, int64_t> previous_live_;  // per source, at the previous update
+  bool have_previous_ = false;
+  bool dumps_only_ = false;
   double interval_s_ = 0;
 };
 

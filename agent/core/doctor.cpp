@@ -122,7 +122,7 @@ json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr)
 
 double ratio(uint64_t a, uint64_t b) { return static_cast<double>(a) / static_cast<double>(b); }
 
-// "n p50 ≤ 8 s, p99 ≤ 16 s, max 6 s": percentiles are log2 slot bounds, min and max exact.
+// "n p50 ≤ 4 s, p99 ≤ 6 s, max 6 s": percentiles are log2 slot bounds clamped to the max, min and max exact.
 std::string idle_text(const IdleStats& s) {
   auto h = s.histogram();
   auto sec = [](uint64_t ms) { return human_seconds(static_cast<double>(ms) / 1000); };
@@ -225,6 +225,8 @@ Facts derive_facts(const DoctorInput& in) {
   f.early_drop = t.drops.early_drop;
   f.chaintoolong = t.drops.chaintoolong;
   f.table_full = t.drops.table_full;
+  // Without conntrack probes, derive() itself reads table_full from the kernel's `drop` counter.
+  f.table_full_from_kernel_drop = f.table_full && !in.obs.conntrack_points;
   if (!f.table_full && in.kernel_drop) {
     f.table_full = in.kernel_drop;
     f.table_full_from_kernel_drop = true;

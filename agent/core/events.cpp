@@ -73,6 +73,14 @@ std::optional<uint32_t> event_mask_from_list(const std::string& comma_list, std:
   return mask;
 }
 
+std::optional<std::string> events_unavailable(uint32_t asked, Mode mode, const Observability& obs) {
+  if (!asked || obs.conntrack_points) return std::nullopt;
+  return fmt::format(
+      "--events: {} mode has no conntrack probes, so no event lines (the kfree_skb tracepoint counts netfilter "
+      "drops but cannot tell their flow or cause); drops are counted per interval instead",
+      to_string(mode));
+}
+
 std::optional<ctbpf_event> decode_event(std::span<const std::byte> raw) {
   if (raw.size() != sizeof(ctbpf_event)) return std::nullopt;
   ctbpf_event e;

@@ -8,12 +8,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/sample.h"
 #include "ctbpf/abi.h"
 
 namespace ctbpf::core {
 
 /// Kinds `--events` can ask for, as the BPF side's event_mask.
 std::optional<uint32_t> event_mask_from_list(const std::string& comma_list, std::string& error);
+
+/// Why the asked-for event kinds (event_mask bits) cannot be delivered in this mode, in one line, or
+/// empty when they can: every event comes from a conntrack probe, which tracepoint mode lacks.
+std::optional<std::string> events_unavailable(uint32_t asked, Mode mode, const Observability& obs);
 
 /// A raw record, or empty when its size is not the ABI's.
 std::optional<ctbpf_event> decode_event(std::span<const std::byte> raw);

@@ -47,22 +47,30 @@ uint64_t Histogram::percentile(double p) const {
   // The rank of the p-quantile, 1-based: the smallest value with at least p*n values at or below it.
   auto rank = static_cast<uint64_t>(std::ceil(p * static_cast<double>(n)));
   rank = std::clamp<uint64_t>(rank, 1, n);
+  auto clamp = [&](uint64_t bound) { return exact_max_ ? std::min(bound, *exact_max_) : bound; };
   uint64_t seen = 0;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     seen += slots_[i];
-    if (seen >= rank) return slot_upper_bound(kind_, i);
+    if (seen >= rank) return clamp(slot_upper_bound(kind_, i));
   }
-  return slot_upper_bound(kind_, slots_.size() - 1);
+  return clamp(slot_upper_bound(kind_, slots_.size() - 1));
 }
 
 uint64_t Histogram::max_bound() const {
   for (std::size_t i = slots_.size(); i-- > 0;)
-    if (slots_[i]) return slot_upper_bound(kind_, i);
+    if (slots_[i]) return exact_max_ ? std::min(slot_upper_bound(kind_, i), *exact_max_) : slot_upper_bound(kind_, i);
   return 0;
 }
 
 void Histogram::merge(const Histogram& other) {
   if (other.kind_ != kind_) throw std::invalid_argument("histogram: merging different kinds");
+  if (other.count() == 0) return;
+  if (count() == 0)
+    exact_max_ = other.exact_max_;
+  else if (exact_max_ && other.exact_max_)
+    exact_max_ = std::max(*exact_max_, *other.exact_max_);
+  else
+    exact_max_.reset();
   for (std::size_t i = 0; i < slots_.size(); ++i) slots_[i] += other.slots_[i];
   sum_ += other.sum_;
 }
@@ -72,6 +80,7 @@ Histogram Histogram::minus(const Histogram& earlier) const {
   for (std::size_t i = 0; i < slots_.size(); ++i)
     out.slots_[i] = slots_[i] >= earlier.slots_[i] ? slots_[i] - earlier.slots_[i] : 0;
   out.sum_ = sum_ >= earlier.sum_ ? sum_ - earlier.sum_ : 0;
+  out.exact_max_ = exact_max_;
   return out;
 }
 

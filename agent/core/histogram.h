@@ -2,6 +2,7 @@
 // Histograms with the kernel's slot layout (include/ctbpf/slots.h): counts per slot, the upper bound of
 // each slot as its label, percentiles answered with the upper bound of the slot that holds them.
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -24,20 +25,28 @@ public:
   uint64_t sum() const { return sum_; }
   uint64_t count() const;
   double mean() const;
-  /// Upper bound of the slot holding the p-quantile (0 < p <= 1); 0 when empty.
+  /// Upper bound of the slot holding the p-quantile (0 < p <= 1), never above exact_max(); 0 when empty.
   uint64_t percentile(double p) const;
-  /// Upper bound of the highest non-empty slot; 0 when empty.
+  /// Upper bound of the highest non-empty slot, never above exact_max(); 0 when empty.
   uint64_t max_bound() const;
+  /// The largest value counted, when its source knows it exactly (the kernel's longest chain, the
+  /// longest idle time of a dump). A slot's upper bound can lie above it (a log2 slot [16 s, 32 s)
+  /// holding a 30 s maximum); percentiles are clamped to it, so no view prints p99 above max.
+  void set_exact_max(uint64_t max) { exact_max_ = max; }
+  const std::optional<uint64_t>& exact_max() const { return exact_max_; }
 
-  /// Adds another histogram of the same kind (per-CPU merge).
+  /// Adds another histogram of the same kind (per-CPU merge); the exact max survives only when
+  /// both sides know theirs (or one is empty).
   void merge(const Histogram& other);
-  /// this - earlier, slot by slot (counters only grow; a smaller value is clamped to 0).
+  /// this - earlier, slot by slot (counters only grow; a smaller value is clamped to 0). The exact max
+  /// stays: a window's values are among those counted, so it still bounds them.
   Histogram minus(const Histogram& earlier) const;
 
 private:
   SlotKind kind_;
   std::vector<uint64_t> slots_;
   uint64_t sum_ = 0;
+  std::optional<uint64_t> exact_max_;
 };
 
 }  // namespace ctbpf::core

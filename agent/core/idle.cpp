@@ -18,7 +18,11 @@ uint64_t IdleStats::count() const {
   return n;
 }
 
-Histogram IdleStats::histogram() const { return Histogram(SlotKind::log2, slots, sum_ms); }
+Histogram IdleStats::histogram() const {
+  Histogram h(SlotKind::log2, slots, sum_ms);
+  if (count()) h.set_exact_max(max_ms);  // the dump saw every value: p99 never above it
+  return h;
+}
 
 void IdleStats::add(uint64_t ms) {
   min_ms = count() ? std::min(min_ms, ms) : ms;
@@ -140,7 +144,7 @@ json idle_stats_json(const IdleStats& stats) {
   while (last > 0 && stats.slots[last - 1] == 0) --last;
   for (std::size_t i = 0; i < last; ++i)
     buckets.push_back({{"le", slot_upper_bound(SlotKind::log2, i)}, {"count", stats.slots[i]}});
-  // min and max are exact; p50 and p99 are slot upper bounds, as for lifetimes.
+  // min and max are exact; p50 and p99 are slot upper bounds, as for lifetimes, clamped to the max.
   return {{"count", h.count()},
           {"min", stats.min_ms},
           {"p50", h.percentile(0.5)},

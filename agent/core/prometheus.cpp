@@ -166,7 +166,11 @@ std::string render_exposition(const ExpositionInput& in) {
     page.sample(p + "netns_destroys_total", "netns=\"other\"", other_destroys);
   }
 
-  page.counter(p + "drops", "Packets or entries lost to each conntrack cause");
+  page.counter(p + "drops",
+               in.obs && !in.obs->conntrack_points
+                   ? "Packets or entries lost to each conntrack cause (the kernel's ctnetlink counters, ctbpf's netns; "
+                     "table_full is its drop counter)"
+                   : "Packets or entries lost to each conntrack cause (every netns; invalid: ctbpf's netns)");
   auto drop = [&](const char* cause, const Count& value) {
     if (value) page.sample(p + "drops_total", fmt::format("cause=\"{}\"", cause), *value);
   };
@@ -192,8 +196,26 @@ std::string render_exposition(const ExpositionInput& in) {
     page.sample("ctbpf_drop_events_suppressed_total", "", t.drop_events_suppressed);
   }
   if (t.netfilter_drops) {
-    page.counter("ctbpf_netfilter_drops", "Packets freed with SKB_DROP_REASON_NETFILTER_DROP");
+    page.counter("ctbpf_netfilter_drops", "Packets freed with SKB_DROP_REASON_NETFILTER_DROP, in every netns");
     page.sample("ctbpf_netfilter_drops_total", "", *t.netfilter_drops);
+  }
+
+  if (t.kernel) {
+    page.counter(p + "kernel_stats",
+                 "The kernel's own conntrack statistics (ctnetlink, as conntrack -S), ctbpf's netns, since start");
+    const std::pair<const char*, Count KernelStats::*> stats[] = {
+        {"found", &KernelStats::found},
+        {"invalid", &KernelStats::invalid},
+        {"insert", &KernelStats::insert},
+        {"insert_failed", &KernelStats::insert_failed},
+        {"drop", &KernelStats::drop},
+        {"early_drop", &KernelStats::early_drop},
+        {"error", &KernelStats::error},
+        {"search_restart", &KernelStats::search_restart},
+        {"clash_resolve", &KernelStats::clash_resolve},
+        {"chaintoolong", &KernelStats::chaintoolong}};
+    for (const auto& [name, field] : stats)
+      if (const auto& v = (*t.kernel).*field) page.sample(p + "kernel_stats_total", fmt::format("stat=\"{}\"", name), *v);
   }
 
   if (t.chain) {

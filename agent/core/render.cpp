@@ -117,12 +117,31 @@ json tcp_states_json(const std::optional<ProbeDetail>& d) {
   return j;
 }
 
-json table_json(const TableGauge& t) {
+json table_json(const Report& r) {
+  const auto& t = r.table;
   json fill = nullptr;
   if (t.count && t.max && *t.max > 0)
     fill = static_cast<double>(*t.count) / static_cast<double>(*t.max);
-  return {{"count", value(t.count)}, {"max", value(t.max)}, {"buckets", value(t.buckets)},
-          {"fill", fill}};
+  return {{"count", value(t.count)},
+          {"max", value(t.max)},
+          {"buckets", value(t.buckets)},
+          {"fill", fill},
+          {"growth", r.growth ? json(*r.growth) : json(nullptr)},
+          {"growth_per_s", value(r.growth_per_s())}};
+}
+
+json kernel_stats_json(const std::optional<KernelStats>& k) {
+  if (!k) return nullptr;
+  return {{"found", value(k->found)},
+          {"invalid", value(k->invalid)},
+          {"insert", value(k->insert)},
+          {"insert_failed", value(k->insert_failed)},
+          {"drop", value(k->drop)},
+          {"early_drop", value(k->early_drop)},
+          {"error", value(k->error)},
+          {"search_restart", value(k->search_restart)},
+          {"clash_resolve", value(k->clash_resolve)},
+          {"chaintoolong", value(k->chaintoolong)}};
 }
 
 json common(const Report& r, uint32_t lifetime_one_in, const WhoFills* who) {
@@ -144,7 +163,8 @@ json common(const Report& r, uint32_t lifetime_one_in, const WhoFills* who) {
             {"chain_walk_truncated", t.misses.chain_truncated},
             {"recursion", t.misses.recursion},
             {"kprobe", value(t.misses.kprobe)}}},
-          {"table", table_json(r.table)}};
+          {"table", table_json(r)},
+          {"kernel_stats", kernel_stats_json(t.kernel)}};
 }
 
 std::string text(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
@@ -161,6 +181,11 @@ std::string table_text(const TableGauge& t) {
   return s;
 }
 
+std::string growth_text(const Report& r) {
+  auto v = r.growth_per_s();
+  return v ? fmt::format("{:+.0f}/s", *v) : "-";
+}
+
 std::string drops_text(const Drops& d) {
   return fmt::format(
       "table_full {} early_drop {} insert_failed {} chaintoolong {} clash_resolve {} invalid {} "
@@ -170,6 +195,51 @@ std::string drops_text(const Drops& d) {
 }
 
 }  // namespace
+
+json scope_json(const Observability& obs) {
+  // The kfree_skb tracepoint and the conntrack probes fire for every namespace; ctnetlink and the
+  // count sysctl answer for the namespace of the asking process only.
+  const char* own = "own_netns";
+  const char* all = "all_netns";
+  const json probes = obs.conntrack_points ? json(all) : json(nullptr);
+  json drops = json::object();
+  for (const char* cause : {"table_full", "early_drop", "insert_failed", "chaintoolong", "clash_resolve",
+                            "alloc_failed"})
+    drops[cause] = obs.conntrack_points ? all : own;
+  drops["invalid"] = own;
+  return {{"allocs", probes},          {"inserts", probes}, {"destroys", probes}, {"deletes", probes},
+          {"drops", drops},            {"table", own},      {"kernel_stats", own},
+          {"netfilter_drops", obs.netfilter_drop_reason ? json(all) : json(nullptr)}};
+}
+
+std::string scope_text(Mode mode) {
+  if (mode != Mode::tracepoint)
+    return "scope: counts and drop causes from every netns (invalid: this netns); table and kernel stats: "
+           "this netns; netfilter drops: every netns";
+  return "scope: table, drop causes and kernel stats: this netns (ctnetlink); netfilter drops: every netns";
+}
+
+json observable_json(const Sample& probe, Mode mode, const Observability& obs) {
+  Aggregator aggregator(mode, obs);
+  aggregator.add(probe);
+  Sample later = probe;
+  later.t_s += 1;
+  aggregator.add(later);
+  const json s = summary_json(aggregator.summary(), mode, obs);
+  auto present = [](const json& v) { return !v.is_null(); };
+  json out = json::object();
+  for (const char* key : {"allocs", "inserts", "destroys", "deletes", "netfilter_drops", "lost_events",
+                          "by_proto", "by_netns", "tcp_state_at_death"})
+    out[key] = present(s[key]);
+  for (const auto& [cause, v] : s["drops"].items()) out["drops"][cause] = present(v);
+  out["chain_length"] = present(s["chain_length"]["count"]);
+  out["lifetime_ms"] = present(s["lifetime_ms"]["count"]);
+  for (const char* key : {"count", "max", "buckets", "growth"}) out["table"][key] = present(s["table"][key]);
+  for (const char* key : {"found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
+                          "search_restart", "clash_resolve", "chaintoolong"})
+    out["kernel_stats"][key] = s["kernel_stats"].is_object() && present(s["kernel_stats"][key]);
+  return out;
+}
 
 json interval_json(const Report& r, const Observability& obs, const WhoFills* who) {
   json j = {{"type", "interval"}, {"t", r.end_s}, {"interval_s", r.duration()}};
@@ -183,6 +253,7 @@ json interval_json(const Report& r, const Observability& obs, const WhoFills* wh
 json summary_json(const Report& r, Mode mode, const Observability& obs, const WhoFills* who) {
   json j = {{"type", "summary"}, {"mode", to_string(mode)}, {"duration_s", r.duration()}};
   j.update(common(r, obs.lifetime_one_in, who));
+  j["scope"] = scope_json(obs);
   if (who && who->top) j["by_source"] = by_source_json(*who);
   return j;
 }
@@ -195,9 +266,15 @@ std::string printable(std::string_view s, std::size_t max) {
 }
 
 json top_row_json(const TopRow& r, const NetnsNames& names, bool with_source) {
-  json j = {{"netns", r.key.netns},   {"name", name_json(r.key.netns, names)},
-            {"live", r.live},         {"inserts", r.inserts},
-            {"destroys", r.destroys}, {"inserts_per_s", r.inserts_per_s}};
+  auto seen = [&](auto v) { return r.inserts_seen ? json(v) : json(nullptr); };
+  json j = {{"netns", r.key.netns},
+            {"name", name_json(r.key.netns, names)},
+            {"live", r.live},
+            {"inserts", seen(r.inserts)},
+            {"destroys", seen(r.destroys)},
+            {"inserts_per_s", seen(r.inserts_per_s)},
+            {"growth", r.growth},
+            {"growth_per_s", r.growth_per_s}};
   if (with_source) j["src"] = address_text(r.key);
   return j;
 }
@@ -221,18 +298,28 @@ std::string interval_line(const Report& r) {
   if (t.chain && t.chain->count())
     chain = fmt::format("p50 {} p99 {} max {}", t.chain->percentile(0.5), t.chain->percentile(0.99),
                         text(t.chain_max));
-  return fmt::format("t={:.1f}s inserts {} destroys {} table {} chain {} drops: {} lost {}", r.end_s,
-                     rate_text(r, t.inserts), rate_text(r, t.destroys), table_text(r.table), chain,
-                     drops_text(t.drops), text(t.lost_events));
+  return fmt::format("t={:.1f}s inserts {} destroys {} table {} growth {} chain {} drops: {} netfilter {} lost {}",
+                     r.end_s, rate_text(r, t.inserts), rate_text(r, t.destroys), table_text(r.table),
+                     growth_text(r), chain, drops_text(t.drops), text(t.netfilter_drops), text(t.lost_events));
+}
+
+std::string kernel_stats_text(const KernelStats& k) {
+  return fmt::format("found {} invalid {} insert {} insert_failed {} drop {} early_drop {} error {} "
+                     "search_restart {} clash_resolve {} chaintoolong {}",
+                     text(k.found), text(k.invalid), text(k.insert), text(k.insert_failed), text(k.drop),
+                     text(k.early_drop), text(k.error), text(k.search_restart), text(k.clash_resolve),
+                     text(k.chaintoolong));
 }
 
 std::string summary_text(const Report& r, Mode mode, const WhoFills* who) {
   const auto& t = r.totals;
   std::string out = fmt::format("ctbpf summary ({} mode, {:.1f} s)\n", to_string(mode), r.duration());
+  out += "  " + scope_text(mode) + "\n";
   out += fmt::format("  allocs {}  inserts {} ({})  destroys {} ({})  deletes {}\n", text(t.allocs),
                      text(t.inserts), rate_text(r, t.inserts), text(t.destroys),
                      rate_text(r, t.destroys), text(t.deletes));
-  out += fmt::format("  table {} buckets {}\n", table_text(r.table), text(r.table.buckets));
+  out += fmt::format("  table {} buckets {}  growth {} ({})\n", table_text(r.table), text(r.table.buckets),
+                     r.growth ? fmt::format("{:+}", *r.growth) : "-", growth_text(r));
   if (t.chain && t.chain->count())
     out += fmt::format("  chain length: n {} mean {:.1f} p50 {} p99 {} max {}\n", t.chain->count(),
                        t.chain->mean(), t.chain->percentile(0.5), t.chain->percentile(0.99),
@@ -244,6 +331,7 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who) {
                          all.percentile(0.99), all.max_bound());
   }
   out += fmt::format("  drops: {}\n", drops_text(t.drops));
+  if (t.kernel) out += "  kernel stats: " + kernel_stats_text(*t.kernel) + "\n";
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));
   const auto& m = t.misses;

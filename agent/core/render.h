@@ -26,6 +26,21 @@ struct WhoFills {
 /// (comm, /run/netns) and go to JSON (which needs valid UTF-8), snapshot files and terminals.
 std::string printable(std::string_view s, std::size_t max = 255);
 
+/// Which namespaces each field counts: "all_netns" (the probes and the kfree_skb tracepoint see
+/// every netns), "own_netns" (ctnetlink and the count sysctl answer for ctbpf's netns only), null
+/// when unobservable. In every summary as "scope".
+nlohmann::json scope_json(const Observability& obs);
+/// The same in one line for people.
+std::string scope_text(Mode mode);
+/// The ctnetlink statistics as "found N invalid N ... chaintoolong N" ("-" for a counter the kernel lacks).
+std::string kernel_stats_text(const KernelStats& k);
+
+/// What each contract field of a summary holds in this mode: true where trace, serve, snapshots and
+/// reports show a value, false where they show null / "-". Found by running `probe` (a sample read
+/// from this kernel: its ctnetlink counters and table gauges) through the same derive and render path
+/// as every view, so `ctbpf features` can never promise more than the others deliver.
+nlohmann::json observable_json(const Sample& probe, Mode mode, const Observability& obs);
+
 nlohmann::json interval_json(const Report& r, const Observability& obs, const WhoFills* who = nullptr);
 nlohmann::json summary_json(const Report& r, Mode mode, const Observability& obs, const WhoFills* who = nullptr);
 

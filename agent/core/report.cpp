@@ -39,8 +39,69 @@ std::string table_line(const json& table) {
 
 std::string histogram_line(const char* name, const json& h) {
   if (h["count"].is_null()) return fmt::format("{}: - (not observable in this mode)", name);
+  // A file written before percentiles were clamped may hold a p99 (a slot's bound) above the max.
+  auto at_most_max = [&](const json& p) {
+    if (p.is_number_unsigned() && h["max"].is_number_unsigned())
+      return num(std::min(p.get<uint64_t>(), h["max"].get<uint64_t>()));
+    return num(p);
+  };
   return fmt::format("{}: n {}  mean {:.1f}  p50 {}  p99 {}  max {}", name, num(h["count"]),
-                     h["mean"].get<double>(), num(h["p50"]), num(h["p99"]), num(h["max"]));
+                     h["mean"].get<double>(), at_most_max(h["p50"]), at_most_max(h["p99"]), num(h["max"]));
+}
+
+std::string growth_text(const json& table) {
+  const json growth = table.value("growth", json()), rate = table.value("growth_per_s", json());
+  if (!growth.is_number_integer()) return "-";
+  return fmt::format("{:+} ({})", growth.get<int64_t>(),
+                     rate.is_number() ? fmt::format("{:+.0f}/s", rate.get<double>()) : "-");
+}
+
+std::string kernel_stats_line(const json& stats) {
+  std::string out;
+  for (const auto& [name, v] : stats.items()) {
+    if (v.is_null()) continue;
+    out += (out.empty() ? "" : "  ") + name + " " + num(v);
+  }
+  return out.empty() ? "-" : out;
+}
+
+std::string drops_note(const json& doc) {
+  const auto& drops = doc["summary"]["drops"];
+  std::string seen;
+  for (const char* cause : kDropCauses) {
+    const auto& v = drops[cause];
+    if (v.is_number_unsigned() && v.get<uint64_t>() > 0) return {};
+    if (!v.is_null()) seen += (seen.empty() ? "" : ", ") + std::string(cause);
+  }
+  if (seen.empty()) return "drops by cause: - (not observable in this mode)";
+  return "no drops in this window (watched: " + seen + ")";
+}
+
+std::string unit_of(const std::string& sysctl) {
+  if (sysctl.find("timeout") != std::string::npos) return "s";
+  if (sysctl == "max" || sysctl == "count" || sysctl == "expect_max") return "entries";
+  if (sysctl == "buckets") return "buckets";
+  return "";
+}
+
+const std::vector<std::string>& key_sysctls() {
+  // What decides whether the table fills: its size, its hash, and the timeouts that hold most entries.
+  static const std::vector<std::string> keys = {
+      "max", "count", "buckets", "tcp_timeout_established", "tcp_timeout_time_wait", "tcp_timeout_close_wait",
+      "tcp_timeout_syn_sent", "tcp_timeout_unacknowledged", "udp_timeout", "udp_timeout_stream", "icmp_timeout",
+      "generic_timeout", "tcp_loose", "tcp_be_liberal"};
+  return keys;
+}
+
+std::string sysctl_value(const std::string& name, const json& value) {
+  auto unit = unit_of(name);
+  std::string v = num(value);
+  if (unit == "s" && value.is_number_unsigned()) {
+    auto secs = value.get<uint64_t>();
+    if (secs >= 86400 && secs % 3600 == 0) return fmt::format("{} s ({:g} d)", v, static_cast<double>(secs) / 86400);
+    if (secs >= 3600 && secs % 60 == 0) return fmt::format("{} s ({:g} h)", v, static_cast<double>(secs) / 3600);
+  }
+  return unit.empty() ? v : v + " " + unit;
 }
 
 std::string window_line(const json& doc) {
@@ -77,6 +138,10 @@ Chart histogram_chart(std::string id, std::string title, const json& h) {
 
 std::string time_label(const json& interval) { return fmt::format("{:.1f}", interval["t"].get<double>()); }
 
+void bars_push(Chart& c, std::string label, double value, std::string text) {
+  c.bars.push_back({std::move(label), value, std::move(text)});
+}
+
 }  // namespace
 
 std::vector<Chart> report_charts(const json& doc) {
@@ -84,13 +149,17 @@ std::vector<Chart> report_charts(const json& doc) {
   const auto& s = doc["summary"];
   const auto& intervals = doc["intervals"];
 
+  // Only when something was dropped: an all-zero chart says nothing a line of text does not
+  // (drops_note() says "no drops in this window" instead).
   Chart causes{"drops_by_cause", "Drops by cause (whole window)", Chart::Kind::causes, {}};
+  bool dropped = false;
   for (const char* cause : kDropCauses) {
     const auto& v = s["drops"][cause];
     if (v.is_null()) continue;
+    dropped = dropped || v.get<uint64_t>() > 0;
     causes.bars.push_back({cause, static_cast<double>(v.get<uint64_t>()), num(v)});
   }
-  if (!causes.bars.empty()) charts.push_back(std::move(causes));
+  if (dropped) charts.push_back(std::move(causes));
 
   const auto& chain = s["chain_length"];
   if (!chain["count"].is_null() && !chain["buckets"].empty())
@@ -114,15 +183,48 @@ std::vector<Chart> report_charts(const json& doc) {
     }
   }
 
+  // The table over time: every interval stores its count, in every mode.
+  Chart table{"table_count",
+              fmt::format("Entries in the table at each interval's end, this netns (max {}; end time in s)",
+                          num(s["table"]["max"])),
+              Chart::Kind::timeline,
+              {}};
+  bool counted = false;
+  for (const auto& r : intervals) {
+    const auto& v = r["table"]["count"];
+    counted = counted || !v.is_null();
+    std::string text = num(v);
+    if (r["table"]["fill"].is_number()) text += fmt::format(" ({:.1f}%)", 100 * r["table"]["fill"].get<double>());
+    bars_push(table, time_label(r), v.is_null() ? 0.0 : v.get<double>(), text);
+  }
+  if (counted) charts.push_back(std::move(table));
+
+  // How fast it fills: inserts when the probes see them, else the net growth of the count.
   Chart inserts{"inserts_per_s", "Inserts per second, per interval (end time in s)", Chart::Kind::timeline, {}};
   bool observable = false;
   for (const auto& r : intervals) {
     const auto& v = r["rates"]["inserts_per_s"];
     observable = observable || !v.is_null();
-    inserts.bars.push_back({time_label(r), v.is_null() ? 0.0 : v.get<double>(),
-                            v.is_null() ? "-" : fmt::format("{:.0f}/s", v.get<double>())});
+    bars_push(inserts, time_label(r), v.is_null() ? 0.0 : v.get<double>(),
+              v.is_null() ? "-" : fmt::format("{:.0f}/s", v.get<double>()));
   }
-  if (observable) charts.push_back(std::move(inserts));
+  if (observable) {
+    charts.push_back(std::move(inserts));
+  } else {
+    Chart growth{"growth_per_s",
+                 "Net growth of the table, entries per second, this netns (inserts are unobservable in this "
+                 "mode; end time in s)",
+                 Chart::Kind::timeline,
+                 {}};
+    bool known = false;
+    for (const auto& r : intervals) {
+      const json v = r["table"].value("growth_per_s", json());
+      known = known || v.is_number();
+      bars_push(growth, time_label(r), v.is_number() ? v.get<double>() : 0.0,
+                v.is_number() ? fmt::format("{:+.0f}/s", v.get<double>()) : "-");
+    }
+    if (known) charts.push_back(std::move(growth));
+  }
 
   for (const char* cause : kDropCauses) {
     Chart c{fmt::format("drops_{}", cause), fmt::format("{} per interval (end time in s)", cause),
@@ -136,24 +238,44 @@ std::vector<Chart> report_charts(const json& doc) {
     }
     if (fired) charts.push_back(std::move(c));
   }
+
+  Chart netfilter{"netfilter_drops", "Netfilter drops per interval, every netns (end time in s)",
+                  Chart::Kind::timeline, {}};
+  bool fired = false;
+  for (const auto& r : intervals) {
+    const auto& v = r["netfilter_drops"];
+    uint64_t n = v.is_number_unsigned() ? v.get<uint64_t>() : 0;
+    fired = fired || n > 0;
+    netfilter.bars.push_back({time_label(r), static_cast<double>(n), num(v)});
+  }
+  if (fired) charts.push_back(std::move(netfilter));
   return charts;
 }
 
 namespace {
 
-// A histogram or cause chart: one row per bar.
+// Rates and gauges are averaged when rows are grouped; counts are summed.
+bool averaged(const Chart& c) { return c.id == "inserts_per_s" || c.id == "growth_per_s" || c.id == "table_count"; }
+
+// A histogram or cause chart: one row per bar, '#' in proportion to the largest (|value|), '-' for
+// a negative one, nothing at all for 0.
 void bar_rows(std::string& out, const Chart& c, int width) {
   std::size_t label_w = 2, text_w = 1;
   double peak = 0;
   for (const auto& b : c.bars) {
     label_w = std::max(label_w, b.label.size());
     text_w = std::max(text_w, b.text.size());
-    peak = std::max(peak, b.value);
+    peak = std::max(peak, std::abs(b.value));
   }
   const int bar_w = std::max(10, width - static_cast<int>(label_w + text_w) - 8);
-  for (const auto& b : c.bars)
-    out += fmt::format("  {:>{}} {:>{}} |{}\n", b.label, label_w, b.text, text_w,
-                       bar(peak > 0 ? b.value / peak : 0, bar_w));
+  for (const auto& b : c.bars) {
+    std::size_t n = 0;
+    if (peak > 0 && b.value != 0)
+      n = std::max<std::size_t>(1, static_cast<std::size_t>(std::lround(std::abs(b.value) / peak * bar_w)));
+    std::string line = fmt::format("  {:>{}} {:>{}} |{}", b.label, label_w, b.text, text_w,
+                                   std::string(n, b.value < 0 ? '-' : '#'));
+    out += line + "\n";
+  }
 }
 
 // A timeline: one row per interval, or per run of consecutive intervals when there are more than
@@ -168,8 +290,10 @@ void timeline_rows(std::string& out, const Chart& c, int width, bool is_rate) {
     for (std::size_t j = i; j < end; ++j) total += c.bars[j].value;
     double value = is_rate ? total / static_cast<double>(end - i) : total;
     std::string label = group == 1 ? c.bars[i].label : c.bars[i].label + ".." + c.bars[end - 1].label;
-    rows.push_back({"t " + label, value,
-                    is_rate ? fmt::format("{:.0f}/s", value) : fmt::format("{:.0f}", value)});
+    std::string text = fmt::format("{:.0f}", value);
+    if (group == 1) text = c.bars[i].text;  // as stored: "-", "300 (100.0%)", "+12/s"
+    else if (is_rate && c.id != "table_count") text += "/s";
+    rows.push_back({"t " + label, value, text});
   }
   if (group > 1) out += fmt::format("  ({} intervals per row)\n", group);
   bar_rows(out, {c.id, c.title, c.kind, rows}, width);
@@ -190,7 +314,7 @@ std::string report_text(const json& doc, int width) {
   out += fmt::format("  allocs {}  inserts {} ({})  destroys {} ({})  deletes {}\n", num(s["allocs"]),
                      num(s["inserts"]), per_s(s["inserts"], duration), num(s["destroys"]),
                      per_s(s["destroys"], duration), num(s["deletes"]));
-  out += "  " + table_line(s["table"]) + "\n";
+  out += "  " + table_line(s["table"]) + "  growth " + growth_text(s["table"]) + "\n";
   out += "  " + histogram_line("chain length", s["chain_length"]) + "\n";
   out += "  " + histogram_line("lifetime ms", s["lifetime_ms"]);
   if (s["lifetime_ms"].contains("sampled_one_in"))
@@ -208,24 +332,32 @@ std::string report_text(const json& doc, int width) {
     for (const auto& [state, n] : s["tcp_state_at_death"].items()) out += fmt::format(" {} {}", state, num(n));
     out += "\n";
   }
-  out += fmt::format("  netfilter drops {}  lost events {}\n", num(s["netfilter_drops"]), num(s["lost_events"]));
+  if (s.contains("kernel_stats") && s["kernel_stats"].is_object())
+    out += "  kernel stats (ctnetlink, this netns): " + kernel_stats_line(s["kernel_stats"]) + "\n";
+  out += fmt::format("  netfilter drops {}{}  lost events {}\n", num(s["netfilter_drops"]),
+                     s["netfilter_drops"].is_null() ? "" : " (every netns)", num(s["lost_events"]));
   const auto& m = s["probe_misses"];
   if (m["confirm_unpaired"] != 0 || m["chain_walk_truncated"] != 0 || m["recursion"] != 0)
     out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}\n",
                        num(m["confirm_unpaired"]), num(m["chain_walk_truncated"]), num(m["recursion"]));
 
   auto charts = report_charts(doc);
-  if (std::none_of(charts.begin(), charts.end(), [](const Chart& c) { return c.id == "drops_by_cause"; }))
-    out += "\ndrops by cause: - (not observable in this mode)\n";
+  if (auto note = drops_note(doc); !note.empty()) out += "\n" + note + "\n";
   for (const auto& c : charts) {
     out += "\n" + c.title + "\n";
-    if (c.kind == Chart::Kind::timeline) timeline_rows(out, c, width, c.id == "inserts_per_s");
+    if (c.kind == Chart::Kind::timeline) timeline_rows(out, c, width, averaged(c));
     else bar_rows(out, c, width);
   }
 
   out += "\nsysctls (net.netfilter.nf_conntrack_*)\n";
+  const auto& sysctls = doc["sysctls"];
+  for (const auto& name : key_sysctls())
+    if (auto it = sysctls.find(name); it != sysctls.end())
+      out += fmt::format("  {:<28} {}\n", name, sysctl_value(name, *it));
+  out += "  others:\n";
   std::string line;
-  for (const auto& [name, value] : doc["sysctls"].items()) {
+  for (const auto& [name, value] : sysctls.items()) {
+    if (std::find(key_sysctls().begin(), key_sysctls().end(), name) != key_sysctls().end()) continue;
     auto item = fmt::format("{} {}", name, num(value));
     if (!line.empty() && static_cast<int>(line.size() + item.size()) + 4 > width) {
       out += "  " + line + "\n";

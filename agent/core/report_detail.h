@@ -1,6 +1,7 @@
 #pragma once
 // Formatting shared by the text, HTML and diff views of a validated snapshot (internal to report*.cpp).
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -16,6 +17,17 @@ std::string table_line(const nlohmann::json& table);
 std::string histogram_line(const char* name, const nlohmann::json& h);
 /// "window START to END: D s, N intervals of I s".
 std::string window_line(const nlohmann::json& doc);
+/// "+12 (+2/s)" from a "table" object's growth and growth_per_s, "-" when absent (older files) or null.
+std::string growth_text(const nlohmann::json& table);
+/// "found N  insert N ..." from a "kernel_stats" object, counters the kernel lacks left out.
+std::string kernel_stats_line(const nlohmann::json& stats);
+/// "no drops in this window (watched: ...)" when every observable cause is 0, "- (not observable in
+/// this mode)" when none is observable; empty when something was dropped (a chart shows it).
+std::string drops_note(const nlohmann::json& doc);
+/// The sysctls that decide whether the table fills (size, hash, the main timeouts), in this order.
+const std::vector<std::string>& key_sysctls();
+/// A sysctl's value with its unit: "432000 s (5 d)", "65536 entries".
+std::string sysctl_value(const std::string& name, const nlohmann::json& value);
 /// Why the flight recorder wrote it, or empty.
 std::string trigger_line(const nlohmann::json& doc);
 

@@ -43,33 +43,43 @@ std::string svg_chart(const Chart& c) {
   constexpr double kWidth = 760, kHeight = 230, kLeft = 56, kRight = 12, kTop = 12, kBottom = 44;
   constexpr double kPlotW = kWidth - kLeft - kRight, kPlotH = kHeight - kTop - kBottom;
   const std::size_t n = c.bars.size();
-  double peak = 0;
-  for (const auto& b : c.bars) peak = std::max(peak, b.value);
+  // The zero line sits at the bottom unless some value is negative (net growth can be).
+  double peak = 0, low = 0;
+  for (const auto& b : c.bars) {
+    peak = std::max(peak, b.value);
+    low = std::min(low, b.value);
+  }
+  const double span = peak - low;
+  auto y_of = [&](double v) { return kTop + (span > 0 ? (peak - v) / span * kPlotH : kPlotH); };
+  const double zero_y = y_of(0);
   const double slot = kPlotW / static_cast<double>(std::max<std::size_t>(n, 1));
   const double bar_w = std::max(slot * (n > 200 ? 1.0 : 0.8), 0.2);
 
   std::string svg = fmt::format(
       "<svg id=\"chart-{}\" class=\"chart {}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {} {}\" "
       "width=\"{}\" height=\"{}\" role=\"img\" aria-label=\"{}\">\n",
-      esc(c.id), c.id.rfind("drops", 0) == 0 ? "drops" : "counts", kWidth, kHeight, kWidth, kHeight,
-      esc(c.title));
-  // Axes, with the peak marked on the y axis.
+      esc(c.id), c.id.rfind("drops", 0) == 0 || c.id == "netfilter_drops" ? "drops" : "counts", kWidth, kHeight,
+      kWidth, kHeight, esc(c.title));
+  // Axes, with the peak (and the lowest value, when negative) marked on the y axis.
   svg += fmt::format("<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>\n", kLeft, kTop,
                      kTop + kPlotH);
-  svg += fmt::format("<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\"/>\n", kLeft, kTop + kPlotH,
+  svg += fmt::format("<line class=\"axis\" x1=\"{0}\" y1=\"{1:.2f}\" x2=\"{2}\" y2=\"{1:.2f}\"/>\n", kLeft, zero_y,
                      kLeft + kPlotW);
   svg += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n", kLeft - 4,
                      kTop + 8, esc(short_number(peak)));
-  svg += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">0</text>\n", kLeft - 4,
-                     kTop + kPlotH);
+  svg += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{:.2f}\" text-anchor=\"end\">0</text>\n", kLeft - 4,
+                     low < 0 ? zero_y + 4 : zero_y);
+  if (low < 0)
+    svg += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">-{}</text>\n", kLeft - 4,
+                       kTop + kPlotH, esc(short_number(-low)));
 
   for (std::size_t i = 0; i < n; ++i) {
     const auto& b = c.bars[i];
-    const double h = peak > 0 ? b.value / peak * kPlotH : 0;
+    const double top = y_of(std::max(b.value, 0.0)), bottom = y_of(std::min(b.value, 0.0));
     const double x = kLeft + static_cast<double>(i) * slot + (slot - bar_w) / 2;
     svg += fmt::format("<rect class=\"bar\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\">"
                        "<title>{}: {}</title></rect>\n",
-                       x, kTop + kPlotH - h, bar_w, h, esc(b.label), esc(b.text));
+                       x, top, bar_w, bottom - top, esc(b.label), esc(b.text));
   }
   // X labels: every bar when they fit, else about ten evenly spaced.
   const std::size_t every = c.kind == Chart::Kind::causes ? 1 : std::max<std::size_t>(1, (n + 9) / 10);
@@ -127,21 +137,41 @@ std::string report_html(const json& doc) {
   out += row("table", table_line(s["table"]).substr(6));
   out += row("chain length", histogram_line("", s["chain_length"]).substr(2));
   out += row("lifetime ms", histogram_line("", s["lifetime_ms"]).substr(2));
-  out += row("netfilter drops", num(s["netfilter_drops"]));
+  out += row("table growth", growth_text(s["table"]));
+  out += row("netfilter drops", num(s["netfilter_drops"]) + (s["netfilter_drops"].is_null() ? "" : " (every netns)"));
+  if (s.contains("kernel_stats") && s["kernel_stats"].is_object())
+    out += row("kernel stats (this netns)", kernel_stats_line(s["kernel_stats"]));
   out += row("lost events", num(s["lost_events"]));
   out += "</table>\n";
   out += "<p class=\"note\">- means the attach mode cannot observe the value; it is never a made-up 0.</p>\n";
 
   auto charts = report_charts(doc);
+  if (auto note = drops_note(doc); !note.empty())
+    out += fmt::format("<h2>Drops</h2>\n<p class=\"note\" id=\"drops-note\">{}</p>\n", esc(note));
   for (const auto& c : charts) {
     out += fmt::format("<h2>{}</h2>\n", esc(c.title));
     out += svg_chart(c);
   }
-  if (charts.empty()) out += "<p class=\"note\">Nothing to chart in this mode.</p>\n";
+  if (charts.empty()) out += "<p class=\"note\">Nothing to chart in this window.</p>\n";
 
+  // The few that decide whether the table fills, with units; the rest folded away.
+  const auto& sysctls = doc["sysctls"];
   out += "<h2>Sysctls (net.netfilter.nf_conntrack_*)</h2>\n<table class=\"sysctls\">\n";
-  for (const auto& [name, value] : doc["sysctls"].items()) out += row(name, num(value));
-  out += "</table>\n</body>\n</html>\n";
+  for (const auto& name : key_sysctls())
+    if (auto it = sysctls.find(name); it != sysctls.end()) out += row(name, sysctl_value(name, *it));
+  out += "</table>\n";
+  std::string rest;
+  std::size_t others = 0;
+  for (const auto& [name, value] : sysctls.items()) {
+    if (std::find(key_sysctls().begin(), key_sysctls().end(), name) != key_sysctls().end()) continue;
+    rest += row(name, sysctl_value(name, value));
+    ++others;
+  }
+  if (others)
+    out += fmt::format("<details><summary>{} other sysctls</summary>\n<table class=\"sysctls-other\">\n{}</table>\n"
+                       "</details>\n",
+                       others, rest);
+  out += "</body>\n</html>\n";
   return out;
 }
 

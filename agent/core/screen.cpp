@@ -52,15 +52,18 @@ std::string render_screen(const ScreenInput& in) {
                      to_string(in.mode), all.end_s);
   if (in.mode == Mode::tracepoint)
     out += "note: no fentry or kprobe on this kernel: inserts, chains and lifetimes are unobservable (-);\n"
-           "      drop causes are the kernel's own counters for this network namespace\n";
+           "      table, growth and drop causes are the kernel's own counters for this network namespace,\n"
+           "      netfilter drops count every namespace\n";
   out += "\n";
 
   const auto& t = iv.table;
   double fill = (t.count && t.max && *t.max) ? static_cast<double>(*t.count) / static_cast<double>(*t.max) : 0;
   out += fmt::format("table   [{}] {:5.1f}%  {} / {}  buckets {}\n", bar(fill, bar_width), 100 * fill,
                      num(t.count), num(t.max), num(t.buckets));
-  out += fmt::format("rates   inserts {}  destroys {}  allocs {}\n", per_s(iv, iv.totals.inserts),
-                     per_s(iv, iv.totals.destroys), per_s(iv, iv.totals.allocs));
+  auto growth = iv.growth_per_s();
+  out += fmt::format("rates   inserts {}  destroys {}  allocs {}  net growth {}\n", per_s(iv, iv.totals.inserts),
+                     per_s(iv, iv.totals.destroys), per_s(iv, iv.totals.allocs),
+                     growth ? fmt::format("{:+.0f}/s", *growth) : "-");
   if (iv.totals.detail) {
     out += "        ";
     for (std::size_t p = 0; p < CTBPF_PROTO_MAX; ++p)
@@ -81,7 +84,19 @@ std::string render_screen(const ScreenInput& in) {
   drop_row("clash_resolve", di.clash_resolve, da.clash_resolve);
   drop_row("invalid", di.invalid, da.invalid);
   drop_row("alloc_failed", di.alloc_failed, da.alloc_failed);
-  drop_row("netfilter", iv.totals.netfilter_drops, all.totals.netfilter_drops);
+  drop_row("netfilter (all)", iv.totals.netfilter_drops, all.totals.netfilter_drops);
+  if (all.totals.kernel) {
+    const auto &ki = iv.totals.kernel, &ka = all.totals.kernel;
+    auto stat = [&](const char* name, Count KernelStats::*field) {
+      drop_row(name, ki ? (*ki).*field : Count{}, (*ka).*field);
+    };
+    out += "\nkernel stats (ctnetlink, this netns)\n";
+    stat("insert", &KernelStats::insert);
+    stat("found", &KernelStats::found);
+    stat("drop", &KernelStats::drop);
+    stat("error", &KernelStats::error);
+    stat("search_restart", &KernelStats::search_restart);
+  }
 
   if (all.totals.chain) {
     const auto& c = *all.totals.chain;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -250,6 +251,20 @@ public:
     const json& table = object(r, path, "table");
     for (const char* key : {"count", "max", "buckets"}) count(table, path + "/table", key);
     number_or_null(table, path + "/table", "fill", 0);
+    // Net growth and the kernel's own statistics: absent from files older than them.
+    if (table.contains("growth")) {
+      const json& growth = table["growth"];
+      if (!growth.is_null() && !growth.is_number_integer())
+        fail(path + "/table/growth", "expected an integer or null, got " + kind_of(growth));
+      number_or_null(table, path + "/table", "growth_per_s", -std::numeric_limits<double>::max());
+    }
+    if (r.contains("kernel_stats") && !r["kernel_stats"].is_null()) {
+      const json& stats = object(r, path, "kernel_stats");
+      for (const char* key : {"found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
+                              "search_restart", "clash_resolve", "chaintoolong"})
+        count(stats, path + "/kernel_stats", key);
+      if (stats.size() != 10) fail(path + "/kernel_stats", "holds keys other than the kernel's statistics");
+    }
   }
 
   // A netns name (render.cpp: name_json): null when unknown.

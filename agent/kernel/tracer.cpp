@@ -365,8 +365,8 @@ std::unique_ptr<Tracer> Tracer::start(const Options& options) {
 FamilyTrial Tracer::trial(core::Mode family) {
   std::string why_not;
   if (auto t = load(family, Options{}, why_not))
-    return {true, fmt::format("{} programs attached", t->links_.size())};
-  return {false, why_not};
+    return {true, fmt::format("{} programs attached", t->links_.size()), t->observability_};
+  return {false, why_not, {}};
 }
 
 std::map<std::pair<uint8_t, uint16_t>, uint64_t> Tracer::ports() const {

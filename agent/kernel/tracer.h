@@ -25,6 +25,7 @@ namespace ctbpf::kernel {
 struct FamilyTrial {
   bool usable = false;
   std::string reason;  // why not, or what was attached
+  core::Observability obs;  // what the attached programs observe (when usable)
 };
 
 class Tracer {

@@ -2,7 +2,8 @@
 # report_html.sh SNAPSHOT [KEEP_DIR]: `ctbpf report SNAPSHOT --html` in headless Chromium. The page loads
 # without a console message (the same check must catch a page that has one: a CSP-blocked script and
 # image), holds no script and no external reference, each chart has the bars the snapshot implies
-# (counted here with jq from the JSON, and in the DOM Chromium built), and a screenshot is taken. The
+# (counted here with jq from the JSON, and in the DOM Chromium built), at least one timeline has a bar
+# above zero, the sysctls beyond the main ones are folded, and a screenshot is taken. The
 # page and the screenshot are kept in KEEP_DIR when given.
 set -euo pipefail
 : "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}"
@@ -56,14 +57,18 @@ expect "screenshot > 20 kB" "$(($(stat -c %s "$WORK/report.png") > 20000))" 1
 # Expected bars per chart, from the JSON (the same rules as core::report_charts, written again in jq).
 jq -r '
 	.summary as $s | (.intervals | length) as $n |
-	([$s.drops | to_entries[] | select(.value != null)] | length | select(. > 0) | "drops_by_cause \(.)"),
+	([$s.drops | to_entries[] | select(.value != null)] as $seen
+	 | if any($seen[]; .value > 0) then "drops_by_cause \($seen | length)" else empty end),
 	(if $s.chain_length.count != null and ($s.chain_length.buckets | length) > 0
 	 then "chain_length \($s.chain_length.buckets | length)" else empty end),
 	(($s.lifetime_ms.by_proto // {}) | to_entries[] | select(.value.buckets | length > 0)
 	 | "lifetime_\(.key) \(.value.buckets | length)"),
-	(if any(.intervals[]; .rates.inserts_per_s != null) then "inserts_per_s \($n)" else empty end),
-	([.intervals[].drops | to_entries[] | select((.value // 0) > 0) | .key] | unique[] | "drops_\(.) \($n)")
-' "$snapshot" | sort >"$WORK/expected"
+	(if any(.intervals[]; .table.count != null) then "table_count \($n)" else empty end),
+	(if any(.intervals[]; .rates.inserts_per_s != null) then "inserts_per_s \($n)"
+	 elif any(.intervals[]; .table.growth_per_s != null) then "growth_per_s \($n)" else empty end),
+	([.intervals[].drops | to_entries[] | select((.value // 0) > 0) | .key] | unique[] | "drops_\(.) \($n)"),
+	(if any(.intervals[]; (.netfilter_drops // 0) > 0) then "netfilter_drops \($n)" else empty end)
+' "$snapshot" | sort >"$WORK/expected""
 # Bars per chart in Chromium's DOM: one <svg id="chart-ID"> per chart, <rect class="bar"> per bar.
 tr -d '\n' <"$WORK/dom.html" | sed 's/<svg /\n<svg /g; s#</svg>#</svg>\n#g' | grep '^<svg id="chart-' |
 	while read -r svg; do
@@ -71,6 +76,19 @@ tr -d '\n' <"$WORK/dom.html" | sed 's/<svg /\n<svg /g; s#</svg>#</svg>\n#g' | gr
 		echo "$id $(grep -o '<rect class="bar"' <<<"$svg" | wc -l)"
 	done | sort >"$WORK/actual"
 expect "charts" "$(wc -l <"$WORK/actual")" "$(wc -l <"$WORK/expected")"
+# A timeline (one bar per interval) with at least one bar of non-zero height: never an empty chart.
+timelines=$(awk '$1 ~ /^(table_count|growth_per_s|inserts_per_s|netfilter_drops|drops_[a-z_]+)$/ && $1 != "drops_by_cause" {print $1}' "$WORK/expected")
+nonempty=0
+for id in $timelines; do
+	tr -d '\n' <"$WORK/dom.html" | sed 's/<svg /\n<svg /g; s#</svg>#</svg>\n#g' | grep "^<svg id=\"chart-$id\"" |
+		grep -qE '<rect class="bar"[^>]* height="([1-9][0-9]*|0\.[0-9]*[1-9][0-9]*)(\.[0-9]+)?"' && nonempty=$((nonempty + 1))
+done
+expect "timelines with a non-empty bar > 0" "$((nonempty > 0))" 1
+# Where no cause dropped anything, the page says so in words instead of an empty chart.
+if [ "$(jq '[.summary.drops[] | select(. != null and . > 0)] | length' "$snapshot")" = 0 ]; then
+	expect "\"no drops in this window\" note" "$(grep -c 'no drops in this window' "$WORK/dom.html")" 1
+fi
+expect "other sysctls folded in <details>" "$(grep -c '<details><summary>[0-9]* other sysctls</summary>' "$WORK/dom.html")" 1
 while read -r id bars; do
 	expect "bars in chart $id" "$(awk -v id="$id" '$1 == id {print $2}' "$WORK/actual")" "$bars"
 done <"$WORK/expected"

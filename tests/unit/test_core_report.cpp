@@ -58,8 +58,9 @@ TEST_CASE("charts: one bar per bucket, per interval, per observable cause") {
   auto charts = report_charts(doc);
   std::vector<std::string> ids;
   for (const auto& c : charts) ids.push_back(c.id);
-  CHECK(ids == std::vector<std::string>{"drops_by_cause", "chain_length", "lifetime_udp", "inserts_per_s",
-                                        "drops_insert_failed", "drops_chaintoolong"});
+  CHECK(ids == std::vector<std::string>{"drops_by_cause", "chain_length", "lifetime_udp", "table_count",
+                                        "inserts_per_s", "drops_insert_failed", "drops_chaintoolong",
+                                        "netfilter_drops"});
   CHECK(find(charts, "drops_by_cause")->bars.size() == 7);
   // Buckets up to the highest non-empty one: chain slots 0..32, lifetime slots 0..11.
   CHECK(find(charts, "chain_length")->bars.size() == 33);
@@ -73,13 +74,14 @@ TEST_CASE("charts: one bar per bucket, per interval, per observable cause") {
   CHECK(drops->bars[3].value == 0);
   CHECK(drops->bars[4].value == 50);
 
-  SUBCASE("tracepoint mode: no chain, lifetime or insert charts; only the causes it sees") {
+  SUBCASE("tracepoint mode: no chain, lifetime or insert charts; the table, its growth, the drops") {
     auto tp = report_charts(tracepoint_document());
     std::vector<std::string> tp_ids;
     for (const auto& c : tp) tp_ids.push_back(c.id);
-    // The fixture's kernel stats have only "invalid"; the probe-only causes are null.
-    CHECK(tp_ids == std::vector<std::string>{"drops_by_cause"});
-    CHECK(find(tp, "drops_by_cause")->bars.size() == 1);
+    // The fixture's kernel stats have only "invalid", at 0: no cause chart, a note instead.
+    CHECK(tp_ids == std::vector<std::string>{"table_count", "growth_per_s", "netfilter_drops"});
+    CHECK(report_text(tracepoint_document(), 100).find("\nno drops in this window (watched: invalid)\n") !=
+          std::string::npos);
   }
 }
 
@@ -88,7 +90,8 @@ TEST_CASE("text report: the summary's numbers and one row per bar") {
   auto text = report_text(doc, 100);
   CHECK(text.find("ctbpf snapshot: host gw-1, kernel 6.1.0-test, fentry mode\n") == 0);
   CHECK(text.find("  allocs 1150  inserts 1000 (100/s)  destroys 400 (40/s)  deletes 0\n") != std::string::npos);
-  CHECK(text.find("  chain length: n 1000  mean 21.5  p50 3  p99 63  max 40\n") != std::string::npos);
+  // p99's slot is [32, 63]; the kernel's exact longest chain (40) bounds it.
+  CHECK(text.find("  chain length: n 1000  mean 21.5  p50 3  p99 40  max 40\n") != std::string::npos);
   auto chain_rows = rows_under(text, report_charts(doc)[1].title);
   CHECK(chain_rows.size() == 33);
   CHECK(chain_rows[3].find(" 3 500 |#") != std::string::npos);
@@ -97,7 +100,7 @@ TEST_CASE("text report: the summary's numbers and one row per bar") {
   CHECK(std::regex_search(causes[3], std::regex("^ +chaintoolong 150 \\|#+$")));
   CHECK(rows_under(text, "inserts_per_s").empty());
   CHECK(rows_under(text, "Inserts per second, per interval (end time in s)").size() == 10);
-  CHECK(text.find("tcp_timeout_established 432000") != std::string::npos);
+  CHECK(text.find("  tcp_timeout_established      432000 s (5 d)\n") != std::string::npos);
   for (const auto& line : rows_under(text, "Drops by cause (whole window)")) CHECK(line.size() <= 100);
 
   SUBCASE("long series are grouped to at most 30 rows") {
@@ -118,7 +121,7 @@ TEST_CASE("HTML report: self-contained, one <rect class=\"bar\"> per bar, escape
   }
   CHECK(count(svg_of(html, "chain_length"), "<rect class=\"bar\"") == 33);
   CHECK(count(svg_of(html, "inserts_per_s"), "<rect class=\"bar\"") == 10);
-  CHECK(count(html, "<svg id=\"chart-") == 6);
+  CHECK(count(html, "<svg id=\"chart-") == 8);
   // Nothing to fetch, nothing to run.
   CHECK(html.find("<script") == std::string::npos);
   CHECK(html.find("src=") == std::string::npos);
