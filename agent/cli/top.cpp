@@ -105,11 +105,10 @@ int run_top(const TopOptions& options) {
     const auto names = names_of(netns, sources, namer);
     if (options.json) {
       // Bounded: top rows per table, then one "other" row for the rest.
-      nlohmann::json j = {{"type", "top"},         {"t", t},
-                          {"time", core::rfc3339_utc(wall_at_start + t)}, {"final", final},
-                          {"untracked", untracked}};
+      nlohmann::json j = {{"type", "top"}, {"t", t}, {"final", final}, {"untracked", untracked}};
       j["netns"] = core::top_list_json(netns, names, false);
       j["sources"] = core::top_list_json(sources, names, true);
+      j["time"] = core::rfc3339_utc(wall_at_start + t);
       std::puts(j.dump().c_str());
     } else {
       auto text = screen(netns, sources, names, t, untracked);

@@ -259,10 +259,10 @@ int run_trace(const TraceOptions& options) {
   const auto& attribution = who.finish(summary);
   if (options.json) {
     auto j = core::summary_json(summary, tracer->mode(), obs, &attribution);
+    j["time"] = core::rfc3339_utc(wall.epoch(summary.end_s));
     j["events"] = {{"delivered", limiter.delivered()},
                    {"suppressed", limiter.suppressed()},
                    {"malformed", malformed_events}};
-    j["time"] = core::rfc3339_utc(wall.epoch(summary.end_s));
     print(j.dump());
   } else {
     std::fputs(core::summary_text(summary, tracer->mode(), &attribution).c_str(), stdout);
