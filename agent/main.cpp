@@ -1,6 +1,7 @@
 // ctbpf: conntrack observability with eBPF. This file only registers the subcommands: each one's
 // options and handler live together in agent/cli/<name>.cpp.
 #include <cstdio>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -10,12 +11,16 @@
 
 int main(int argc, char** argv) {
   using namespace ctbpf::cli;
-  CLI::App app{"ctbpf: live conntrack insight (insert rate, chain lengths, drop causes) with eBPF"};
+  // Named here, so "Usage:" says ctbpf rather than the path the binary was run from.
+  CLI::App app{"ctbpf: live conntrack insight (insert rate, chain lengths, drop causes) with eBPF", "ctbpf"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ctbpf ") + CTBPF_VERSION);
-  bool verbose = false;
+  // Subcommands inherit this: `ctbpf trace -v` works as `ctbpf -v trace` does.
+  app.fallthrough();
+  int verbose = 0;
   app.add_flag("-v,--verbose", verbose,
-               "Print libbpf's messages (verifier logs and counts, attach errors) and start-up phases");
+               "-v: libbpf's messages (attach errors) and start-up phases; -vv: also libbpf's debug\n"
+               "messages and the verifier's logs and statistics (thousands of lines)");
   const Command commands[] = {add_trace(app), add_features(app), add_serve(app),  add_doctor(app),
                               add_snapshot(app), add_report(app), add_diff(app), add_top(app)};
 
@@ -28,7 +33,11 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "ctbpf: %s (see ctbpf --help)\n", e.what());
+    // Point at the help of the subcommand the error is about, when one was named.
+    std::string help = "ctbpf --help";
+    for (const auto& command : commands)
+      if (command.app->parsed()) help = "ctbpf " + command.app->get_name() + " --help";
+    std::fprintf(stderr, "ctbpf: %s (see %s)\n", e.what(), help.c_str());
     return ctbpf::kExitUsage;
   }
 

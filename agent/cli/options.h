@@ -1,5 +1,7 @@
 #pragma once
 // Option definitions more than one subcommand shares, so they read and check the same everywhere.
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,17 @@ CLI::Validator bounded(const core::Bound& bound);
 
 /// --mode auto|fentry|kprobe|tracepoint.
 void add_mode_option(CLI::App& cmd, std::string& mode);
+
+/// The positional `[interval [count]]` of bcc tools and vmstat (`ctbpf trace 1 3`), next to -i and -d.
+struct IntervalCount {
+  std::optional<double> interval;
+  std::optional<uint64_t> count;
+};
+void add_interval_count(CLI::App& cmd, IntervalCount& positional);
+/// Puts the positional interval into interval_s (refusing it when -i was given too) and returns the
+/// count (0: none), refusing a count with -d. Throws ctbpf::Error with exit 2.
+uint64_t resolve_interval_count(const CLI::App& cmd, const IntervalCount& positional, double& interval_s,
+                                const std::optional<double>& duration_s);
 
 /// --ready-file PATH, with what it waits for.
 void add_ready_file_option(CLI::App& cmd, std::string& path, const std::string& what);

@@ -18,11 +18,28 @@ namespace {
 struct ReportOptions {
   std::string file;
   std::string html;  // write the HTML page here instead of the terminal report
+  bool json = false;
 };
 
 struct DiffOptions {
   std::string a, b;
+  bool json = false;
 };
+
+// The report's charts for programs, with what identifies the snapshot and its summary.
+nlohmann::json report_json(const nlohmann::json& doc, const std::string& file) {
+  nlohmann::json charts = nlohmann::json::array();
+  for (const auto& c : core::report_charts(doc)) {
+    nlohmann::json bars = nlohmann::json::array();
+    for (const auto& b : c.bars) bars.push_back({{"label", b.label}, {"value", b.value}, {"text", b.text}});
+    const char* kind = c.kind == core::Chart::Kind::histogram  ? "histogram"
+                       : c.kind == core::Chart::Kind::timeline ? "timeline"
+                                                               : "causes";
+    charts.push_back({{"id", c.id}, {"title", c.title}, {"kind", kind}, {"bars", bars}});
+  }
+  return {{"type", "report"}, {"file", file},       {"host", doc["host"]},       {"kernel", doc["kernel"]},
+          {"mode", doc["mode"]}, {"window", doc["window"]}, {"summary", doc["summary"]}, {"charts", charts}};
+}
 
 nlohmann::json load_snapshot(const std::string& path) {
   auto bytes = kernel::read_file_capped(path, core::kSnapshotMaxBytes);
@@ -41,6 +58,10 @@ int terminal_width() {
 /// Renders a snapshot in the terminal, or as one self-contained HTML page.
 int run_report(const ReportOptions& options) {
   auto doc = load_snapshot(options.file);
+  if (options.json) {
+    std::puts(report_json(doc, options.file).dump().c_str());
+    return kExitOk;
+  }
   if (!options.html.empty()) {
     kernel::write_file_atomically(options.html, core::report_html(doc));
     std::fprintf(stderr, "ctbpf: wrote %s\n", options.html.c_str());
@@ -50,12 +71,13 @@ int run_report(const ReportOptions& options) {
   return kExitOk;
 }
 
-/// What changed between two snapshots; exit 0 whether or not anything did.
+/// What changed between two snapshots. Exit codes as diff(1)'s: 0 the same, 1 changed, 2 trouble.
 int run_diff(const DiffOptions& options) {
   auto a = load_snapshot(options.a);
   auto b = load_snapshot(options.b);
-  std::fputs(core::diff_snapshots(a, options.a, b, options.b).text.c_str(), stdout);
-  return kExitOk;
+  auto diff = core::diff_snapshots(a, options.a, b, options.b);
+  std::fputs(options.json ? (diff.json.dump() + "\n").c_str() : diff.text.c_str(), stdout);
+  return diff.changed ? kExitFailure : kExitOk;
 }
 
 }  // namespace
@@ -66,6 +88,7 @@ Command add_report(CLI::App& parent) {
       "report", "Render a snapshot: summary, drops by cause, histograms, rate timeline (or --html)");
   cmd->add_option("FILE", o->file, "A snapshot written by ctbpf snapshot or trace --record")->required();
   cmd->add_option("--html", o->html, "Write one self-contained HTML page (inline SVG) here");
+  cmd->add_flag("--json", o->json, "One JSON object: the snapshot's identity and summary, and the report's charts");
   return {cmd, [o] { return run_report(*o); }};
 }
 
@@ -75,6 +98,17 @@ Command add_diff(CLI::App& parent) {
       "diff", "What changed between two snapshots: rates, percentiles, drop causes, table, sysctls");
   cmd->add_option("A", o->a, "The earlier snapshot")->required();
   cmd->add_option("B", o->b, "The later snapshot")->required();
-  return {cmd, [o] { return run_diff(*o); }};
+  cmd->add_flag("--json", o->json, "One JSON object: each section's changes, values as the text prints them");
+  cmd->footer("Exit status: 0 no change, 1 something changed, 2 bad input (as diff(1)).");
+  return {cmd, [o] {
+            // diff(1)'s convention: 1 means "changed", so any trouble must be 2, never 1.
+            try {
+              return run_diff(*o);
+            } catch (const Error& e) {
+              throw Error(kExitUsage, e.what());
+            } catch (const std::exception& e) {
+              throw Error(kExitUsage, e.what());
+            }
+          }};
 }
 }  // namespace ctbpf::cli

@@ -2,7 +2,7 @@
 // interval and exposed to Prometheus. The ring buffer carries only drop events, rate-limited in the
 // kernel (--drop-events-rate), for attribution by cause and netns. The HTTP side only copies a page
 // that the aggregation loop pre-renders: slow or many clients cannot stall aggregation.
-#include <arpa/inet.h>
+#include <netdb.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -55,7 +55,8 @@ struct Endpoint {
   int port = 0;
 };
 
-// HOST:PORT or [IPV6]:PORT.
+// HOST:PORT, [IPV6]:PORT or :PORT (every address, as node_exporter's --web.listen-address takes it);
+// HOST is an address or a name (localhost), resolved here so a typo is a usage error.
 Endpoint parse_listen(const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon + 1 == text.size())
@@ -70,10 +71,15 @@ Endpoint parse_listen(const std::string& text) {
   } catch (const std::exception&) {
     throw Error(kExitUsage, fmt::format("--listen: bad port in '{}'", text));
   }
-  in6_addr v6{};
-  in_addr v4{};
-  if (inet_pton(AF_INET, e.host.c_str(), &v4) != 1 && inet_pton(AF_INET6, e.host.c_str(), &v6) != 1)
-    throw Error(kExitUsage, fmt::format("--listen: '{}' is not an IP address", e.host));
+  // "::" takes IPv4 too (IPV6_V6ONLY is off by default on Linux).
+  if (e.host.empty()) e.host = "::";
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(e.host.c_str(), nullptr, &hints, &found); rc != 0)
+    throw Error(kExitUsage, fmt::format("--listen: cannot resolve '{}': {}", e.host, gai_strerror(rc)));
+  freeaddrinfo(found);
   return e;
 }
 
@@ -286,7 +292,8 @@ Command add_serve(CLI::App& parent) {
       "serve",
       "Always-on: in-kernel aggregation only, exposed as Prometheus metrics on GET /metrics\n"
       "(OpenMetrics when the scraper asks for it) and GET /healthz. SIGTERM stops it cleanly.");
-  cmd->add_option("--listen", o->listen, "HOST:PORT to listen on; loopback unless you name another address")
+  cmd->add_option("--listen", o->listen, "HOST:PORT, [IPV6]:PORT or :PORT (every address) to listen on; HOST may be a\n"
+                  "name (localhost). Loopback unless you name another address")
       ->default_val("127.0.0.1:9640");
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between reads of the kernel's counters")
       ->check(bounded(core::kIntervalSeconds))

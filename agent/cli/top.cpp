@@ -17,7 +17,9 @@
 #include "core/attribution.h"
 #include "core/render.h"
 #include "kernel/attribution_sources.h"
+#include "core/snapshot.h"
 #include "kernel/error.h"
+#include "kernel/snapshot_files.h"
 #include "kernel/tracer.h"
 
 namespace ctbpf::cli {
@@ -31,6 +33,7 @@ struct TopOptions {
   std::size_t top = 10;
   std::string mode = "auto";
   std::string ready_file;
+  uint64_t count = 0;  // COUNT: stop after this many refreshes; 0 = no count
 };
 
 // Names of the namespaces in these rows: the namer scans /proc only for an inode it has not seen.
@@ -103,6 +106,7 @@ int run_top(const TopOptions& options) {
 
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
+  const double wall_at_start = kernel::wall_clock_s();
   auto last = start;
   auto emit = [&](bool final, const core::Sample& sample) {
     auto now = clock::now();
@@ -128,6 +132,7 @@ int run_top(const TopOptions& options) {
       if (dumps_only) j["unobservable"] = {"other namespaces", "inserts", "destroys", "inserts_per_s"};
       j["netns"] = core::top_list_json(netns, names, false);
       j["sources"] = core::top_list_json(sources, names, true);
+      j["time"] = core::rfc3339_utc(wall_at_start + t);
       std::puts(j.dump().c_str());
     } else {
       auto text = screen(netns, sources, names, t, untracked, note);
@@ -138,7 +143,7 @@ int run_top(const TopOptions& options) {
   };
 
   run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, [](std::span<const std::byte>) {},
-                  [&](const core::Report&, const core::Sample& sample, bool tail) { emit(tail, sample); });
+                  [&](const core::Report&, const core::Sample& sample, bool tail) { emit(tail, sample); }, options.count);
   return kExitOk;
 }
 
@@ -146,17 +151,23 @@ int run_top(const TopOptions& options) {
 
 Command add_top(CLI::App& parent) {
   auto o = std::make_shared<TopOptions>();
+  auto positional = std::make_shared<IntervalCount>();
   auto* cmd = parent.add_subcommand(
       "top", "Who fills the table: the namespaces and source addresses holding the most entries, live");
+  add_interval_count(*cmd, *positional);
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between refreshes")
       ->check(bounded(core::kIntervalSeconds))
       ->default_val(1.0);
   cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")
       ->check(bounded(core::kDurationSeconds));
   cmd->add_option("-n,--top", o->top, "Rows per table")->check(bounded(core::kTopRows))->default_val(10);
-  cmd->add_flag("--json", o->json, "One JSON object per refresh (\"type\":\"top\"), the last with \"final\":true");
+  cmd->add_flag("--json", o->json,
+                "One JSON object per refresh (\"type\":\"top\", \"time\" in UTC), the last with \"final\":true");
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached");
-  return {cmd, [o] { return run_top(*o); }};
+  return {cmd, [o, positional, cmd] {
+            o->count = resolve_interval_count(*cmd, *positional, o->interval_s, o->duration_s);
+            return run_top(*o);
+          }};
 }
 }  // namespace ctbpf::cli

@@ -14,6 +14,7 @@
 #include "cli/who_fills.h"
 #include "core/aggregator.h"
 #include "core/events.h"
+#include "core/interval_table.h"
 #include "core/recorder.h"
 #include "core/render.h"
 #include "core/screen.h"
@@ -40,7 +41,28 @@ struct TraceOptions {
   std::string record_dir;        // --record: the flight recorder writes snapshots here; empty = off
   core::RecorderOptions record;  // its limits (--record-before, --record-after, ...)
   std::size_t top = 0;           // --top: the busiest N sources in the summary; 0 = not tracked
+  uint64_t count = 0;            // COUNT: stop after this many intervals; 0 = no count
+  bool timestamp = false;        // -T: text lines start with the wall-clock time
+  bool wide = false;             // -w: every field on one key=value line
 };
+
+// The wall-clock time of a record, as "time" in NDJSON (every record has one) and -T in text.
+class WallClock {
+public:
+  WallClock() : at_start_(kernel::wall_clock_s()) {}
+  /// `t_s`: seconds since this object was made.
+  double epoch(double t_s) const { return at_start_ + t_s; }
+
+private:
+  double at_start_;
+};
+
+// Adds "time" to an event's JSON line, keeping the keys in the sorted order event_json_line keeps.
+std::string with_time(std::string line, const std::string& time) {
+  auto at = line.rfind(",\"type\":");
+  if (at != std::string::npos) line.insert(at, ",\"time\":\"" + time + "\"");
+  return line;
+}
 
 void print(const std::string& line) {
   std::fputs(line.c_str(), stdout);
@@ -162,6 +184,7 @@ int run_trace(const TraceOptions& options) {
   const auto& obs = tracer->observability();
   core::Aggregator aggregator(tracer->mode(), obs);
   auto baseline = tracer->sample();
+  const WallClock wall;  // at the baseline: interval times (Report::end_s) count from it
   aggregator.add(baseline);
   std::optional<FlightRecorder> recorder;
   if (!options.record_dir.empty()) {
@@ -182,6 +205,7 @@ int run_trace(const TraceOptions& options) {
 
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
+  const WallClock wall_at_start;
   auto since_start = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
 
   core::EventLimiter limiter(options.events_rate);
@@ -195,11 +219,14 @@ int run_trace(const TraceOptions& options) {
     double t = since_start();
     if (!limiter.admit(t)) return;
     // No flush per event: a flood would pay a write() each; the loop flushes after every poll.
-    auto line = options.json ? core::event_json_line(*event, t) : core::event_line(*event, t);
+    auto line = options.json      ? with_time(core::event_json_line(*event, t), core::rfc3339_utc(wall_at_start.epoch(t)))
+                : options.timestamp ? core::clock_text(wall_at_start.epoch(t)) + " " + core::event_line(*event, t)
+                                    : core::event_line(*event, t);
     line += '\n';
     std::fputs(line.c_str(), stdout);
   };
 
+  bool header_due = true;
   auto emit = [&](const core::Report& r) {
     if (live) {
       auto total = aggregator.summary();
@@ -209,9 +236,15 @@ int run_trace(const TraceOptions& options) {
     } else if (options.json) {
       auto j = core::interval_json(r, obs, &who.names());
       j["events_suppressed"] = limiter.suppressed();
+      j["time"] = core::rfc3339_utc(wall.epoch(r.end_s));
       print(j.dump());
+    } else if (options.wide) {
+      print((options.timestamp ? core::clock_text(wall.epoch(r.end_s)) + " " : "") + core::interval_line(r));
     } else {
-      print(core::interval_line(r));
+      if (header_due) print(core::interval_table_header(options.timestamp));
+      header_due = false;
+      print(core::interval_table_row(
+          r, options.timestamp ? core::clock_text(wall.epoch(r.end_s)) : fmt::format("{:.1f}", r.end_s)));
     }
   };
 
@@ -220,14 +253,17 @@ int run_trace(const TraceOptions& options) {
                     who.saw(r, sample);
                     if (recorder) recorder->add(r, sample);
                     // A tail of a few ms is noise on a screen or in a log; it still counts in the summary.
-                    if (!tail || (r.duration() > 0.05 && !live)) emit(r);
-                  });
+                    // With a COUNT the tail is the count-th full interval.
+                    if (!tail || options.count || (r.duration() > 0.05 && !live)) emit(r);
+                  },
+                  options.count);
   if (recorder) recorder->finish();
 
   auto summary = aggregator.summary();
   const auto& attribution = who.finish(summary);
   if (options.json) {
     auto j = core::summary_json(summary, tracer->mode(), obs, &attribution);
+    j["time"] = core::rfc3339_utc(wall.epoch(summary.end_s));
     j["events"] = {{"delivered", limiter.delivered()},
                    {"suppressed", limiter.suppressed()},
                    {"malformed", malformed_events},
@@ -249,16 +285,24 @@ int run_trace(const TraceOptions& options) {
 
 Command add_trace(CLI::App& parent) {
   auto o = std::make_shared<TraceOptions>();
+  auto positional = std::make_shared<IntervalCount>();
   auto* cmd = parent.add_subcommand(
       "trace",
-      "Trace conntrack until Ctrl-C (or -d): insert/destroy rates, chain lengths, drop causes.\n"
-      "Ctrl-C, SIGTERM and the end of -d print a summary.");
+      "Trace conntrack until Ctrl-C (or -d, or COUNT intervals): insert/destroy rates, chain lengths,\n"
+      "drop causes. Ctrl-C, SIGTERM, the end of -d and the last of COUNT print a summary.");
+  add_interval_count(*cmd, *positional);
   cmd->add_option("-i,--interval", o->interval_s, "Seconds between interval reports")
       ->check(bounded(core::kIntervalSeconds))
       ->default_val(1.0);
   cmd->add_option("-d,--duration", o->duration_s, "Stop after this many seconds")
       ->check(bounded(core::kDurationSeconds));
-  cmd->add_flag("--json", o->json, "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"");
+  cmd->add_flag("--json", o->json,
+                "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"; each with\n"
+                "\"time\", the UTC wall-clock time (RFC 3339) at its end");
+  cmd->add_flag("-T,--timestamp", o->timestamp, "Text: start interval and event lines with the UTC time (HH:MM:SS)");
+  cmd->add_flag("-w,--wide", o->wide,
+                "Text: every field of an interval (each drop cause) on one key=value line, wider than\n"
+                "the 100 columns of the default table");
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
   cmd->add_option("--events", o->events,
@@ -302,7 +346,10 @@ Command add_trace(CLI::App& parent) {
   cmd->add_option("--record-max-age", o->record.max_age_s, "Seconds after which a snapshot file is deleted")
       ->check(bounded(core::kRecordMaxAgeSeconds))
       ->default_val(o->record.max_age_s);
-  return {cmd, [o] { return run_trace(*o); }};
+  return {cmd, [o, positional, cmd] {
+            o->count = resolve_interval_count(*cmd, *positional, o->interval_s, o->duration_s);
+            return run_trace(*o);
+          }};
 }
 
 }  // namespace ctbpf::cli

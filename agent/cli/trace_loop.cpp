@@ -45,7 +45,7 @@ void write_ready_file(const std::string& path, core::Mode mode) {
 
 void run_sample_loop(kernel::Tracer& tracer, core::Aggregator& aggregator, double interval_s,
                      std::optional<double> duration_s, const kernel::Tracer::EventHandler& on_event,
-                     const IntervalHandler& on_interval) {
+                     const IntervalHandler& on_interval, uint64_t count) {
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
   const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(interval_s));
@@ -53,6 +53,9 @@ void run_sample_loop(kernel::Tracer& tracer, core::Aggregator& aggregator, doubl
   std::optional<clock::time_point> end;
   if (duration_s)
     end = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*duration_s));
+  // The same integer arithmetic as next_tick: the count-th tick is the end exactly, so the loop stops
+  // there (the end is checked first) and the count-th interval is the tail.
+  if (count) end = std::min(end.value_or(clock::time_point::max()), start + interval * static_cast<int64_t>(count));
 
   while (!stop_requested()) {
     auto now = clock::now();

@@ -1,6 +1,7 @@
 #pragma once
 // What `trace`, `snapshot`, `top`, `doctor` and `serve` share (cli/trace_loop.cpp): stop signals, the ready file, and the one
 // sampling loop, so a snapshot's intervals are exactly the ones `trace --json` would print.
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -22,10 +23,11 @@ void write_ready_file(const std::string& path, core::Mode mode);
 /// the last tick to the stop (shorter than the others).
 using IntervalHandler = std::function<void(const core::Report& interval, const core::Sample& sample, bool tail)>;
 
-/// Samples every interval_s until a stop signal or duration_s, delivering ring-buffer events to
-/// on_event in between. The aggregator must have its baseline sample already.
+/// Samples every interval_s until a stop signal, duration_s or `count` intervals (0: no count),
+/// delivering ring-buffer events to on_event in between. With a count, the last interval is the
+/// tail and is a full one. The aggregator must have its baseline sample already.
 void run_sample_loop(kernel::Tracer& tracer, core::Aggregator& aggregator, double interval_s,
                      std::optional<double> duration_s, const kernel::Tracer::EventHandler& on_event,
-                     const IntervalHandler& on_interval);
+                     const IntervalHandler& on_interval, uint64_t count = 0);
 
 }  // namespace ctbpf::cli

@@ -38,6 +38,9 @@ std::string report_html(const nlohmann::json& snapshot);
 struct SnapshotDiff {
   bool changed = false;
   std::string text;  // header, then only what differs (or "no change")
+  /// The same for programs: {"type":"diff","a":{"file","host","kernel","mode","start","duration_s"},
+  /// "b":{...},"changed":B,"sections":[{"title":S,"changes":[{"name":S,"a":S,"b":S}]}]}, values as printed.
+  nlohmann::json json;
 };
 
 /// What changed from `a` to `b`: rates, percentiles, drop causes, table and sysctls. Values are

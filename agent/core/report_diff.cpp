@@ -104,9 +104,21 @@ SnapshotDiff diff_snapshots(const json& a, const std::string& name_a, const json
 
   SnapshotDiff out;
   out.text = header("A", name_a, a) + header("B", name_b, b);
+  auto side = [](const std::string& name, const json& doc) {
+    return json{{"file", name},
+                {"host", doc["host"]},
+                {"kernel", doc["kernel"]},
+                {"mode", doc["mode"]},
+                {"start", doc["window"]["start"]},
+                {"duration_s", doc["window"]["duration_s"]}};
+  };
+  out.json = {{"type", "diff"}, {"a", side(name_a, a)}, {"b", side(name_b, b)}, {"sections", json::array()}};
   for (const auto& s : sections) {
     if (s.rows.empty()) continue;
     out.changed = true;
+    json changes = json::array();
+    for (const auto& r : s.rows) changes.push_back({{"name", r[0]}, {"a", r[1]}, {"b", r[2]}});
+    out.json["sections"].push_back({{"title", s.title}, {"changes", changes}});
     std::size_t w0 = 0, w1 = 0;
     for (const auto& r : s.rows) {
       w0 = std::max(w0, r[0].size());
@@ -116,6 +128,7 @@ SnapshotDiff diff_snapshots(const json& a, const std::string& name_a, const json
     for (const auto& r : s.rows) out.text += fmt::format("  {:<{}}  {:>{}} -> {}\n", r[0], w0, r[1], w1, r[2]);
   }
   if (!out.changed) out.text += "\nno change\n";
+  out.json["changed"] = out.changed;
   return out;
 }
 

@@ -29,7 +29,7 @@ namespace ctbpf::kernel {
 
 namespace {
 
-bool g_verbose = false;
+int g_verbose = 0;  // -v: 1, -vv: 2
 std::mutex g_log_mutex;
 // libbpf's most specific warning since the last take: the first one naming a program, else the last.
 std::string g_last_warning;
@@ -53,7 +53,9 @@ int on_libbpf_print(enum libbpf_print_level level, const char* format, va_list a
       g_warning_names_program = names_program;
     }
   }
-  if (g_verbose) fprintf(stderr, "%s\n", text.c_str());
+  // Debug chatter and verifier logs (thousands of lines) only at -vv.
+  const bool chatter = level == LIBBPF_DEBUG || text.find("PROG LOAD LOG") != std::string::npos;
+  if (g_verbose >= (chatter ? 2 : 1)) fprintf(stderr, "%s\n", text.c_str());
   return 0;
 }
 
@@ -183,7 +185,7 @@ void for_each_percpu_entry(const bpf_map* map, Fn&& fn) {
 
 }  // namespace
 
-void Tracer::set_verbose(bool verbose) { g_verbose = verbose; }
+void Tracer::set_verbose(int level) { g_verbose = level; }
 
 std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, std::string& why_not) {
   libbpf_set_print(on_libbpf_print);
@@ -237,8 +239,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
       if (target && (!target->in_conntrack_module || conntrack_btf.fd >= 0))
         g_attach_targets[info.function] = {target->id, target->in_conntrack_module ? conntrack_btf.fd : 0};
     }
-    // With --verbose, the verifier's statistics (log level 4: insns processed, states): what load+verify costs.
-    if (g_verbose) bpf_program__set_log_level(prog, 4);
+    // With -vv, the verifier's statistics (log level 4: insns processed, states): what load+verify costs.
+    if (g_verbose >= 2) bpf_program__set_log_level(prog, 4);
   }
   clock.lap("symbols");
 

@@ -71,8 +71,8 @@ public:
   /// Cumulative inserts per (L4 protocol, destination port) (with track_ports), summed over CPUs.
   std::map<std::pair<uint8_t, uint16_t>, uint64_t> ports() const;
 
-  /// libbpf's own messages go to stderr (debug level included) when set.
-  static void set_verbose(bool verbose);
+  /// libbpf's messages go to stderr at level 1; its debug messages and verifier logs too at 2.
+  static void set_verbose(int level);
 
 private:
   Tracer() = default;

@@ -1,0 +1,60 @@
+#include "core/interval_table.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+
+namespace ctbpf::core {
+
+namespace {
+
+// Columns: the first (time) and then the numbers, right-aligned.
+constexpr const char* kFormat = "{:>10} {:>8} {:>8} {:>9} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}";
+
+std::string count(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
+
+std::string rate(const Report& r, const Count& c) {
+  auto v = r.rate(c);
+  return v ? fmt::format("{:.0f}", *v) : "-";
+}
+
+// Every cause but table_full and early_drop, which have their own columns; clash_resolve is not a
+// drop (the packet went through). "-" only when none of them is observable.
+Count other_drops(const Drops& d) {
+  Count sum;
+  for (const auto* c : {&d.insert_failed, &d.chaintoolong, &d.invalid, &d.alloc_failed})
+    if (*c) sum = sum.value_or(0) + **c;
+  return sum;
+}
+
+}  // namespace
+
+std::string interval_table_header(bool clock) {
+  return fmt::format(fmt::runtime(kFormat), clock ? "TIME" : "T", "INSERT/S", "DESTR/S", "TABLE", "FILL%",
+                     "CHAIN99", "CHMAX", "FULL", "EARLY", "OTHER", "NF_DROP", "LOST");
+}
+
+std::string interval_table_row(const Report& r, const std::string& time) {
+  const auto& t = r.totals;
+  std::string fill = "-";
+  if (r.table.count && r.table.max && *r.table.max)
+    fill = fmt::format("{:.1f}", 100.0 * static_cast<double>(*r.table.count) / static_cast<double>(*r.table.max));
+  std::string p99 = "-", max = "-";
+  if (t.chain && t.chain->count()) {
+    p99 = fmt::format("{}", t.chain->percentile(0.99));
+    max = count(t.chain_max);
+  }
+  return fmt::format(fmt::runtime(kFormat), time, rate(r, t.inserts), rate(r, t.destroys), count(r.table.count),
+                     fill, p99, max, count(t.drops.table_full), count(t.drops.early_drop),
+                     count(other_drops(t.drops)), count(t.netfilter_drops), count(t.lost_events));
+}
+
+std::string clock_text(double epoch_s) {
+  using namespace std::chrono;
+  const sys_seconds t{seconds{static_cast<long long>(std::floor(epoch_s))}};
+  const hh_mm_ss hms{t - floor<days>(t)};
+  return fmt::format("{:02}:{:02}:{:02}", hms.hours().count(), hms.minutes().count(), hms.seconds().count());
+}
+
+}  // namespace ctbpf::core
