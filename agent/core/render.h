@@ -1,5 +1,5 @@
 #pragma once
-// Views of a Report: NDJSON objects (the contract in DESIGN.md) and plain text. Rendering returns
+// Views of a Report: NDJSON objects (the contract in docs/json.md) and plain text. Rendering returns
 // strings; only the CLI edge prints them.
 #include <cstddef>
 #include <optional>

@@ -4,7 +4,7 @@
 
 namespace ctbpf {
 
-/// Exit codes of the CLI contract (DESIGN.md).
+/// Exit codes of the CLI contract (docs/json.md).
 enum ExitCode : int { kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitUnsupported = 3 };
 
 /// An error with the exit code it deserves and a one-line message that says what to do.
