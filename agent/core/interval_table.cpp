@@ -32,7 +32,7 @@ Count other_drops(const Drops& d) {
 
 std::string interval_table_header(bool clock) {
   return fmt::format(fmt::runtime(kFormat), clock ? "TIME" : "T", "INSERT/S", "DESTR/S", "TABLE", "FILL%",
-                     "CHAIN99", "CHMAX", "FULL", "EARLY", "OTHER", "NF_DROP", "LOST");
+                     "CHAIN99", "GROW/S", "FULL", "EARLY", "OTHER", "NF_DROP", "LOST");
 }
 
 std::string interval_table_row(const Report& r, const std::string& time) {
@@ -40,13 +40,12 @@ std::string interval_table_row(const Report& r, const std::string& time) {
   std::string fill = "-";
   if (r.table.count && r.table.max && *r.table.max)
     fill = fmt::format("{:.1f}", 100.0 * static_cast<double>(*r.table.count) / static_cast<double>(*r.table.max));
-  std::string p99 = "-", max = "-";
-  if (t.chain && t.chain->count()) {
-    p99 = fmt::format("{}", t.chain->percentile(0.99));
-    max = count(t.chain_max);
-  }
+  std::string p99 = "-", growth = "-";
+  if (t.chain && t.chain->count()) p99 = fmt::format("{}", t.chain->percentile(0.99));
+  // Net growth of the table (ctbpf's netns): in tracepoint mode, the one rate there is.
+  if (auto g = r.growth_per_s()) growth = fmt::format("{:+.0f}", *g);
   return fmt::format(fmt::runtime(kFormat), time, rate(r, t.inserts), rate(r, t.destroys), count(r.table.count),
-                     fill, p99, max, count(t.drops.table_full), count(t.drops.early_drop),
+                     fill, p99, growth, count(t.drops.table_full), count(t.drops.early_drop),
                      count(other_drops(t.drops)), count(t.netfilter_drops), count(t.lost_events));
 }
 
