@@ -290,6 +290,27 @@ void warn_missing_privileges(std::optional<core::Mode> forced) {
   }
 }
 
+std::pair<bool, std::string> family_once_loaded(core::Mode family) {
+  std::error_code ec;
+  if (family == core::Mode::tracepoint)
+    return {std::filesystem::exists("/sys/kernel/btf/vmlinux", ec), "tp_btf/kfree_skb needs vmlinux BTF only"};
+  std::string missing;
+  for (const auto& need : privilege_needs())
+    if (need.missing && need.feature == core::to_string(family)) missing = "; but without " + need.capability;
+  if (family == core::Mode::kprobe) {
+    bool pmu = std::filesystem::exists("/sys/bus/event_source/devices/kprobe", ec);
+    return {pmu && missing.empty(), std::string(pmu ? "kprobes (CONFIG_KPROBES)" : "no kprobe PMU (CONFIG_KPROBES)") + missing};
+  }
+  // fentry on a module's functions needs that module's BTF: other modules' BTF in /sys/kernel/btf
+  // says CONFIG_DEBUG_INFO_BTF_MODULES (5.11+) is on, so nf_conntrack's will come with it.
+  bool module_btf = false;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/kernel/btf", ec))
+    module_btf |= entry.path().filename() != "vmlinux";
+  return {module_btf && missing.empty(),
+          std::string(module_btf ? "module BTF (CONFIG_DEBUG_INFO_BTF_MODULES)" : "no module BTF in /sys/kernel/btf") +
+              missing};
+}
+
 bool drop_sys_admin() {
   if (!has_capability(kCapSysAdmin)) return false;
   prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, kCapSysAdmin, 0, 0);

@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/sample.h"
@@ -62,6 +63,10 @@ struct PrivilegeNeed {
 };
 /// Every such need on this kernel (fentry's only where conntrack is a module), missing or not.
 std::vector<PrivilegeNeed> privilege_needs();
+/// While nf_conntrack is not loaded: whether `family` should work once it is, and why, judged from
+/// what the kernel shows without it (BTF for modules, kprobe PMU, perf_event_paranoid, privileges).
+/// Nothing is loaded: ctbpf never loads the module, and there is nothing to attach to yet.
+std::pair<bool, std::string> family_once_loaded(core::Mode family);
 /// Gives up CAP_SYS_ADMIN for good (effective, permitted, inheritable, ambient): true when it was
 /// held and is gone. Only attaching needs it (module BTF, perf_event_open); an agent keeps nothing more.
 bool drop_sys_admin();
