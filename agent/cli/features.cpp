@@ -33,6 +33,11 @@ int run_features(const FeaturesOptions& options) {
     kernel::FamilyTrial trial{false, "nf_conntrack is not in the running kernel (modprobe nf_conntrack)", {}};
     if (conntrack) trial = kernel::Tracer::trial(family);
     families[core::to_string(family)] = {{"usable", trial.usable}, {"reason", trial.reason}};
+    if (!conntrack) {
+      // Not tried (ctbpf never loads the module): what should work once something loads it.
+      auto [expected, why_expected] = kernel::family_once_loaded(family);
+      families[core::to_string(family)]["once_loaded"] = {{"expected", expected}, {"reason", why_expected}};
+    }
     if (trial.usable && mode.empty()) {
       mode = core::to_string(family);
       picked = trial.obs;
@@ -75,10 +80,15 @@ int run_features(const FeaturesOptions& options) {
     std::printf("btf         %s\n", report["btf"].get<bool>() ? "yes" : "no");
     std::printf("ringbuf     %s\n", report["ringbuf"].get<bool>() ? "yes" : "no");
     std::printf("conntrack   %s\n", conntrack ? "yes" : "no (modprobe nf_conntrack)");
-    for (auto& [name, f] : families.items())
+    for (auto& [name, f] : families.items()) {
       std::printf("%-11s %s\n", name.c_str(),
                   f["usable"].get<bool>() ? "usable"
                                           : ("unusable: " + f["reason"].get<std::string>()).c_str());
+      if (f.contains("once_loaded"))
+        std::printf("%-11s once nf_conntrack is loaded: %s (%s)\n", "",
+                    f["once_loaded"]["expected"].get<bool>() ? "expected to work" : "not expected to work",
+                    f["once_loaded"]["reason"].get<std::string>().c_str());
+    }
     std::printf("mode        %s\n", mode.empty() ? "none" : mode.c_str());
     for (auto& [name, present] : causes.items())
       std::printf("cause %-22s %s\n", name.c_str(),

@@ -219,7 +219,52 @@ int run_serve(const ServeOptions& options) {
   signal(SIGHUP, on_hangup);
   signal(SIGPIPE, SIG_IGN);
 
+  std::vector<core::PrivilegeState> privileges;
+  for (const auto& need : kernel::privilege_needs())
+    privileges.push_back({need.capability, need.feature, need.missing});
+  Pages pages;
+  auto publish = [&](core::ExpositionInput& in) {
+    in.privileges = privileges;
+    auto text = core::render_exposition(in);
+    in.openmetrics = true;
+    auto om = core::render_exposition(in);
+    std::lock_guard lock(pages.mutex);
+    pages.text = std::move(text);
+    pages.openmetrics = std::move(om);
+  };
+  core::ExpositionInput waiting;
+  waiting.version = CTBPF_VERSION;
+  waiting.attached = false;
+  publish(waiting);
+
+  httplib::Server server;
+  install_routes(server, pages);
+  if (!server.bind_to_port(endpoint.host.c_str(), endpoint.port))
+    throw Error(kExitFailure, fmt::format("cannot listen on {}: {}", options.listen, std::strerror(errno)));
+  std::thread http([&] { server.listen_after_bind(); });
+  struct Joiner {
+    httplib::Server& server;
+    std::thread& http;
+    ~Joiner() {
+      server.stop();
+      http.join();
+    }
+  } joiner{server, http};
+
+  // Started at boot, serve usually comes before the firewall loads conntrack: it serves
+  // ctbpf_attached 0 until the module is there, then attaches. It never loads the module itself.
+  if (!kernel::conntrack_present()) {
+    kernel::warn_missing_privileges(topts.forced);
+    std::fprintf(stderr, "ctbpf: nf_conntrack is not loaded: serving ctbpf_attached 0 on http://%s/metrics "
+                 "until it is, then attaching\n", options.listen.c_str());
+    while (!kernel::conntrack_present()) {
+      if (stop_requested()) return kExitOk;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
   auto tracer = kernel::Tracer::start(topts);
+  if (kernel::drop_sys_admin()) std::fputs("ctbpf: attached; CAP_SYS_ADMIN given up\n", stderr);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   aggregator.add(tracer->sample());
   core::NetnsLabels labels(core::kMaxNetnsLabels);
@@ -229,7 +274,6 @@ int run_serve(const ServeOptions& options) {
     // Our own programs write every record: a wrong size cannot happen short of an ABI mismatch.
     if (auto e = core::decode_event(raw)) drop_events.add(*e, labels);
   };
-  Pages pages;
   std::optional<RollingRecorder> recorder;
   if (!options.record_dir.empty()) {
     kernel::ensure_writable_dir(options.record_dir);
@@ -249,20 +293,9 @@ int run_serve(const ServeOptions& options) {
     // Tracepoint mode has no conntrack probes, so no drop events: no family rather than a made-up 0.
     if (tracer->observability().conntrack_points) in.drop_events = &drop_events;
     for (auto netns : labels.all()) in.netns_names[netns] = names.name(netns);
-    auto text = core::render_exposition(in);
-    in.openmetrics = true;
-    auto om = core::render_exposition(in);
-    std::lock_guard lock(pages.mutex);
-    pages.text = std::move(text);
-    pages.openmetrics = std::move(om);
+    publish(in);
   };
   refresh();
-
-  httplib::Server server;
-  install_routes(server, pages);
-  if (!server.bind_to_port(endpoint.host.c_str(), endpoint.port))
-    throw Error(kExitFailure, fmt::format("cannot listen on {}: {}", options.listen, std::strerror(errno)));
-  std::thread http([&] { server.listen_after_bind(); });
 
   write_ready_file(options.ready_file, tracer->mode());
   std::fprintf(stderr, "ctbpf: serving %s mode metrics on http://%s/metrics\n",
@@ -278,8 +311,6 @@ int run_serve(const ServeOptions& options) {
     }
     tracer->poll_events(50, on_event);
   }
-  server.stop();
-  http.join();
   if (recorder) recorder->finish(tracer->sample());
   return kExitOk;
 }

@@ -108,12 +108,25 @@ private:
 
 std::string render_exposition(const ExpositionInput& in) {
   Page page(in.openmetrics);
-  const auto& t = in.total->totals;
-  const auto& table = in.total->table;
   const std::string p = "ctbpf_conntrack_";
 
-  page.info("ctbpf_build", "ctbpf version and the attach mode in use");
-  page.sample("ctbpf_build_info", fmt::format("version=\"{}\",mode=\"{}\"", in.version, to_string(in.mode)), uint64_t{1});
+  page.info("ctbpf_build", "ctbpf version and the attach mode in use (none until attached)");
+  page.sample("ctbpf_build_info",
+              fmt::format("version=\"{}\",mode=\"{}\"", in.version, in.attached ? to_string(in.mode) : "none"),
+              uint64_t{1});
+  page.gauge("ctbpf_attached", "1 once ctbpf's programs are attached; 0 while nf_conntrack is not loaded");
+  page.sample("ctbpf_attached", "", uint64_t{in.attached});
+  if (!in.privileges.empty()) {
+    page.gauge("ctbpf_privilege_missing",
+               "1 when ctbpf runs without this capability and so cannot provide this feature (start-up says why)");
+    for (const auto& need : in.privileges)
+      page.sample("ctbpf_privilege_missing",
+                  fmt::format("capability=\"{}\",feature=\"{}\"", need.capability, need.feature),
+                  uint64_t{need.missing});
+  }
+  if (!in.attached) return page.finish();
+  const auto& t = in.total->totals;
+  const auto& table = in.total->table;
 
   auto counter = [&](const std::string& name, const std::string& help, const Count& value) {
     if (!value) return;  // unobservable in this mode: no series rather than a made-up 0

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/aggregator.h"
 #include "ctbpf/abi.h"
@@ -47,6 +48,12 @@ private:
   std::map<std::pair<uint32_t, uint32_t>, uint64_t> counts_;
 };
 
+/// A capability ctbpf runs without (kernel::privilege_needs()), as ctbpf_privilege_missing.
+struct PrivilegeState {
+  std::string capability, feature;
+  bool missing = false;
+};
+
 struct ExpositionInput {
   Mode mode = Mode::tracepoint;
   const Observability* obs = nullptr;
@@ -56,6 +63,10 @@ struct ExpositionInput {
   bool openmetrics = false;
   std::map<uint32_t, std::string> netns_names;  // for labelled netns: ip netns / container / process
   const DropEventCounts* drop_events = nullptr;  // serve's sampled drop events; null: none read
+  std::vector<PrivilegeState> privileges{};
+  /// False while serve waits for nf_conntrack: the page then holds only build_info (mode "none"),
+  /// ctbpf_attached 0 and the privileges; total may be null.
+  bool attached = true;
 };
 
 std::string render_exposition(const ExpositionInput& in);

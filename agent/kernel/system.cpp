@@ -1,12 +1,17 @@
 #include "kernel/system.h"
 
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <fmt/format.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -56,7 +61,12 @@ std::map<std::string, uint64_t> read_conntrack_sysctls() {
 bool conntrack_present() {
   // The sysctl directory is nf_conntrack's own (built in or module): a stat, not a kallsyms read.
   std::error_code ec;
-  return std::filesystem::exists("/proc/sys/net/netfilter/nf_conntrack_max", ec);
+  if (!std::filesystem::exists("/proc/sys/net/netfilter/nf_conntrack_max", ec)) return false;
+  // A module's sysctls appear during its init, while a fentry attach to it still fails (its BTF is
+  // not live until init returns): a module counts once it is "live". Built in: no initstate.
+  std::ifstream state("/sys/module/nf_conntrack/initstate");
+  std::string word;
+  return !(state >> word) || word == "live";
 }
 
 namespace {
@@ -235,14 +245,112 @@ bool btf_has_nested_member(const std::string& type, const std::string& member) {
   return false;
 }
 
-std::optional<std::string> missing_bpf_privileges() {
+namespace {
+
+constexpr int kCapNetAdmin = 12, kCapSysPtrace = 19, kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+
+bool has_capability(int cap) {
   std::ifstream in("/proc/self/status");
   std::string line;
   uint64_t effective = 0;
   while (std::getline(in, line))
     if (line.rfind("CapEff:", 0) == 0) effective = std::stoull(line.substr(7), nullptr, 16);
-  auto has = [&](int cap) { return (effective >> cap) & 1; };
-  constexpr int kCapSysAdmin = 21, kCapPerfmon = 38, kCapBpf = 39;
+  return (effective >> cap) & 1;
+}
+
+}  // namespace
+
+bool conntrack_is_module() {
+  // Only a loadable module has an initstate; a built-in one with parameters has /sys/module/X too.
+  // Not loaded at all: it can only come as a module.
+  std::error_code ec;
+  return !conntrack_present() || std::filesystem::exists("/sys/module/nf_conntrack/initstate", ec);
+}
+
+/*
+ * Measured against 6.1's kernel/bpf/syscall.c: BPF_PROG_LOAD of tracing/kprobe programs, map
+ * creation and BPF_BTF_LOAD need CAP_BPF (+ CAP_PERFMON for tracing programs), but
+ * BPF_BTF_GET_FD_BY_ID and BPF_BTF_GET_NEXT_ID need CAP_SYS_ADMIN. A fentry program on a module
+ * function names the module's BTF object by descriptor (attach_btf_obj_fd; without one the kernel
+ * looks the id up in vmlinux), and that descriptor comes only from BPF_BTF_GET_FD_BY_ID: a user BTF
+ * from BPF_BTF_LOAD is refused (btf_is_kernel()), BTF objects cannot be pinned, and
+ * /sys/kernel/btf/<module> is raw data, not an object. CO-RE needs no descriptor: libbpf reads BTF
+ * by path. nfnetlink refuses every ctnetlink request without CAP_NET_ADMIN (nfnetlink_rcv), and
+ * /proc/PID/ns/net of another user's (or a more privileged) process needs ptrace access.
+ */
+std::vector<PrivilegeNeed> privilege_needs() {
+  std::vector<PrivilegeNeed> needs;
+  const bool admin = has_capability(kCapSysAdmin);
+  if (conntrack_is_module())
+    needs.push_back({"CAP_SYS_ADMIN", "fentry",
+                     "no fentry family: nf_conntrack is a module, and a fentry program on a module names "
+                     "its BTF object by a descriptor only BPF_BTF_GET_FD_BY_ID gives",
+                     !admin});
+  // Debian's kernels (CONFIG_SECURITY_PERF_EVENTS_RESTRICT) default to 3, where perf_event_open(),
+  // the only way libbpf attaches a kprobe here (no kprobe.multi), needs CAP_SYS_ADMIN: CAP_PERFMON
+  // is not asked (6.1 kernel/events/core.c, perf_event_open()).
+  if (auto paranoid = read_number("/proc/sys/kernel/perf_event_paranoid"); paranoid && *paranoid > 2)
+    needs.push_back({"CAP_SYS_ADMIN", "kprobe",
+                     fmt::format("no kprobe family: kernel.perf_event_paranoid is {} (above 2), so perf_event_open() "
+                                 "needs CAP_SYS_ADMIN",
+                                 *paranoid),
+                     !admin});
+  needs.push_back({"CAP_NET_ADMIN", "kernel_stats",
+                   "the kernel's conntrack statistics (ctnetlink) are unreadable: the kernel's own drop "
+                   "counters (every drop cause in tracepoint mode) show as null, and top and doctor "
+                   "cannot list live entries",
+                   !has_capability(kCapNetAdmin)});
+  needs.push_back({"CAP_SYS_PTRACE", "netns_names",
+                   "namespaces are named only by their ip netns name: another process's /proc/PID/ns/net "
+                   "(container and process names) needs ptrace access",
+                   !has_capability(kCapSysPtrace)});
+  return needs;
+}
+
+void warn_missing_privileges(std::optional<core::Mode> forced) {
+  for (const auto& need : privilege_needs()) {
+    bool family = need.feature == "fentry" || need.feature == "kprobe";
+    if (need.missing && (!family || !forced || need.feature == core::to_string(*forced)))
+      std::fprintf(stderr, "ctbpf: without %s: %s\n", need.capability.c_str(), need.cost.c_str());
+  }
+}
+
+std::pair<bool, std::string> family_once_loaded(core::Mode family) {
+  std::error_code ec;
+  if (family == core::Mode::tracepoint)
+    return {std::filesystem::exists("/sys/kernel/btf/vmlinux", ec), "tp_btf/kfree_skb needs vmlinux BTF only"};
+  std::string missing;
+  for (const auto& need : privilege_needs())
+    if (need.missing && need.feature == core::to_string(family)) missing = "; but without " + need.capability;
+  if (family == core::Mode::kprobe) {
+    bool pmu = std::filesystem::exists("/sys/bus/event_source/devices/kprobe", ec);
+    return {pmu && missing.empty(), std::string(pmu ? "kprobes (CONFIG_KPROBES)" : "no kprobe PMU (CONFIG_KPROBES)") + missing};
+  }
+  // fentry on a module's functions needs that module's BTF: other modules' BTF in /sys/kernel/btf
+  // says CONFIG_DEBUG_INFO_BTF_MODULES (5.11+) is on, so nf_conntrack's will come with it.
+  bool module_btf = false;
+  for (const auto& entry : std::filesystem::directory_iterator("/sys/kernel/btf", ec))
+    module_btf |= entry.path().filename() != "vmlinux";
+  return {module_btf && missing.empty(),
+          std::string(module_btf ? "module BTF (CONFIG_DEBUG_INFO_BTF_MODULES)" : "no module BTF in /sys/kernel/btf") +
+              missing};
+}
+
+bool drop_sys_admin() {
+  if (!has_capability(kCapSysAdmin)) return false;
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, kCapSysAdmin, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {};
+  if (syscall(SYS_capget, &header, data) != 0) return false;
+  const uint32_t bit = 1U << kCapSysAdmin;  // capability 21: in the first word
+  data[0].effective &= ~bit;
+  data[0].permitted &= ~bit;
+  data[0].inheritable &= ~bit;
+  return syscall(SYS_capset, &header, data) == 0;
+}
+
+std::optional<std::string> missing_bpf_privileges() {
+  auto has = has_capability;
   if (has(kCapSysAdmin) || (has(kCapBpf) && has(kCapPerfmon))) return std::nullopt;
   return std::string("needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its BPF programs: "
                      "run it as root");

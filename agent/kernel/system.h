@@ -4,6 +4,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/sample.h"
 
@@ -19,7 +21,7 @@ core::TableGauge read_table_gauge();
 /// that do not hold one number are left out.
 std::map<std::string, uint64_t> read_conntrack_sysctls();
 
-/// True when the nf_conntrack core is in the running kernel (built in or module loaded).
+/// True when the nf_conntrack core is in the running kernel (built in, or a module done loading).
 bool conntrack_present();
 
 /// The kallsyms name to attach a kprobe to for `function`: itself, or a compiler clone of it
@@ -34,7 +36,8 @@ struct BtfFunction {
   bool in_conntrack_module = false;  // else in vmlinux
 };
 std::optional<BtfFunction> btf_function(const std::string& function);
-/// A new descriptor of the kernel's BTF object for the nf_conntrack module, or -1 (built in, or absent).
+/// A new descriptor of the kernel's BTF object for the nf_conntrack module, or -1 (built in, absent,
+/// or errno EPERM: it needs CAP_SYS_ADMIN).
 int open_conntrack_module_btf();
 /// Frees the parsed BTF the btf_has_* queries keep; the next query loads it again.
 void release_btf();
@@ -48,5 +51,30 @@ bool btf_has_nested_member(const std::string& type, const std::string& member);
 
 /// Empty when this process may load and attach BPF programs, else what is missing.
 std::optional<std::string> missing_bpf_privileges();
+
+/// True when nf_conntrack is a loadable module (loaded or not) rather than built into the kernel.
+bool conntrack_is_module();
+
+/// One capability beyond CAP_BPF and CAP_PERFMON that a part of ctbpf needs, and whether this
+/// process runs without it. Start-up prints one line per missing one; serve exports each as
+/// ctbpf_privilege_missing{capability,feature}.
+struct PrivilegeNeed {
+  std::string capability;  // "CAP_NET_ADMIN"
+  std::string feature;     // stable metric label: "fentry", "kprobe", "kernel_stats", "netns_names"
+  std::string cost;        // what ctbpf cannot do without it, and why
+  bool missing = false;
+};
+/// Every such need on this kernel (fentry's only where conntrack is a module), missing or not.
+std::vector<PrivilegeNeed> privilege_needs();
+/// While nf_conntrack is not loaded: whether `family` should work once it is, and why, judged from
+/// what the kernel shows without it (BTF for modules, kprobe PMU, perf_event_paranoid, privileges).
+/// Nothing is loaded: ctbpf never loads the module, and there is nothing to attach to yet.
+std::pair<bool, std::string> family_once_loaded(core::Mode family);
+/// Gives up CAP_SYS_ADMIN for good (effective, permitted, inheritable, ambient): true when it was
+/// held and is gone. Only attaching needs it (module BTF, perf_event_open); an agent keeps nothing more.
+bool drop_sys_admin();
+/// Start-up's one line per missing capability on stderr ("ctbpf: without CAP_...: ..."); a family's
+/// need only when that family may be tried (auto, or forced to it).
+void warn_missing_privileges(std::optional<core::Mode> forced);
 
 }  // namespace ctbpf::kernel

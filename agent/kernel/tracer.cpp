@@ -233,8 +233,14 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
     bpf_program__set_autoload(prog, wanted);
     if (wanted && info.family == core::Mode::fentry) {
       auto target = btf_function(info.function);
-      if (target && target->in_conntrack_module && conntrack_btf.fd < 0)
+      if (target && target->in_conntrack_module && conntrack_btf.fd < 0) {
         conntrack_btf.fd = open_conntrack_module_btf();
+        if (conntrack_btf.fd < 0) {
+          why_not = fmt::format("cannot open nf_conntrack's module BTF object ({}){}", errno_text(errno),
+                                errno == EPERM ? ": fentry on a module needs CAP_SYS_ADMIN" : "");
+          return nullptr;
+        }
+      }
       // No entry (no BTF object for the module): prepare_trace_load() fails the load with ESRCH.
       if (target && (!target->in_conntrack_module || conntrack_btf.fd >= 0))
         g_attach_targets[info.function] = {target->id, target->in_conntrack_module ? conntrack_btf.fd : 0};
@@ -349,6 +355,7 @@ std::unique_ptr<Tracer> Tracer::start(const Options& options) {
                 "nf_conntrack is not in the running kernel: load it (modprobe nf_conntrack) or add a "
                 "rule that uses conntrack, then run ctbpf again");
 
+  warn_missing_privileges(options.forced);
   std::vector<core::Mode> order = {core::Mode::fentry, core::Mode::kprobe, core::Mode::tracepoint};
   if (options.forced) order = {*options.forced};
   std::string reasons;

@@ -5,7 +5,9 @@
 # Then the table is filled with M ASSURED entries and K more flows are refused ("table full"): for
 # serve at the default --drop-events-rate and for a second one at 1 event/s per CPU, the sampled
 # drop events (all table_full, all in the test netns) + suppressed + lost = the kernel's `drop`
-# delta, and the low-rate one suppressed some. promtool finds no problem in the exposition. Serve,
+# delta, and the low-rate one suppressed some. promtool finds no problem in the exposition.
+# Prometheus evaluates the packaged alert rules (for: cut to 1s): the table-full drop alert fires;
+# every panel query of the packaged dashboard succeeds, with a result wherever its series exist. Serve,
 # Prometheus and the queries live in a netns without conntrack, so their own TCP connections are not
 # counted.
 source "$(dirname "$0")/lib.sh"
@@ -29,9 +31,14 @@ start_serve() {
 start_serve 9640
 start_serve 9641 --drop-events-rate 1
 
+# The packaged alert rules, with every `for:` cut to 1s so that a short flood can fire them.
+sed -E 's/^( *)for: .*/\1for: 1s/' "$(dirname "$0")/../../packaging/prometheus/ctbpf-rules.yml" >"$WORK/rules.yml"
 cat >"$WORK/prometheus.yml" <<-YML
 global:
   scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $WORK/rules.yml
 scrape_configs:
   - job_name: ctbpf
     static_configs:
@@ -97,7 +104,37 @@ for job in ctbpf ctbpf_low; do
 	log "$job: events ${events_all[$job]} (test netns ${events_netns[$job]}), suppressed ${suppressed[$job]}, lost ${lost[$job]}"
 done
 
+# The table-full alert: CtbpfConntrackPacketDrops for cause table_full, from a real Prometheus
+# evaluating the packaged rules. (CtbpfConntrackTableNearlyFull reads the fill of serve's own netns,
+# which is the quiet one here: it cannot fire in this setup, and is checked by promtool's unit tests.)
+alert=none
+for _ in $(seq 60); do
+	alert=$(query 'ALERTS{alertname="CtbpfConntrackPacketDrops",alertstate="firing",cause="table_full",job="ctbpf"}')
+	[ "$alert" = 1 ] && break
+	sleep 1
+done
+not_attached=$(query 'count(ALERTS{alertname="CtbpfNotAttached"}) or vector(0)')
+
 page=$(in_quiet curl -sf http://127.0.0.1:9640/metrics)
+# Every panel query of the packaged dashboard, through Prometheus's HTTP API ($instance: all,
+# $__rate_interval: the whole test): no error, and a result wherever serve exports every ctbpf
+# series the query reads.
+dashboard=$(dirname "$0")/../../packaging/grafana/ctbpf-dashboard.json
+declare -a panel_status panel_series
+while IFS= read -r expr; do
+	q=${expr//\$__rate_interval/5m}
+	q=${q//\$instance/.*}
+	resp=$(in_quiet curl -s --get http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$q")
+	status=$(jq -r '.status // "no answer"' <<<"$resp" 2>/dev/null || echo "not JSON")
+	series=$(jq '.data.result | length' <<<"$resp" 2>/dev/null || echo 0)
+	exported=yes
+	for metric in $(grep -oE 'ctbpf_[a-z_]+' <<<"$expr" | sort -u); do
+		grep -qE "^$metric[{ ]" <<<"$page" || exported=no
+	done
+	log "dashboard query ($status, $series series, exported: $exported): $q"
+	panel_status+=("$status")
+	[ "$exported" = yes ] && panel_series+=("$([ "$series" -gt 0 ] && echo some || echo "none: $q")")
+done <<<"$(jq -r '.panels[].targets[].expr' "$dashboard")"
 promtool_out=$(promtool check metrics <<<"$page" 2>&1) && promtool_rc=0 || promtool_rc=$?
 
 expect "datagrams sent" "$sent" "$n"
@@ -119,6 +156,11 @@ for job in ctbpf ctbpf_low; do
 		"${events_all[$job]}" "${events_netns[$job]}"
 done
 expect "ctbpf_low (1 event/s per CPU): suppressed > 0" "$([[ ${suppressed[ctbpf_low]} =~ ^[1-9][0-9]*$ ]] && echo yes)" yes
+expect "alert CtbpfConntrackPacketDrops{cause=table_full} firing" "$alert" 1
+expect "alert CtbpfNotAttached" "$not_attached" 0
+expect "dashboard queries" "${#panel_status[@]}" "$(jq '[.panels[].targets[]] | length' "$dashboard")"
+for i in "${!panel_status[@]}"; do expect "dashboard query $((i + 1)) status" "${panel_status[i]}" success; done
+for result in "${panel_series[@]}"; do expect "dashboard query with exported series has a result" "$result" some; done
 expect "promtool check metrics exit code" "$promtool_rc" 0
 expect "promtool complaints" "$promtool_out" ""
 finish

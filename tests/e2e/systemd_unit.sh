@@ -4,7 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 unit_src="$(dirname "$0")/../../packaging/ctbpf.service"
 mkdir -p "$WORK/units"
-sed "s|/usr/local/bin/ctbpf|$CTBPF_BIN|" "$unit_src" >"$WORK/units/ctbpf.service"
+sed "s|/usr/sbin/ctbpf|$CTBPF_BIN|" "$unit_src" >"$WORK/units/ctbpf.service"
 rc=0
 out=$(systemd-analyze verify "$WORK/units/ctbpf.service" 2>&1) || rc=$?
 log "systemd-analyze: ${out:-no complaints}"

@@ -139,3 +139,33 @@ TEST_CASE("without drop events read, the family is absent") {
   auto page = render(report_with({}), labels, nullptr);
   CHECK(page.find("drop_events") == std::string::npos);
 }
+
+TEST_CASE("attached, and every capability need as 0 or 1") {
+  NetnsLabels labels(kMaxNetnsLabels);
+  Observability obs;
+  auto total = report_with({});
+  ExpositionInput in{Mode::kprobe, &obs, &total, &labels, "test", false, {}};
+  in.privileges = {{"CAP_SYS_ADMIN", "fentry", true}, {"CAP_NET_ADMIN", "kernel_stats", false}};
+  auto page = render_exposition(in);
+  CHECK(has_line(page, "ctbpf_attached 1"));
+  CHECK(has_line(page, "ctbpf_build_info{version=\"test\",mode=\"kprobe\"} 1"));
+  CHECK(has_line(page, "ctbpf_privilege_missing{capability=\"CAP_SYS_ADMIN\",feature=\"fentry\"} 1"));
+  CHECK(has_line(page, "ctbpf_privilege_missing{capability=\"CAP_NET_ADMIN\",feature=\"kernel_stats\"} 0"));
+  CHECK(has_line(page, "# TYPE ctbpf_privilege_missing gauge"));
+}
+
+TEST_CASE("not attached yet: build info, attached 0 and privileges only") {
+  ExpositionInput in;
+  in.version = "test";
+  in.attached = false;
+  in.privileges = {{"CAP_NET_ADMIN", "kernel_stats", true}};
+  for (bool om : {false, true}) {
+    in.openmetrics = om;
+    auto page = render_exposition(in);
+    CHECK(has_line(page, "ctbpf_attached 0"));
+    CHECK(has_line(page, "ctbpf_build_info{version=\"test\",mode=\"none\"} 1"));
+    CHECK(has_line(page, "ctbpf_privilege_missing{capability=\"CAP_NET_ADMIN\",feature=\"kernel_stats\"} 1"));
+    CHECK(page.find("ctbpf_conntrack_") == std::string::npos);
+    CHECK((page.find("# EOF") != std::string::npos) == om);
+  }
+}
