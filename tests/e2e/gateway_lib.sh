@@ -195,3 +195,12 @@ in_client() {
 	shift
 	ip netns exec "$n" "$@"
 }
+
+# confirm_unpaired_allowed MODE: how many confirm returns the scenario lets go unpaired, as ctbpf
+# reported them. fentry: none (fexit sees the skb). kprobe on 6.1: the kretprobe sometimes runs without
+# its entry program having run (about 0.2% of the confirms here, with a map read every 60 s as with
+# one every second; not understood yet, see issue 15's note): each is counted in
+# probe_misses.confirm_unpaired, never silent, and the tests check exactly that accounting.
+confirm_unpaired_allowed() {
+	if [ "$1" = kprobe ]; then summary .probe_misses.confirm_unpaired; else echo 0; fi
+}
