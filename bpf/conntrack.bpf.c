@@ -33,6 +33,8 @@ const volatile bool track_sources = false;	  /* per-source counts, for `ctbpf to
 const volatile bool track_ports = false;	  /* per-destination-port inserts, for `ctbpf doctor` */
 /* Drop events per second per CPU (serve); 0 = no limit (trace --events limits lines in user space). */
 const volatile __u32 drop_events_per_s = 0;
+/* kprobe_delete is on nf_ct_delete.part.N: the caller already won IPS_DYING (kernel/system.cpp) */
+const volatile bool delete_at_part = false;
 
 /* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
 #define EARLY_DROP_RUNNING 1
@@ -385,8 +387,11 @@ static __always_inline bool inside_early_drop(void)
 
 static __always_inline void on_delete_enter(struct nf_conn *ct, unsigned long status)
 {
-	/* nf_ct_delete() does nothing when another path already set IPS_DYING. */
-	if (status_has(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)))
+	/*
+	 * nf_ct_delete() does nothing when another path already set IPS_DYING. Its .part.N runs only
+	 * after the caller's test_and_set_bit() of that bit succeeded: the bit is always set there.
+	 */
+	if (!delete_at_part && status_has(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)))
 		return;
 	count(CTBPF_CNT_DELETE);
 	/* Inside early_drop(), a live entry being deleted is an eviction; expired ones are plain gc. */

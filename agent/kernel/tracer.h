@@ -24,7 +24,8 @@ namespace ctbpf::kernel {
 
 struct FamilyTrial {
   bool usable = false;
-  std::string reason;  // why not, or what was attached
+  std::string reason;              // why not, or what was attached
+  core::Observability observable;  // what the attached programs see (when usable)
 };
 
 class Tracer {
