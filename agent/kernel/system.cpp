@@ -94,7 +94,8 @@ const std::unordered_map<std::string, std::vector<std::string>>& text_symbols() 
  * wrapper does only test_and_set_bit(IPS_DYING_BIT) and tail-calls nf_ct_delete.part.0(ct, portid,
  * report) with the same registers; flush (nf_ct_iterate_cleanup), early_drop, gc_worker,
  * nf_ct_gc_expired.part.0 and nf_ct_kill_acct inline that test and call the part directly. So the
- * part sees every delete that wins the DYING bit (bpf/conntrack.bpf.c, delete_at_part).
+ * part sees every delete that wins the DYING bit, with nf_ct_delete()'s arguments, and returns what
+ * nf_ct_delete() returns (true once the entry is unlinked); at its entry the bit is already set.
  */
 const std::set<std::string, std::less<>> kPartVerified = {"nf_ct_delete"};
 
