@@ -29,10 +29,25 @@ int run_features(const FeaturesOptions& options) {
   json families = json::object();
   std::string mode, why;
   std::optional<core::Observability> picked;
+  // The kernel's own counters as they answer now: what each family would show is run through the same
+  // path as trace, serve and snapshots (core::observable_json).
+  core::Sample probe;
+  if (conntrack) {
+    probe.stats = kernel::read_kernel_stats();
+    probe.table = kernel::read_table_gauge();
+  }
+  auto causes_of = [&](core::Mode family, const core::Observability& obs) {
+    json shown = core::observable_json(probe, family, obs);
+    json causes = shown["drops"];
+    causes["netfilter_drop_reason"] = shown["netfilter_drops"];
+    return causes;
+  };
   for (auto family : {core::Mode::fentry, core::Mode::kprobe, core::Mode::tracepoint}) {
     kernel::FamilyTrial trial{false, "nf_conntrack is not in the running kernel (modprobe nf_conntrack)", {}};
     if (conntrack) trial = kernel::Tracer::trial(family);
-    families[core::to_string(family)] = {{"usable", trial.usable}, {"reason", trial.reason}};
+    families[core::to_string(family)] = {{"usable", trial.usable},
+                                         {"reason", trial.reason},
+                                         {"causes", trial.usable ? causes_of(family, trial.obs) : json(nullptr)}};
     if (!conntrack) {
       // Not tried (ctbpf never loads the module): what should work once something loads it.
       auto [expected, why_expected] = kernel::family_once_loaded(family);
@@ -46,17 +61,12 @@ int run_features(const FeaturesOptions& options) {
   }
   why += mode.empty() ? "no family works" : fmt::format("auto picks {}", mode);
 
-  // What the mode auto picks shows, field by field: the kernel's own counters as they answer now,
-  // run through the same path as trace, serve and snapshots.
+  // What the mode auto picks shows, field by field.
   json observable = nullptr;
   json causes = json::object();
   if (picked) {
-    core::Sample probe;
-    probe.stats = kernel::read_kernel_stats();
-    probe.table = kernel::read_table_gauge();
     observable = core::observable_json(probe, *core::mode_from_string(mode), *picked);
-    causes = observable["drops"];
-    causes["netfilter_drop_reason"] = observable["netfilter_drops"];
+    causes = causes_of(*core::mode_from_string(mode), *picked);
   }
   json report = {
       {"kernel", kernel::kernel_release()},

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace ctbpf::kernel {
 
@@ -77,33 +78,36 @@ const std::set<std::string, std::less<>> kProbedFunctions = {
     "__nf_conntrack_alloc", "early_drop", "nf_ct_delete", "__nf_conntrack_confirm", "nf_ct_resolve_clash",
     "nf_conntrack_free", "nf_conntrack_hash_check_insert"};
 
-// base name -> kallsyms name (the base itself, or a compiler clone of it), loaded once. Lines are split
-// by hand: an istringstream per line cost ~1 s of start-up in the qemu TCG guest (6.1, ~150k lines).
-const std::unordered_map<std::string, std::string>& text_symbols() {
+// base name -> every kallsyms text name that is it or a piece of it (clones, parts, fragments), loaded
+// once. Lines are split by hand: an istringstream per line cost ~1 s of start-up in the qemu TCG guest
+// (6.1, ~150k lines).
+const std::unordered_map<std::string, std::vector<std::string>>& text_symbols() {
   static const auto symbols = [] {
-    std::unordered_map<std::string, std::string> map;
+    std::unordered_map<std::string, std::vector<std::string>> map;
     std::ifstream in("/proc/kallsyms");
     std::string line;
     while (std::getline(in, line)) {
-      // "address type name [module]"
-      std::string_view rest(line);
-      auto type_at = rest.find(' ');
-      if (type_at == std::string_view::npos || type_at + 3 >= rest.size()) continue;
-      char type = rest[type_at + 1];
-      if (type != 't' && type != 'T') continue;
-      rest.remove_prefix(type_at + 3);
-      auto name = rest.substr(0, rest.find_first_of(" \t"));
-      // A clone keeps its base name before the first dot: early_drop.isra.0 -> early_drop.
-      auto base = name.substr(0, name.find('.'));
-      auto probed = kProbedFunctions.find(base);
-      if (probed == kProbedFunctions.end()) continue;
-      auto it = map.find(*probed);
-      if (it == map.end() || name == base) map[*probed] = std::string(name);
+      auto name = core::kallsyms_text_name(line);
+      if (!name) continue;
+      // Every piece keeps its base name before the first dot: early_drop.isra.0 -> early_drop.
+      auto probed = kProbedFunctions.find(name->substr(0, name->find('.')));
+      if (probed != kProbedFunctions.end()) map[*probed].emplace_back(*name);
     }
     return map;
   }();
   return symbols;
 }
+
+/*
+ * Split functions whose part ctbpf may attach to, because its arguments and meaning were checked
+ * against the kernel's code. Debian's 5.10 nf_conntrack.ko (GCC 10) splits nf_ct_delete(): the
+ * wrapper does only test_and_set_bit(IPS_DYING_BIT) and tail-calls nf_ct_delete.part.0(ct, portid,
+ * report) with the same registers; flush (nf_ct_iterate_cleanup), early_drop, gc_worker,
+ * nf_ct_gc_expired.part.0 and nf_ct_kill_acct inline that test and call the part directly. So the
+ * part sees every delete that wins the DYING bit, with nf_ct_delete()'s arguments, and returns what
+ * nf_ct_delete() returns (true once the entry is unlinked); at its entry the bit is already set.
+ */
+const std::set<std::string, std::less<>> kPartVerified = {"nf_ct_delete"};
 
 struct BtfDeleter {
   void operator()(btf* b) const { btf__free(b); }
@@ -171,11 +175,16 @@ void release_btf() {
   g_btf_loaded = false;
 }
 
-std::optional<std::string> resolve_kernel_function(const std::string& function) {
+core::SymbolChoice kprobe_target(const std::string& function) {
   const auto& symbols = text_symbols();
   auto it = symbols.find(function);
-  if (it == symbols.end()) return std::nullopt;
-  return it->second;
+  static const std::vector<std::string> none;
+  return core::choose_kprobe_symbol(function, it == symbols.end() ? none : it->second,
+                                    kPartVerified.count(function) > 0);
+}
+
+std::optional<std::string> resolve_kernel_function(const std::string& function) {
+  return kprobe_target(function).symbol;
 }
 
 std::optional<BtfFunction> btf_function(const std::string& function) {

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/kallsyms.h"
 #include "core/sample.h"
 
 namespace ctbpf::kernel {
@@ -24,8 +25,10 @@ std::map<std::string, uint64_t> read_conntrack_sysctls();
 /// True when the nf_conntrack core is in the running kernel (built in, or a module done loading).
 bool conntrack_present();
 
-/// The kallsyms name to attach a kprobe to for `function`: itself, or a compiler clone of it
-/// (`.isra.N`, `.constprop.N`, `.part.N`) when the kernel only has that. Empty when absent or inlined.
+/// Where a kprobe on `function` sees every call (core/kallsyms.h): itself, its one whole clone
+/// (`.isra.N`, `.constprop.N`), or its verified `.part.N`; else why nowhere.
+core::SymbolChoice kprobe_target(const std::string& function);
+/// kprobe_target(function).symbol. Empty when absent, inlined, ambiguous or split unsafely.
 std::optional<std::string> resolve_kernel_function(const std::string& function);
 
 /// True when the running kernel's BTF (vmlinux or the nf_conntrack module) describes `function`.

@@ -123,9 +123,26 @@ bool is_optional(core::Mode family, const std::string& function) {
   return function == "early_drop" || (function == "nf_ct_resolve_clash" && family != core::Mode::fentry);
 }
 
-bool function_available(core::Mode family, const std::string& function) {
-  if (family == core::Mode::fentry) return btf_has_function(function);
-  return resolve_kernel_function(function).has_value();
+// Empty when `family` can attach to `function` and see every call, else why not. fentry attaches to
+// the BTF function, the entry of a split one (kernel/system.cpp): that misses callers of its part.
+std::optional<std::string> function_missing(core::Mode family, const std::string& function) {
+  if (family == core::Mode::fentry) {
+    if (!btf_has_function(function)) {
+      // A module's functions are in its own BTF, which kernels before 5.11 do not have
+      // (CONFIG_DEBUG_INFO_BTF_MODULES); fentry on module functions needs 5.11 too.
+      if (access("/sys/module/nf_conntrack/initstate", F_OK) == 0 && access("/sys/kernel/btf/nf_conntrack", F_OK) != 0)
+        return fmt::format("kernel function {} not found in BTF: the nf_conntrack module has no module BTF "
+                           "(5.11+, CONFIG_DEBUG_INFO_BTF_MODULES), so fentry cannot attach to it",
+                           function);
+      return fmt::format("kernel function {} not found in BTF", function);
+    }
+    auto target = kprobe_target(function);
+    if (target.split) return fmt::format("{}; fentry sees only {} itself", target.why, function);
+    return std::nullopt;
+  }
+  auto target = kprobe_target(function);
+  if (target.symbol) return std::nullopt;
+  return target.why;
 }
 
 std::string errno_text(int err) { return std::strerror(err < 0 ? -err : err); }
@@ -222,10 +239,9 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   bpf_object__for_each_program(prog, t->skel_->obj) {
     auto info = describe(prog);
     bool wanted = !info.family || *info.family == family;
-    if (wanted && info.family && !function_available(family, info.function)) {
+    if (auto missing = wanted && info.family ? function_missing(family, info.function) : std::nullopt) {
       if (!is_optional(family, info.function)) {
-        why_not = fmt::format("kernel function {} not found in {}", info.function,
-                              family == core::Mode::fentry ? "BTF" : "kallsyms");
+        why_not = *missing;
         return nullptr;
       }
       wanted = false;

@@ -48,7 +48,7 @@ else
 		"$(grep '"type":"event"' "$WORK/trace.out" | grep -c '"cause":"clash_resolve"' || true)" "$clashes"
 fi
 expect "nft drop counter" "$dropped" "$((2 * n))"
-expect netfilter_drops "$(summary .netfilter_drops)" "$dropped"
+expect_netfilter_drops "$dropped"
 expect lost_events "$(summary .lost_events)" 0
 expect "probe misses" "$(summary '.probe_misses | add')" 0
 finish

@@ -55,6 +55,6 @@ else
 	expect deletes "$(summary .deletes)" "$early_drop"
 	expect destroys "$(summary .destroys)" "$early_drop"
 fi
-expect netfilter_drops "$(summary .netfilter_drops)" "$dropped"
+expect_netfilter_drops "$dropped"
 expect lost_events "$(summary .lost_events)" 0
 finish

@@ -31,7 +31,7 @@ else
 	expect "chain_length.count" "$(summary .chain_length.count)" "$n"
 fi
 expect "nft drop counter" "$dropped" "$n"
-expect netfilter_drops "$(summary .netfilter_drops)" "$dropped"
+expect_netfilter_drops "$dropped"
 expect lost_events "$(summary .lost_events)" 0
 expect "probe misses" "$(summary '.probe_misses | add')" 0
 finish

@@ -187,7 +187,33 @@ expect() {
 # The kernel's own counters, for the test netns.
 ct_count() { in_ns conntrack -C; }
 # ct_stat FIELD: summed over the per-CPU lines; whole field names only ("drop" is not "early_drop").
-ct_stat() { in_ns conntrack -S | grep -oE "(^|[[:space:]])$1=[0-9]+" | cut -d= -f2 | awk '{s+=$1} END {print s+0}'; }
+# Fails naming the field when the kernel has no such counter (chaintoolong before 5.15).
+ct_stat() {
+	local lines
+	lines=$(in_ns conntrack -S)
+	grep -qE "(^|[[:space:]])$1=[0-9]+" <<<"$lines" || { echo "e2e: conntrack -S has no $1 counter" >&2; return 1; }
+	grep -oE "(^|[[:space:]])$1=[0-9]+" <<<"$lines" | cut -d= -f2 | awk '{s+=$1} END {print s+0}'
+}
+
+# kernel_counts_chaintoolong: the kernel has the chain limit and its counter (5.15, commit
+# d7e7747ac5c2); its own conntrack -S says so.
+kernel_counts_chaintoolong() { in_ns conntrack -S | grep -qE "(^|[[:space:]])chaintoolong="; }
+
+# kernel_has_netfilter_drop_reason: kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP (upstream 5.18,
+# commit 2df3041ba3be "net: netfilter: use kfree_drop_reason() for NF_DROP"; stable series may carry
+# it), read from the name in the kernel's own BTF, not from ctbpf.
+kernel_has_netfilter_drop_reason() { grep -qa SKB_DROP_REASON_NETFILTER_DROP /sys/kernel/btf/vmlinux; }
+
+# expect_netfilter_drops EXPECTED: equal where the kernel reports netfilter drops; before that ctbpf
+# cannot tell them from other frees, so netfilter_drops must be null, never a made-up number.
+expect_netfilter_drops() {
+	if kernel_has_netfilter_drop_reason; then
+		expect netfilter_drops "$(summary .netfilter_drops)" "$1"
+	else
+		expect "netfilter_drops (no NETFILTER_DROP drop reason before 5.18)" "$(summary .netfilter_drops)" null
+	fi
+}
+
 nft_drop_packets() {
 	in_ns nft -j list chain inet ctbpf_e2e in |
 		jq '[.nftables[] | select(.rule) | .rule.expr[] | select(.counter) | .counter.packets] | add'

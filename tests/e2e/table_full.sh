@@ -64,6 +64,6 @@ else
 	expect "tcp_state_at_death.ESTABLISHED" "$(summary .tcp_state_at_death.ESTABLISHED)" "$established"
 	expect "TCP deaths in any state" "$(summary '.tcp_state_at_death | add')" "$established"
 fi
-expect netfilter_drops "$(summary .netfilter_drops)" "$((drop + dropped))"
+expect_netfilter_drops "$((drop + dropped))"
 expect lost_events "$(summary .lost_events)" 0
 finish
