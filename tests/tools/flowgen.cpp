@@ -16,8 +16,9 @@
 //                writing once open (its FIN sent: the entry moves to CLOSE_WAIT), held until SIGTERM
 //   flowgen tcp-serve --addr ADDR --port P [--ready FILE]            for each connection: read the
 //                request, write a response, close (the server closes first, as HTTP/1.0 does)
-//   flowgen tcp-requests --dst ADDR --port P --count N               N connections one after the other,
-//                no keep-alive: connect, send a request, read the response to its end, close; prints N
+//   flowgen tcp-requests --dst ADDR --port P --count N [--sport FIRST]  N connections one after the
+//                other, no keep-alive: connect, send a request, read the response to its end, close;
+//                prints N. With --sport, connection i comes from port FIRST + i: no tuple is reused
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -72,7 +73,7 @@ Address address(const std::string& ip, unsigned port) {
 struct Args {
   std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
   std::vector<std::string> sources;
-  unsigned port = 20000, count = 0;
+  unsigned port = 20000, count = 0, sport = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -86,6 +87,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--src") a.sources.push_back(v);
     else if (k == "--port") a.port = static_cast<unsigned>(std::stoul(v));
     else if (k == "--count") a.count = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--sport") a.sport = static_cast<unsigned>(std::stoul(v));
     else if (k == "--ready") a.ready = v;
     else die("unknown option " + k);
   }
@@ -246,10 +248,15 @@ int tcp_serve(const Args& a) {
 }
 
 int tcp_requests(const Args& a) {
+  if (a.sport && a.sport + a.count > 65536) die("source port range overflows");
   unsigned done = 0;
   for (unsigned i = 0; i < a.count; ++i) {
     auto sa = address(a.dst, a.port);
     int fd = socket(sa.family(), SOCK_STREAM, 0);
+    if (a.sport) {
+      auto src = address(sa.family() == AF_INET6 ? "::" : "0.0.0.0", a.sport + i);
+      if (bind(fd, src.sa(), src.len) != 0) die(std::string("bind: ") + std::strerror(errno));
+    }
     if (connect(fd, sa.sa(), sa.len) != 0) die(std::string("connect: ") + std::strerror(errno));
     if (write(fd, kRequest, sizeof(kRequest) - 1) != static_cast<ssize_t>(sizeof(kRequest) - 1))
       die(std::string("write: ") + std::strerror(errno));
