@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# doctor_closing.sh MODE [N] [GAP]: the field notes' edge gateway, whose table fills with closing TCP
-# connections. Phase 1: two batches of N short connections (connect, request, response, close; no
-# keep-alive) to a server in the test netns, GAP seconds apart, with time_wait at its default (120 s):
-# the table is TIME_WAIT entries. `ctbpf doctor` must report tcp_closing_states with per-state live
-# counts equal to `conntrack -L` (taken just before and just after doctor's end-of-window dump; the two
-# must agree, so nothing expired or appeared in between), propose time_wait with its commands, and say
-# it frees as many entries as `conntrack -L` shows idle past the proposal: at least the count before
-# its dump, at most the count after. No connection is in use: nothing is cut.
-# Phase 2: H connections half-closed by their clients (FIN sent, the server never closes: CLOSE_WAIT),
-# left idle past the proposal: doctor must warn that they would be cut and not propose close_wait.
+# doctor_closing.sh MODE [N]: the field notes' edge gateway, whose table fills with closing TCP
+# connections. Phase 1: N short connections (connect, request, response, close; no keep-alive; two
+# clients in parallel, each connection from its own source port, so no new connection reuses a closed
+# one's tuple, which would replace its TIME_WAIT entry) to servers in the test netns, inside doctor's
+# window, with time_wait at its default (120 s): the table is TIME_WAIT entries. `ctbpf doctor` must
+# report tcp_closing_states with per-state live counts equal to `conntrack -L` (taken just before and
+# just after doctor's end-of-window dump; the two must agree, so nothing expired or appeared in between),
+# propose time_wait with its commands, and say it frees as many entries as `conntrack -L` shows idle past
+# the proposal: at least the count before its dump, at most the count after, and no more than the
+# TIME_WAIT entries. No connection is in use: nothing is cut.
+# Phase 2: H connections half-closed by their clients (FIN sent, the server never closes: CLOSE_WAIT,
+# close_wait raised to 600 s so none expires however slow the guest), left idle past the proposal:
+# doctor must warn that they would be cut and not propose close_wait.
+# Timing: the whole of phase 1, from the first connection to the last `conntrack -L`, must take less
+# than time_wait (120 s); under qemu TCG on a loaded host that bounds N.
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode}
-n=${2:-1500}
-gap=${3:-12}
+n=${2:-2000}
 h=200
-serve_port=9100
+serve_port=9100 # and 9101
 hold_port=9200
 proposal=30   # what doctor considers for time_wait and close_wait (no NAT here)
 
 now() { date +%s.%N; }
 # sleep_until T: until the epoch time T (at once when past).
 sleep_until() { sleep "$(awk -v t="$1" -v n="$(now)" 'BEGIN { d = t - n; printf "%.3f", (d > 0 ? d : 0) }')"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 # ct_snapshot FILE: `conntrack -L` of the test netns (stderr has the count line).
 ct_snapshot() { in_ns conntrack -L >"$1" 2>/dev/null; }
 # ct_state FILE STATE: entries in STATE. ct_idle FILE STATE TIMEOUT: those idle PROPOSAL s or more,
@@ -32,30 +37,32 @@ states=(SYN_SENT SYN_RECV FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT ESTABLISHED CLO
 load_modules
 make_netns
 tw_timeout=$(in_ns sysctl -n net.netfilter.nf_conntrack_tcp_timeout_time_wait)
-cw_timeout=$(in_ns sysctl -n net.netfilter.nf_conntrack_tcp_timeout_close_wait)
 expect "time_wait left at its default" "$tw_timeout" 120
-expect "close_wait left at its default" "$cw_timeout" 60
-in_ns_bg "$CTBPF_FLOWGEN" tcp-serve --addr 127.0.0.1 --port "$serve_port" --ready "$WORK/serve.ready"
-wait_file "$WORK/serve.ready" "${BG_PIDS[-1]}" "flowgen tcp-serve"
+for port in "$serve_port" "$((serve_port + 1))"; do
+	in_ns_bg "$CTBPF_FLOWGEN" tcp-serve --addr 127.0.0.1 --port "$port" --ready "$WORK/serve.$port"
+	wait_file "$WORK/serve.$port" "${BG_PIDS[-1]}" "flowgen tcp-serve"
+done
 
 # ---- phase 1: short connections, the table mostly TIME_WAIT ----------------------------------------
-t0=$(now)
-done_a=$(in_ns "$CTBPF_FLOWGEN" tcp-requests --dst 127.0.0.1 --port "$serve_port" --count "$n" --sport 30000)
-t_a=$(now)
-expect "batch A: connections made" "$done_a" "$n"
-log "batch A: $n connections in $(awk -v a="$t0" -v b="$t_a" 'BEGIN { printf "%.1f", b - a }') s"
-# doctor's window holds batch B: its growth is closing connections too.
 start_doctor "$mode"
-sleep_until "$(awk -v a="$t_a" -v g="$gap" 'BEGIN { printf "%.3f", a + g }')"
-done_b=$(in_ns "$CTBPF_FLOWGEN" tcp-requests --dst 127.0.0.1 --port "$serve_port" --count "$n" --sport "$((30000 + n))")
-expect "batch B: connections made" "$done_b" "$n"
-# Batch A idle past the proposal (its last connection closed at t_a), batch B not yet.
-sleep_until "$(awk -v a="$t_a" -v p="$proposal" 'BEGIN { printf "%.3f", a + p + 2 }')"
+half=$((n / 2))
+t0=$(now)
+# Two clients, two servers: the guest's two CPUs. Source ports 30000.. and 30000+N/2..
+in_ns "$CTBPF_FLOWGEN" tcp-requests --dst 127.0.0.1 --port "$serve_port" --count "$half" --sport 30000 \
+	>"$WORK/requests.0" &
+client=$!
+in_ns "$CTBPF_FLOWGEN" tcp-requests --dst 127.0.0.1 --port "$((serve_port + 1))" --count "$((n - half))" \
+	--sport "$((30000 + half))" >"$WORK/requests.1"
+wait "$client"
+t1=$(now)
+expect "connections made" "$(($(cat "$WORK/requests.0") + $(cat "$WORK/requests.1")))" "$n"
+log "phase 1: $n connections in $(since "$t0") s"
+# The first connections idle past the proposal; the last ones too when the batch took less than it.
+sleep_until "$(awk -v a="$t0" -v b="$t1" -v p="$proposal" 'BEGIN { t = a + p + 2; if (b + 2 > t) t = b + 2; printf "%.3f", t }')"
 ct_snapshot "$WORK/ct1.before"
 stop_doctor
 ct_snapshot "$WORK/ct1.after"
-t_end=$(now)
-log "phase 1: doctor's dump $(awk -v a="$t_a" -v b="$t_end" 'BEGIN { printf "%.1f", b - a }') s after batch A"
+log "phase 1: the last conntrack -L $(since "$t0") s after the first connection (time_wait: $tw_timeout s)"
 
 for s in "${states[@]}"; do
 	before=$(ct_state "$WORK/ct1.before" "$s")
@@ -65,7 +72,7 @@ done
 total=$(wc -l <"$WORK/ct1.before")
 tw=$(ct_state "$WORK/ct1.before" TIME_WAIT)
 expect "doctor entries dumped = conntrack -L" "$(doctor .summary.idle_ms.entries)" "$total"
-expect "TIME_WAIT holds both batches' connections" "$tw" "$((2 * n))"
+expect "TIME_WAIT holds every connection" "$tw" "$n"
 cs=.evidence.states
 expect "tcp_closing_states reported" "$(finding tcp_closing_states .id)" '"tcp_closing_states"'
 for s in SYN_SENT SYN_RECV FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT; do
@@ -74,8 +81,9 @@ for s in SYN_SENT SYN_RECV FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT; do
 done
 expect "closing entries" "$(finding tcp_closing_states .evidence.closing_live)" "$tw"
 expect "fired by its share of the table" "$(finding tcp_closing_states .evidence.fired_by_table_share)" true
-expect "fired by its share of the growth (batch B in the window)" \
+expect "fired by its share of the growth (the connections were made in the window)" \
 	"$(finding tcp_closing_states .evidence.fired_by_growth_share)" true
+expect "the growth: every connection" "$(finding tcp_closing_states .evidence.closing_growth)" "$n"
 expect "TIME_WAIT timeout read" "$(finding tcp_closing_states "$cs.TIME_WAIT.timeout_s")" 120
 expect "time_wait proposed" "$(finding tcp_closing_states "$cs.TIME_WAIT.proposed_s")" "$proposal"
 expect "time_wait's command now" \
@@ -89,7 +97,7 @@ log "time_wait=$proposal would free $freed; conntrack -L idle >= $proposal s: $l
 expect "would free >= conntrack -L's idle entries before the dump" "$((freed >= low))" 1
 expect "would free <= conntrack -L's idle entries after the dump" "$((freed <= high))" 1
 expect "would free <= conntrack -L's TIME_WAIT entries" "$((freed <= tw))" 1
-expect "would free some (batch A is idle past the proposal)" "$((freed >= n))" 1
+expect "would free some (the first connections are idle past the proposal)" "$((freed > 0))" 1
 expect "would free = the finding's total" "$(finding tcp_closing_states .evidence.would_free)" "$freed"
 expect "no connection in use would be cut" "$(finding tcp_closing_states .evidence.would_cut)" 0
 expect "nothing withheld" "$(finding tcp_closing_states "[$cs[] | select(.withheld)] | length")" 0
@@ -105,6 +113,10 @@ else
 fi
 
 # ---- phase 2: half-closed connections left open and idle ------------------------------------------
+# close_wait is per netns: raised here only, so the entries outlive a slow guest.
+in_ns sysctl -qw net.netfilter.nf_conntrack_tcp_timeout_close_wait=600
+cw_timeout=$(in_ns sysctl -n net.netfilter.nf_conntrack_tcp_timeout_close_wait)
+expect "close_wait raised in the test netns" "$cw_timeout" 600
 in_ns_bg "$CTBPF_FLOWGEN" tcp-listen --addr 127.0.0.1 --port "$hold_port" --ready "$WORK/listen.ready"
 wait_file "$WORK/listen.ready" "${BG_PIDS[-1]}" "flowgen tcp-listen"
 in_ns_bg "$CTBPF_FLOWGEN" tcp-half-close --dst 127.0.0.1 --port "$hold_port" --count "$h" --ready "$WORK/half.ready"
@@ -113,12 +125,12 @@ t_h=$(now)
 expect "half-closed connections held" "$(cat "$WORK/half.ready")" "$h"
 rm -f "$WORK/doctor.ready"
 start_doctor "$mode"
-# Idle past the proposal (the FIN's ACK may come a delayed-ACK later), well within close_wait's 60 s.
+# Idle past the proposal (the FIN's ACK may come a delayed-ACK later), well within close_wait.
 sleep_until "$(awk -v a="$t_h" -v p="$proposal" 'BEGIN { printf "%.3f", a + p + 2 }')"
 ct_snapshot "$WORK/ct2.before"
 stop_doctor
 ct_snapshot "$WORK/ct2.after"
-log "phase 2: doctor's dump $(awk -v a="$t_h" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }') s after the half-closes"
+log "phase 2: the last conntrack -L $(since "$t_h") s after the half-closes"
 
 cw=$(ct_state "$WORK/ct2.before" CLOSE_WAIT)
 expect "conntrack -L CLOSE_WAIT = half-closed connections" "$cw" "$h"
@@ -129,6 +141,7 @@ expect "would cut >= conntrack -L's CLOSE_WAIT idle past the proposal before the
 	"$((cut >= $(ct_idle "$WORK/ct2.before" CLOSE_WAIT "$cw_timeout")))" 1
 expect "would cut every half-closed connection" "$cut" "$h"
 expect "close_wait withheld" "$(finding tcp_closing_states "$cs.CLOSE_WAIT.withheld")" true
+expect "close_wait read" "$(finding tcp_closing_states "$cs.CLOSE_WAIT.timeout_s")" "$cw_timeout"
 expect "close_wait not proposed" "$(finding tcp_closing_states "$cs.CLOSE_WAIT.proposed_s")" null
 expect "no close_wait command" "$(finding tcp_closing_states '[(.fix_now + .fix_persistent)[] | select(contains("close_wait"))] | length')" 0
 expect "the warning names the connections that would be cut" \
