@@ -870,7 +870,8 @@ std::string closing_why(const ClosingState& c, uint64_t proposal, const DoctorIn
           "retransmitted FIN of the old connection still finds it. PAWS (TCP timestamps, "
           "net.ipv4.tcp_timestamps = {}) makes the endpoints drop old segments and tcp_tw_reuse (= {}) lets "
           "them reuse the tuple, and a new SYN on the tuple replaces a TIME_WAIT entry at once: the entry "
-          "need not outlive the endpoints' own TIME_WAIT (60 s). No data can flow any more.",
+          "need not outlive the endpoints' own TIME_WAIT (60 s). No data can flow any more (but a FIN retransmitted "
+          "in CLOSE_WAIT moves a half-closed connection here too).",
           text(tcp_sysctl(in, "tcp_timestamps")), text(tcp_sysctl(in, "tcp_tw_reuse")));
   }
   return "";
