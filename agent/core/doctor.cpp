@@ -930,7 +930,7 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
     if (would_cut > 0)
       withheld = fmt::format(
           "{}: {} live entries idle {} s or more (max {} s) would be gone under {} s, and a connection in "
-          "{} may still be in use: if these are (a half-closed long-poll waiting for its answer, a slow "
+          "{} may still be in use: if they are (a half-closed long-poll waiting for its answer, a slow "
           "peer), they would be cut, through NAT or a rule dropping `ct state invalid`. Not proposed; if "
           "they are leaks (`ss -tan state {}` on the endpoint names the program), fix the program, or set "
           "it knowing it cuts them: {}.",
