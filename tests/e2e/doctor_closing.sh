@@ -72,7 +72,10 @@ done
 total=$(wc -l <"$WORK/ct1.before")
 tw=$(ct_state "$WORK/ct1.before" TIME_WAIT)
 expect "doctor entries dumped = conntrack -L" "$(doctor .summary.idle_ms.entries)" "$total"
-expect "TIME_WAIT holds every connection" "$tw" "$n"
+# Mostly TIME_WAIT: every connection but a rare one whose entry is gone already (seen in the guest: 3
+# of 2000, none left in another state; an entry reset to CLOSE lives 10 s).
+log "phase 1: $tw TIME_WAIT entries for $n connections"
+expect "TIME_WAIT holds the connections (at least 99%, at most all)" "$((tw <= n && 100 * tw >= 99 * n))" 1
 cs=.evidence.states
 expect "tcp_closing_states reported" "$(finding tcp_closing_states .id)" '"tcp_closing_states"'
 for s in SYN_SENT SYN_RECV FIN_WAIT CLOSE_WAIT LAST_ACK TIME_WAIT; do
@@ -83,7 +86,7 @@ expect "closing entries" "$(finding tcp_closing_states .evidence.closing_live)" 
 expect "fired by its share of the table" "$(finding tcp_closing_states .evidence.fired_by_table_share)" true
 expect "fired by its share of the growth (the connections were made in the window)" \
 	"$(finding tcp_closing_states .evidence.fired_by_growth_share)" true
-expect "the growth: every connection" "$(finding tcp_closing_states .evidence.closing_growth)" "$n"
+expect "the growth: the TIME_WAIT entries (from an empty table)" "$(finding tcp_closing_states .evidence.closing_growth)" "$tw"
 expect "TIME_WAIT timeout read" "$(finding tcp_closing_states "$cs.TIME_WAIT.timeout_s")" 120
 expect "time_wait proposed" "$(finding tcp_closing_states "$cs.TIME_WAIT.proposed_s")" "$proposal"
 expect "time_wait's command now" \
