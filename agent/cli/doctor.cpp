@@ -70,6 +70,8 @@ int run_doctor(const DoctorOptions& options) {
 
   auto tracer = kernel::Tracer::start(topts);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
+  // The table per protocol and TCP state at the window's start: what it grows by, next to the end's.
+  const auto idle_start = read_idle(kernel::read_conntrack_sysctls());
   const auto first = tracer->sample();
   aggregator.add(first);
   write_ready_file(options.ready_file, tracer->mode());
@@ -95,6 +97,9 @@ int run_doctor(const DoctorOptions& options) {
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
   in.idle = read_idle(in.sysctls);
+  in.idle_start = idle_start;
+  for (const char* name : {"tcp_timestamps", "tcp_tw_reuse", "tcp_retries2"})
+    if (auto v = kernel::read_number(std::string("/proc/sys/net/ipv4/") + name)) in.tcp_sysctls[name] = *v;
   in.system = kernel::read_system_facts();
   if (tracer->observability().conntrack_points) {
     // The map starts empty at load, so its totals are the window's; busiest first.

@@ -49,6 +49,26 @@ uint64_t table_memory_bytes(uint64_t max_entries, uint64_t buckets, uint64_t sla
   return max_entries * slab_object_size + buckets * kBucketBytes;
 }
 
+double retransmission_give_up_s(uint64_t retries) {
+  double total = 0, rto = 0.2;
+  for (uint64_t i = 0; i <= retries; ++i) {
+    total += rto;
+    rto = std::min(rto * 2, 120.0);
+  }
+  return total;
+}
+
+uint64_t retransmissions_within(double seconds) {
+  double at = 0, rto = 0.2;
+  uint64_t n = 0;
+  while (at + rto <= seconds && n < 64) {
+    at += rto;
+    rto = std::min(rto * 2, 120.0);
+    ++n;
+  }
+  return n;
+}
+
 std::optional<uint64_t> parse_slabinfo_object_size(const std::string& slabinfo, const std::string& cache) {
   // "name <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables ..."
   std::istringstream lines(slabinfo);
@@ -776,6 +796,328 @@ void rule_stateless_udp(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   d.findings.push_back(std::move(x));
 }
 
+// ---- closing TCP states, ICMP and the generic timeout ------------------------------------------------
+
+// Below this many live entries a share says nothing about the table.
+constexpr uint64_t kMinEntries = 100;
+// The closing (and opening) states fire the rule when they hold this share of the table or its growth.
+constexpr double kClosingShare = 0.5;
+// ICMP and generic entries are worth a finding from this share of the table on.
+constexpr double kMeasurableShare = 0.05;
+// Linux's own TIME_WAIT (TCP_TIMEWAIT_LEN, include/net/tcp.h): a translated tuple freed sooner may meet
+// a server socket still in TIME_WAIT for it.
+constexpr uint64_t kTimeWaitBehindNat_s = 60;
+
+// One state of the rule. open_half: a connection in it may still carry data one way, so an entry that
+// expires while it is idle can cut a connection in use, not only a finished one.
+struct ClosingState {
+  uint8_t state;
+  const char* sysctl;
+  uint64_t proposal_s;
+  bool open_half;
+};
+
+constexpr ClosingState kClosingStates[] = {
+    {TCP_CONNTRACK_SYN_SENT, "tcp_timeout_syn_sent", 30, true},
+    {TCP_CONNTRACK_SYN_RECV, "tcp_timeout_syn_recv", 30, true},
+    {TCP_CONNTRACK_FIN_WAIT, "tcp_timeout_fin_wait", 30, true},
+    {TCP_CONNTRACK_CLOSE_WAIT, "tcp_timeout_close_wait", 30, true},
+    {TCP_CONNTRACK_LAST_ACK, "tcp_timeout_last_ack", 30, false},
+    {TCP_CONNTRACK_TIME_WAIT, "tcp_timeout_time_wait", 30, false},
+};
+
+std::optional<uint64_t> tcp_sysctl(const DoctorInput& in, const std::string& name) {
+  auto it = in.tcp_sysctls.find(name);
+  if (it == in.tcp_sysctls.end()) return std::nullopt;
+  return it->second;
+}
+
+// Why each state's entry lives as long as it does, and what its proposal keeps.
+std::string closing_why(const ClosingState& c, uint64_t proposal, const DoctorInput& in) {
+  const auto retries2 = tcp_sysctl(in, "tcp_retries2").value_or(15);
+  const auto within = retransmissions_within(static_cast<double>(proposal));
+  switch (c.state) {
+    case TCP_CONNTRACK_SYN_SENT:
+      return fmt::format(
+          "SYN_SENT: a SYN not answered yet. Linux resends it after 1, 3, 7, 15, 31 and 63 s "
+          "(tcp_syn_retries 6); an answer arriving more than {} s after the SYN that made the entry finds "
+          "none (a later SYN makes a new one). Entries idle here are mostly unanswered probes or dead "
+          "destinations.",
+          proposal);
+    case TCP_CONNTRACK_SYN_RECV:
+      return fmt::format(
+          "SYN_RECV: a SYN answered, the handshake's last ACK not seen yet: half-open connections (a SYN "
+          "flood, a client that vanished). Linux resends a SYN-ACK after 1, 3, 7, 15 and 31 s "
+          "(tcp_synack_retries 5); {} s covers the first four.",
+          proposal);
+    case TCP_CONNTRACK_FIN_WAIT:
+      return fmt::format(
+          "FIN_WAIT: a FIN not acknowledged yet. The endpoint retransmits it with a doubling timeout (200 ms "
+          "first) up to tcp_retries2 = {} times, giving up after {:.1f} s; {} s covers {} retransmissions, "
+          "so an entry idle longer waits for a peer that is gone. The other direction may still send data.",
+          retries2, retransmission_give_up_s(retries2), proposal, within);
+    case TCP_CONNTRACK_CLOSE_WAIT:
+      return "CLOSE_WAIT: one side sent its FIN, the other has not: a program that never closes its socket "
+             "(it never sends its FIN) holds the entry until the timeout. But a half-closed connection may "
+             "still carry data the other way: a long-poll client that shut down its sending side waits "
+             "here for its answer.";
+    case TCP_CONNTRACK_LAST_ACK:
+      return fmt::format(
+          "LAST_ACK: both FINs sent, the last ACK missing; the FIN is retransmitted up to tcp_retries2 = {} "
+          "times ({:.1f} s), {} within {} s. No data can flow any more.",
+          retries2, retransmission_give_up_s(retries2), within, proposal);
+    case TCP_CONNTRACK_TIME_WAIT:
+      return fmt::format(
+          "TIME_WAIT: both sides closed; the entry waits 2 MSL (Linux's MSL is 60 s) so a late segment or a "
+          "retransmitted FIN of the old connection still finds it. PAWS (TCP timestamps, "
+          "net.ipv4.tcp_timestamps = {}) makes the endpoints drop old segments and tcp_tw_reuse (= {}) lets "
+          "them reuse the tuple, and a new SYN on the tuple replaces a TIME_WAIT entry at once: the entry "
+          "need not outlive the endpoints' own TIME_WAIT (60 s). No data can flow any more (but a FIN retransmitted "
+          "in CLOSE_WAIT moves a half-closed connection here too).",
+          text(tcp_sysctl(in, "tcp_timestamps")), text(tcp_sysctl(in, "tcp_tw_reuse")));
+  }
+  return "";
+}
+
+void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d) {
+  if (!in.idle || in.idle->entries == 0) return;
+  const auto& idle = *in.idle;
+  uint64_t closing = 0;
+  for (const auto& c : kClosingStates) closing += idle.live_by_tcp_state[c.state];
+  const double share = ratio(closing, idle.entries);
+
+  // Growth: the same dump at the window's start, when neither dump stopped at its cap.
+  std::optional<int64_t> growth, closing_growth;
+  std::optional<double> growth_share;
+  if (in.idle_start && !in.idle_start->capped && !idle.capped) {
+    growth = static_cast<int64_t>(idle.entries) - static_cast<int64_t>(in.idle_start->entries);
+    closing_growth = 0;
+    for (const auto& c : kClosingStates)
+      *closing_growth += static_cast<int64_t>(idle.live_by_tcp_state[c.state]) -
+                         static_cast<int64_t>(in.idle_start->live_by_tcp_state[c.state]);
+    if (*growth > 0) growth_share = static_cast<double>(*closing_growth) / static_cast<double>(*growth);
+  }
+  const bool by_table = closing >= kMinEntries && share >= kClosingShare;
+  const bool by_growth = growth && *growth >= static_cast<int64_t>(kMinEntries) && growth_share &&
+                         *growth_share >= kClosingShare;
+  if (!by_table && !by_growth) return;
+
+  const bool nat_time_wait = idle.nat_by_tcp_state[TCP_CONNTRACK_TIME_WAIT] > 0;
+  const auto timestamps = tcp_sysctl(in, "tcp_timestamps");
+  const bool no_paws = timestamps && *timestamps == 0;
+  std::optional<Histogram> tcp_life;
+  if (f.detail && f.detail->lifetime[CTBPF_PROTO_TCP].count()) tcp_life = f.detail->lifetime[CTBPF_PROTO_TCP];
+
+  Finding x;
+  x.id = "tcp_closing_states";
+  std::vector<std::pair<std::string, uint64_t>> settings;
+  std::string per_state, warnings, whys;
+  uint64_t free_total = 0, cut_total = 0, nat_total = 0;
+  json states = json::object();
+  for (const auto& c : kClosingStates) {
+    const std::string name = tcp_state_name(c.state);
+    const uint64_t live = idle.live_by_tcp_state[c.state];
+    const uint64_t nat = idle.nat_by_tcp_state[c.state];
+    nat_total += nat;
+    const IdleStats& stats = idle.by_tcp_state[c.state];
+    const auto timeout = sysctl(in, c.sysctl);
+    uint64_t proposal = c.proposal_s;
+    if (c.state == TCP_CONNTRACK_TIME_WAIT && nat_time_wait) proposal = kTimeWaitBehindNat_s;
+    // What the proposal would not hold: the live entries idle at least that long (exact per second).
+    uint64_t would_free = 0, would_cut = 0;
+    const bool shorter = timeout && *timeout > proposal;
+    if (shorter) would_free = stats.at_least_s(proposal).value_or(idle_beyond(stats, proposal * 1000));
+    if (c.open_half) would_cut = would_free;
+    std::string withheld;
+    if (would_cut > 0)
+      withheld = fmt::format(
+          "{}: {} live entries idle {} s or more (max {} s) would be gone under {} s, and a connection in "
+          "{} may still be in use: if they are (a half-closed long-poll waiting for its answer, a slow "
+          "peer), they would be cut, through NAT or a rule dropping `ct state invalid`. Not proposed; if "
+          "they are leaks (`ss -tan state {}` on the endpoint names the program), fix the program, or set "
+          "it knowing it cuts them: {}.",
+          name, would_cut, proposal, stats.max_ms / 1000, proposal, name,
+          c.state == TCP_CONNTRACK_CLOSE_WAIT ? "close-wait"
+          : c.state == TCP_CONNTRACK_FIN_WAIT ? "fin-wait-1"
+          : c.state == TCP_CONNTRACK_SYN_RECV ? "syn-recv"
+                                              : "syn-sent",
+          sysctl_now(c.sysctl, proposal));
+    else if (c.state == TCP_CONNTRACK_TIME_WAIT && would_free > 0 && nat_time_wait && no_paws)
+      withheld = fmt::format(
+          "TIME_WAIT: {} of these entries are NAT'd and this host has no PAWS (net.ipv4.tcp_timestamps = 0): "
+          "a translated tuple freed early can be handed to a new connection while a server still holds the "
+          "old one in TIME_WAIT, and without timestamps it refuses the new SYN. Not proposed.",
+          nat);
+    const bool propose = would_free > 0 && withheld.empty();
+    if (propose) {
+      settings.emplace_back(c.sysctl, proposal);
+      free_total += would_free;
+    }
+    cut_total += would_cut;
+    if (!withheld.empty()) warnings += " " + withheld;
+    if (live) {
+      per_state += fmt::format("{}{} {} ({:.1f}%{}), timeout {} s, idle {}", per_state.empty() ? "" : "; ", name,
+                               live, 100 * ratio(live, idle.entries), nat ? fmt::format(", {} NAT'd", nat) : "",
+                               text(timeout), stats.count() ? idle_text(stats) : "not estimated");
+      if (shorter) per_state += fmt::format(", {} idle {} s or more", would_free, proposal);
+      whys += " " + closing_why(c, proposal, in);
+    }
+    Count deaths;
+    if (f.detail) deaths = f.detail->tcp_deaths_by_state[c.state];
+    // Little's law: entries held = rate into the state × time in it; the entries that left the state by
+    // dying in it (timeout or a new SYN on the tuple) stay at most the proposal each.
+    json held_at_proposed = nullptr;
+    if (deaths && *deaths > 0 && f.duration > 0)
+      held_at_proposed = static_cast<double>(*deaths) / f.duration * static_cast<double>(proposal);
+    states[name] = {{"live", live},
+                    {"share", ratio(live, idle.entries)},
+                    {"nat", nat},
+                    {"timeout_s", value(timeout)},
+                    {"proposed_s", propose ? json(proposal) : json(nullptr)},
+                    {"considered_s", proposal},
+                    {"would_free", would_free},
+                    {"would_cut", would_cut},
+                    {"withheld", !withheld.empty()},
+                    {"idle", stats.count() ? idle_stats_json(stats) : json(nullptr)},
+                    {"deaths_in_window", value(deaths)},
+                    {"held_at_proposed_at_most", held_at_proposed}};
+  }
+
+  x.severity = f.pressure || cut_total > 0 ? Severity::warning : Severity::info;
+  x.title = fmt::format("{:.0f}% of the table is in closing TCP states ({} of {} entries)", 100 * share, closing,
+                        idle.entries);
+  if (free_total) x.title += fmt::format(": shorter timeouts would free {}", free_total);
+  if (cut_total) x.title += fmt::format("; {} idle half-open connections would be cut", cut_total);
+  x.measured = fmt::format("live entries at the window's end (ctnetlink{}): {}", 
+                           idle.capped ? fmt::format(", the first {} only", idle.cap) : "", per_state);
+  if (growth)
+    x.measured += fmt::format("; the table grew by {:+} entries in the window, closing states by {:+}{}", *growth,
+                              *closing_growth,
+                              growth_share ? fmt::format(" ({:.0f}%)", 100 * *growth_share) : std::string());
+  if (tcp_life)
+    x.measured += fmt::format("; TCP entries that ended in the window lived p50 {} ms, p99 {} ms",
+                              tcp_life->percentile(0.5), tcp_life->percentile(0.99));
+  x.why =
+      "Each state's entry stays its timeout after its last packet; shortening it frees the entries idle "
+      "longer than the new value. Would-free counts are the live entries idle at least that long now (a "
+      "timeout change applies from each entry's next packet: existing ones keep the expiry their last "
+      "packet set, so the table shrinks within the old timeout). Idle reads up to 1 s high (ctnetlink "
+      "rounds the time left down)." +
+      whys;
+  if (nat_total)
+    x.why += fmt::format(
+        " {} of these entries are NAT'd: an entry that expires frees its translated tuple for another "
+        "connection, and a server still in TIME_WAIT for it (60 s on Linux) accepts the new SYN only through "
+        "PAWS (timestamps on both ends); TIME_WAIT is considered at {} s here, not {} s.",
+        nat_total, kTimeWaitBehindNat_s, kClosingStates[5].proposal_s);
+  else
+    x.why += " None of these entries is NAT'd here; on a NAT gateway, TIME_WAIT stays at least 60 s (a freed "
+             "translated tuple may meet a server still in TIME_WAIT, refused without PAWS), and a NAT'd "
+             "long-poll that half-closes is cut by a short close_wait.";
+  x.why += warnings;
+  for (const auto& [name, v] : settings) x.fix_now.push_back(sysctl_now(name, v));
+  if (!settings.empty()) x.fix_persistent = sysctl_persistent(settings, in.system.build);
+  json proposed = json::object();
+  for (const auto& [name, v] : settings) proposed[name] = v;
+  x.evidence = {{"entries", idle.entries},
+                {"capped", idle.capped},
+                {"closing_live", closing},
+                {"closing_share", share},
+                {"fired_by_table_share", by_table},
+                {"fired_by_growth_share", by_growth},
+                {"growth", growth ? json(*growth) : json(nullptr)},
+                {"closing_growth", closing_growth ? json(*closing_growth) : json(nullptr)},
+                {"closing_growth_share", value(growth_share)},
+                {"states", states},
+                {"proposed", proposed},
+                {"would_free", free_total},
+                {"would_cut", cut_total},
+                {"tcp_timestamps", value(tcp_sysctl(in, "tcp_timestamps"))},
+                {"tcp_tw_reuse", value(tcp_sysctl(in, "tcp_tw_reuse"))},
+                {"tcp_retries2", value(tcp_sysctl(in, "tcp_retries2"))},
+                {"tcp_lifetime_p50_ms", tcp_life ? json(tcp_life->percentile(0.5)) : json(nullptr)},
+                {"tcp_lifetime_p99_ms", tcp_life ? json(tcp_life->percentile(0.99)) : json(nullptr)}};
+  d.findings.push_back(std::move(x));
+}
+
+// ICMP and the protocols on generic_timeout: entries of one timeout each, proposed shorter when they hold
+// a measurable share of the table and some are idle past the proposal.
+struct ProtoTimeout {
+  const char* id;
+  const char* name;
+  std::vector<std::string> sysctls;
+  uint64_t proposal_s;
+  const char* why;
+};
+
+void rule_proto_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d, const ProtoTimeout& p, uint64_t live,
+                        const IdleStats& stats) {
+  if (!in.idle || in.idle->entries == 0) return;
+  const double share = ratio(live, in.idle->entries);
+  if (live < kMinEntries || share < kMeasurableShare) return;
+  std::vector<std::pair<std::string, uint64_t>> settings;
+  json timeouts = json::object();
+  std::string timeout_text;
+  for (const auto& name : p.sysctls) {
+    auto t = sysctl(in, name);
+    timeouts[name] = value(t);
+    timeout_text += fmt::format("{}{} {} s", timeout_text.empty() ? "" : ", ", name, text(t));
+    if (t && *t > p.proposal_s) settings.emplace_back(name, p.proposal_s);
+  }
+  const uint64_t would_free =
+      settings.empty() ? 0 : stats.at_least_s(p.proposal_s).value_or(idle_beyond(stats, p.proposal_s * 1000));
+  if (would_free == 0) settings.clear();
+  Finding x;
+  x.id = p.id;
+  x.severity = f.pressure ? Severity::warning : Severity::info;
+  x.title = fmt::format("{} entries are {:.0f}% of the table ({} of {})", p.name, 100 * share, live,
+                        in.idle->entries);
+  if (would_free) x.title += fmt::format(": {} s timeouts would free {}", p.proposal_s, would_free);
+  x.measured = fmt::format("live {} entries at the window's end: {} ({:.1f}%); {}; idle {}", p.name, live,
+                           100 * share, timeout_text, stats.count() ? idle_text(stats) : "not estimated");
+  if (!settings.empty())
+    x.measured += fmt::format("; {} idle {} s or more", would_free, p.proposal_s);
+  x.why = p.why;
+  for (const auto& [name, v] : settings) x.fix_now.push_back(sysctl_now(name, v));
+  if (!settings.empty()) x.fix_persistent = sysctl_persistent(settings, in.system.build);
+  json proposed = json::object();
+  for (const auto& [name, v] : settings) proposed[name] = v;
+  x.evidence = {{"live", live},
+                {"entries", in.idle->entries},
+                {"share", share},
+                {"timeouts_s", timeouts},
+                {"considered_s", p.proposal_s},
+                {"proposed", proposed},
+                {"would_free", would_free},
+                {"idle", stats.count() ? idle_stats_json(stats) : json(nullptr)}};
+  d.findings.push_back(std::move(x));
+}
+
+void rule_icmp_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
+  if (!in.idle) return;
+  static const ProtoTimeout icmp{
+      "icmp_timeout", "ICMP", {"icmp_timeout", "icmpv6_timeout"}, 10,
+      "An ICMP entry (echo and other query/reply pairs) stays icmp_timeout (icmpv6_timeout) after its last "
+      "packet, 30 s by default, while a reply comes within a round trip: an entry idle for seconds is a "
+      "finished exchange. 10 s still covers a slow reply; a ping whose interval is longer starts a new entry "
+      "per echo, which is harmless. ICMP errors (unreachable, TTL exceeded) belong to the connection they "
+      "report on (RELATED), not to these entries, and are not affected."};
+  rule_proto_timeout(in, f, d, icmp, in.idle->live_by_proto[CTBPF_PROTO_ICMP], in.idle->by_proto[CTBPF_PROTO_ICMP]);
+}
+
+void rule_generic_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
+  if (!in.idle) return;
+  static const ProtoTimeout generic{
+      "generic_timeout", "generic-timeout (no tracker of their own: ESP, AH, OSPF, PIM, ...)", {"generic_timeout"},
+      120,
+      "Protocols conntrack has no tracker for share one timeout, generic_timeout (600 s by default), after "
+      "their last packet. 120 s frees the finished ones sooner, but such a flow silent for longer loses its "
+      "entry, and through NAT its mapping, and is cut: keep it above the longest silence of any of these "
+      "protocols that must pass (an IPsec SA without traffic or dead-peer detection; routing hellos are "
+      "seconds apart)."};
+  rule_proto_timeout(in, f, d, generic, in.idle->live_generic, in.idle->generic);
+}
+
 void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   const auto& drops = in.window.totals.drops;
   if (!in.obs.conntrack_points) {
@@ -810,6 +1152,9 @@ void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.idle) {
     d.unmeasured.push_back({"idle time per protocol and TCP state", "the ctnetlink dump of this network namespace's "
                                                                     "table failed (needs CAP_NET_ADMIN)"});
+    d.unmeasured.push_back({"live entries per TCP state and protocol (tcp_closing_states, icmp_timeout, "
+                            "generic_timeout)",
+                            "the same dump"});
   } else {
     const auto& idle = *in.idle;
     if (idle.capped)
@@ -839,6 +1184,9 @@ Diagnosis diagnose(const DoctorInput& in) {
   rule_tcp_established_timeout(in, f, d);
   rule_udp_timeout(in, f, d);
   rule_stateless_udp(in, f, d);
+  rule_tcp_closing_states(in, f, d);
+  rule_icmp_timeout(in, f, d);
+  rule_generic_timeout(in, f, d);
   list_unmeasured(in, f, d);
   // Most severe first; within a severity, the rule order above (stable).
   std::stable_sort(d.findings.begin(), d.findings.end(),

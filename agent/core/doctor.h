@@ -49,6 +49,10 @@ struct DoctorInput {
   SystemFacts system;
   std::optional<std::vector<PortCount>> top_ports;  // busiest first; empty optional: not measured
   std::optional<IdleSummary> idle;  // live entries at the window's end (ctnetlink); empty: not measured
+  std::optional<IdleSummary> idle_start;  // the same at the window's start: what the table grew by, per state
+  // This host's TCP stack, /proc/sys/net/ipv4/<name>: "tcp_timestamps" (PAWS), "tcp_tw_reuse",
+  // "tcp_retries2"; absent when unread.
+  std::map<std::string, uint64_t> tcp_sysctls;
 };
 
 struct Finding {
@@ -88,6 +92,12 @@ uint64_t next_power_of_two(uint64_t value);
 uint64_t recommend_buckets(uint64_t max_entries, uint64_t current);
 /// Kernel memory of a full table: max × slab object size + buckets × 8 (one hlist_nulls_head each).
 uint64_t table_memory_bytes(uint64_t max_entries, uint64_t buckets, uint64_t slab_object_size);
+
+/// Seconds a TCP endpoint retransmits before it gives up after `retries` retransmissions (tcp_retries2):
+/// the retransmission timeout starts at TCP_RTO_MIN (200 ms) and doubles up to TCP_RTO_MAX (120 s).
+double retransmission_give_up_s(uint64_t retries);
+/// Retransmissions sent within `seconds` of the first transmission, with that doubling timeout.
+uint64_t retransmissions_within(double seconds);
 
 /// `objsize` of `cache` in /proc/slabinfo's text; empty when the cache is not listed.
 std::optional<uint64_t> parse_slabinfo_object_size(const std::string& slabinfo, const std::string& cache);

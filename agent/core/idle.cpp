@@ -28,7 +28,15 @@ void IdleStats::add(uint64_t ms) {
   min_ms = count() ? std::min(min_ms, ms) : ms;
   max_ms = std::max(max_ms, ms);
   slots[ctbpf_log2_slot(ms)]++;
+  by_second[std::min(ms / 1000, kExactIdle_s)]++;
   sum_ms += ms;
+}
+
+std::optional<uint64_t> IdleStats::at_least_s(uint64_t s) const {
+  if (s > kExactIdle_s) return std::nullopt;
+  uint64_t n = 0;
+  for (auto i = s; i <= kExactIdle_s; ++i) n += by_second[i];
+  return n;
 }
 
 std::size_t proto_class_of(uint8_t l4) {
@@ -82,6 +90,20 @@ bool maybe_short_tcp_timeout(const std::map<std::string, uint64_t>& sysctls, uin
 
 }  // namespace
 
+bool uses_generic_timeout(uint8_t l4) {
+  switch (l4) {
+    case IPPROTO_TCP:
+    case IPPROTO_UDP:
+    case IPPROTO_UDPLITE:
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+    case IPPROTO_SCTP:
+    case IPPROTO_DCCP:
+    case IPPROTO_GRE: return false;
+    default: return true;
+  }
+}
+
 std::optional<uint64_t> configured_timeout_s(const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls) {
   switch (e.l4) {
     case IPPROTO_TCP: {
@@ -114,6 +136,12 @@ std::optional<uint64_t> configured_timeout_s(const DumpedEntry& e, const std::ma
 // - CTA_TIMEOUT is rounded down to a second, so idle reads up to 1 s high.
 void add_idle(IdleSummary& summary, const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls) {
   summary.entries++;
+  summary.live_by_proto[proto_class_of(e.l4)]++;
+  if (e.l4 == IPPROTO_TCP && e.tcp_state < CTBPF_TCP_STATES) {
+    summary.live_by_tcp_state[e.tcp_state]++;
+    if (e.status & IPS_NAT_MASK) summary.nat_by_tcp_state[e.tcp_state]++;
+  }
+  if (uses_generic_timeout(e.l4)) summary.live_generic++;
   if (e.status & (IPS_OFFLOAD | IPS_HW_OFFLOAD | IPS_FIXED_TIMEOUT)) {
     summary.not_refreshed++;
     return;
@@ -135,6 +163,7 @@ void add_idle(IdleSummary& summary, const DumpedEntry& e, const std::map<std::st
     idle_s = *configured - remaining;
   summary.by_proto[proto_class_of(e.l4)].add(idle_s * 1000);
   if (e.l4 == IPPROTO_TCP && e.tcp_state < CTBPF_TCP_STATES) summary.by_tcp_state[e.tcp_state].add(idle_s * 1000);
+  if (uses_generic_timeout(e.l4)) summary.generic.add(idle_s * 1000);
 }
 
 json idle_stats_json(const IdleStats& stats) {
@@ -159,6 +188,11 @@ json idle_json(const IdleSummary& s) {
     if (s.by_proto[i].count()) by_proto[proto_class_name(i)] = idle_stats_json(s.by_proto[i]);
   for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
     if (s.by_tcp_state[i].count()) by_state[tcp_state_name(i)] = idle_stats_json(s.by_tcp_state[i]);
+  json live_proto = json::object(), live_state = json::object();
+  for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
+    if (s.live_by_proto[i]) live_proto[proto_class_name(i)] = s.live_by_proto[i];
+  for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
+    if (s.live_by_tcp_state[i]) live_state[tcp_state_name(i)] = s.live_by_tcp_state[i];
   return {{"entries", s.entries},
           {"capped", s.capped},
           {"cap", s.cap},
@@ -168,7 +202,9 @@ json idle_json(const IdleSummary& s) {
             {"maybe_short_tcp_timeout", s.short_timeout},
             {"not_refreshed_by_packets", s.not_refreshed}}},
           {"by_proto", by_proto},
-          {"by_tcp_state", by_state}};
+          {"by_tcp_state", by_state},
+          {"live_by_proto", live_proto},
+          {"live_by_tcp_state", live_state}};
 }
 
 }  // namespace ctbpf::core

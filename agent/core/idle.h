@@ -27,14 +27,22 @@ struct DumpedEntry {
   std::optional<uint32_t> timeout_s;  // CTA_TIMEOUT: whole seconds until it expires without a packet
 };
 
+/// Idle times are counted per whole second up to this bound (the closing TCP states', ICMP's and the
+/// generic timeouts are below it by default): what a shorter timeout would not hold is then counted
+/// exactly instead of bounded by log2 slots.
+constexpr uint64_t kExactIdle_s = 600;
+
 /// Idle times of one group of entries: a log2 histogram in ms (like lifetimes; the kernel reports
-/// whole seconds, so values are multiples of 1000) and the exact extremes.
+/// whole seconds, so values are multiples of 1000), the exact extremes, and per-second counts.
 struct IdleStats {
   std::vector<uint64_t> slots = std::vector<uint64_t>(CTBPF_LOG2_SLOTS, 0);
+  std::vector<uint64_t> by_second = std::vector<uint64_t>(kExactIdle_s + 1, 0);  // last: that many s or more
   uint64_t sum_ms = 0, min_ms = 0, max_ms = 0;
   uint64_t count() const;
   Histogram histogram() const;
   void add(uint64_t ms);
+  /// Entries idle `s` seconds or more, exactly; empty above kExactIdle_s.
+  std::optional<uint64_t> at_least_s(uint64_t s) const;
 };
 
 /// The idle times of one dump, per protocol class and per TCP state, and every entry it could not
@@ -49,7 +57,16 @@ struct IdleSummary {
   uint64_t no_timeout = 0;           // no sysctl for its (proto, state), or no CTA_TIMEOUT
   uint64_t short_timeout = 0;        // TCP that may run on the unacknowledged/retrans timeout
   uint64_t not_refreshed = 0;        // offloaded to a flowtable or fixed timeout: no packet refresh
+  // Every entry looked at, idle time estimated or not: live counts to compare with `conntrack -L`.
+  std::array<uint64_t, CTBPF_PROTO_MAX> live_by_proto{};
+  std::array<uint64_t, CTBPF_TCP_STATES> live_by_tcp_state{};
+  std::array<uint64_t, CTBPF_TCP_STATES> nat_by_tcp_state{};  // of those, source or destination NAT'd
+  uint64_t live_generic = 0;  // protocols without a tracker of their own (generic_timeout: ESP, ...)
+  IdleStats generic;          // their idle times (by_proto's "other" also holds UDP-Lite)
 };
+
+/// True for protocols conntrack tracks with generic_timeout (no tracker of their own).
+bool uses_generic_timeout(uint8_t l4);
 
 /// Protocol class of an IPPROTO_* number (CTBPF_PROTO_*).
 std::size_t proto_class_of(uint8_t l4);
@@ -63,7 +80,8 @@ std::optional<uint64_t> configured_timeout_s(const DumpedEntry& e, const std::ma
 void add_idle(IdleSummary& summary, const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls);
 
 /// {"entries", "capped", "cap", "not_estimated":{...}, "by_proto":{"tcp":{count,min,p50,p99,max,buckets}},
-///  "by_tcp_state":{"ESTABLISHED":{...}}}; empty groups are left out.
+///  "by_tcp_state":{"ESTABLISHED":{...}}, "live_by_proto":{"tcp":N}, "live_by_tcp_state":{"TIME_WAIT":N}};
+/// empty groups are left out.
 nlohmann::json idle_json(const IdleSummary& summary);
 nlohmann::json idle_stats_json(const IdleStats& stats);
 

@@ -19,6 +19,13 @@
 //   flowgen tcp-connect --dst ADDR --port P --count N [--threads T]  N whole connections, T at a time (4):
 //                handshake, one byte, FIN, wait for the server's FIN, close; prints "DONE FAILED"
 //                (FAILED: a connect, send or read that failed; the test decides what that means)
+//   flowgen tcp-half-close --dst ADDR --port P --count N [--ready FILE]  the same, each shut down for
+//                writing once open (its FIN sent: the entry moves to CLOSE_WAIT), held until SIGTERM
+//   flowgen http-serve --addr ADDR --port P [--ready FILE]           for each connection: read the
+//                request, write a response, close (the server closes first, as HTTP/1.0 does)
+//   flowgen tcp-requests --dst ADDR --port P --count N [--sport FIRST]  N connections one after the
+//                other, no keep-alive: connect, send a request, read the response to its end, close;
+//                prints N. With --sport, connection i comes from port FIRST + i: no tuple is reused
 #include <arpa/inet.h>
 #include <poll.h>
 #include <netinet/in.h>
@@ -74,7 +81,7 @@ Address address(const std::string& ip, unsigned port) {
 struct Args {
   std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
   std::vector<std::string> sources;
-  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0;
+  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0, sport = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -88,6 +95,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--src") a.sources.push_back(v);
     else if (k == "--port") a.port = static_cast<unsigned>(std::stoul(v));
     else if (k == "--count") a.count = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--sport") a.sport = static_cast<unsigned>(std::stoul(v));
     else if (k == "--ready") a.ready = v;
     else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(v));
     else if (k == "--burst") a.burst = static_cast<unsigned>(std::stoul(v));
@@ -261,10 +269,82 @@ int tcp_connect(const Args& a) {
   return 0;
 }
 
+
+int tcp_half_close(const Args& a) {
+  std::vector<int> held;
+  for (unsigned i = 0; i < a.count; ++i) {
+    auto sa = address(a.dst, a.port);
+    int fd = socket(sa.family(), SOCK_STREAM, 0);
+    if (connect(fd, sa.sa(), sa.len) != 0) die(std::string("connect: ") + std::strerror(errno));
+    if (shutdown(fd, SHUT_WR) != 0) die(std::string("shutdown: ") + std::strerror(errno));
+    held.push_back(fd);
+  }
+  if (!a.ready.empty()) std::ofstream(a.ready) << held.size() << "\n";
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop) pause();
+  return 0;
+}
+
+constexpr char kRequest[] = "GET / HTTP/1.0\r\n\r\n";
+constexpr char kResponse[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+int http_serve(const Args& a) {
+  auto sa = address(a.addr, a.port);
+  int fd = socket(sa.family(), SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, sa.sa(), sa.len) != 0 || listen(fd, 4096) != 0)
+    die(std::string("listen: ") + std::strerror(errno));
+  if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop) {
+    int c = accept(fd, nullptr, nullptr);
+    if (c < 0) continue;
+    // The whole request before the answer: closing with unread data would send a RST, not a FIN.
+    char buf[256];
+    std::size_t got = 0;
+    while (got < sizeof(kRequest) - 1) {
+      auto n = read(c, buf, sizeof(buf));
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    if (got == sizeof(kRequest) - 1 && write(c, kResponse, sizeof(kResponse) - 1) < 0) {
+      // The client is gone: nothing to answer.
+    }
+    close(c);
+  }
+  return 0;
+}
+
+int tcp_requests(const Args& a) {
+  if (a.sport && a.sport + a.count > 65536) die("source port range overflows");
+  unsigned done = 0;
+  for (unsigned i = 0; i < a.count; ++i) {
+    auto sa = address(a.dst, a.port);
+    int fd = socket(sa.family(), SOCK_STREAM, 0);
+    if (a.sport) {
+      auto src = address(sa.family() == AF_INET6 ? "::" : "0.0.0.0", a.sport + i);
+      if (bind(fd, src.sa(), src.len) != 0) die(std::string("bind: ") + std::strerror(errno));
+    }
+    if (connect(fd, sa.sa(), sa.len) != 0) die(std::string("connect: ") + std::strerror(errno));
+    if (write(fd, kRequest, sizeof(kRequest) - 1) != static_cast<ssize_t>(sizeof(kRequest) - 1))
+      die(std::string("write: ") + std::strerror(errno));
+    char buf[256];
+    std::size_t got = 0;
+    for (ssize_t n; (n = read(fd, buf, sizeof(buf))) != 0; got += static_cast<std::size_t>(n))
+      if (n < 0) die(std::string("read: ") + std::strerror(errno));
+    if (got != sizeof(kResponse) - 1) die("short response");
+    close(fd);
+    ++done;
+  }
+  std::printf("%u\n", done);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold|tcp-serve|tcp-connect [options]");
+  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold|tcp-serve|tcp-connect|tcp-half-close|http-serve|tcp-requests [options]");
   std::string cmd = argv[1];
   Args a = parse(argc, argv);
   if (cmd == "udp") return udp(a);
@@ -273,5 +353,8 @@ int main(int argc, char** argv) {
   if (cmd == "tcp-hold") return tcp_hold(a);
   if (cmd == "tcp-serve") return tcp_serve(a);
   if (cmd == "tcp-connect") return tcp_connect(a);
+  if (cmd == "tcp-half-close") return tcp_half_close(a);
+  if (cmd == "http-serve") return http_serve(a);
+  if (cmd == "tcp-requests") return tcp_requests(a);
   die("unknown command " + cmd);
 }

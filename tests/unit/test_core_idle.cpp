@@ -159,3 +159,46 @@ TEST_CASE("protocol classes of IPPROTO numbers") {
   CHECK(proto_class_of(IPPROTO_ICMPV6) == CTBPF_PROTO_ICMP);
   CHECK(proto_class_of(IPPROTO_SCTP) == CTBPF_PROTO_OTHER);
 }
+
+TEST_CASE("live counts per TCP state and protocol include entries whose idle time is unknown") {
+  const auto s = defaults();
+  IdleSummary idle;
+  add_idle(idle, tcp(TCP_CONNTRACK_TIME_WAIT, 100), s);                     // idle 20 s
+  add_idle(idle, tcp(TCP_CONNTRACK_TIME_WAIT, 89), s);                      // idle 31 s
+  auto natted = tcp(TCP_CONNTRACK_TIME_WAIT, 120);
+  natted.status |= IPS_SRC_NAT;
+  add_idle(idle, natted, s);                                                // idle 0 s, NAT'd
+  add_idle(idle, tcp(TCP_CONNTRACK_ESTABLISHED, 100), s);                   // maybe on a short timeout
+  add_idle(idle, tcp(TCP_CONNTRACK_SYN_SENT2, 100), s);                     // no sysctl
+  add_idle(idle, other(IPPROTO_ESP, 500), s);                               // generic, idle 100 s
+  add_idle(idle, other(IPPROTO_GRE, 500), s);                               // own tracker: not generic
+  add_idle(idle, other(IPPROTO_ICMP, 25), s);                               // idle 5 s
+  CHECK(idle.entries == 8);
+  CHECK(idle.live_by_tcp_state[TCP_CONNTRACK_TIME_WAIT] == 3);
+  CHECK(idle.live_by_tcp_state[TCP_CONNTRACK_ESTABLISHED] == 1);
+  CHECK(idle.live_by_tcp_state[TCP_CONNTRACK_SYN_SENT2] == 1);
+  CHECK(idle.nat_by_tcp_state[TCP_CONNTRACK_TIME_WAIT] == 1);
+  CHECK(idle.by_tcp_state[TCP_CONNTRACK_ESTABLISHED].count() == 0);  // live, but its idle time unknown
+  CHECK(idle.live_by_proto[CTBPF_PROTO_TCP] == 5);
+  CHECK(idle.live_by_proto[CTBPF_PROTO_ICMP] == 1);
+  CHECK(idle.live_by_proto[CTBPF_PROTO_OTHER] == 2);
+  CHECK(idle.live_generic == 1);
+  CHECK(idle.generic.count() == 1);
+  CHECK(idle.generic.max_ms == 100000);
+  // Exact per-second counts: what a 30 s or a 31 s timeout would not hold.
+  const auto& tw = idle.by_tcp_state[TCP_CONNTRACK_TIME_WAIT];
+  CHECK(tw.at_least_s(0) == 3);
+  CHECK(tw.at_least_s(20) == 2);
+  CHECK(tw.at_least_s(21) == 1);
+  CHECK(tw.at_least_s(31) == 1);
+  CHECK(tw.at_least_s(32) == 0);
+  CHECK(tw.at_least_s(kExactIdle_s) == 0);
+  CHECK_FALSE(tw.at_least_s(kExactIdle_s + 1).has_value());
+  IdleStats long_idle;
+  long_idle.add(1000 * 1000);  // beyond the exact range: counted in the last second
+  CHECK(long_idle.at_least_s(kExactIdle_s) == 1);
+  auto j = idle_json(idle);
+  CHECK(j["live_by_tcp_state"]["TIME_WAIT"] == 3);
+  CHECK(j["live_by_tcp_state"].size() == 3);
+  CHECK(j["live_by_proto"]["other"] == 2);
+}
