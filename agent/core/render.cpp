@@ -103,9 +103,18 @@ json by_netns_json(const std::optional<ProbeDetail>& d, const NetnsNames* names,
 // The busiest sources by live entries and by inserts, each bounded to `top` rows plus "other".
 json by_source_json(const WhoFills& who) {
   if (!who.sources) return nullptr;
+  // A summary's rows cover the window: the growth since the previous refresh is top's, not theirs.
+  auto rows = [&](TopOrder order) {
+    json list = top_list_json(who.sources->top_sources(who.top, order), who.netns_names, true);
+    for (auto& row : list) {
+      row.erase("growth");
+      row.erase("growth_per_s");
+    }
+    return list;
+  };
   return {{"top", who.top},
-          {"by_live", top_list_json(who.sources->top_sources(who.top, TopOrder::live), who.netns_names, true)},
-          {"by_inserts", top_list_json(who.sources->top_sources(who.top, TopOrder::inserts), who.netns_names, true)},
+          {"by_live", rows(TopOrder::live)},
+          {"by_inserts", rows(TopOrder::inserts)},
           {"untracked", who.sources_untracked}};
 }
 

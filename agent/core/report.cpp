@@ -183,7 +183,8 @@ std::vector<Chart> report_charts(const json& doc) {
     }
   }
 
-  // The table over time: every interval stores its count, in every mode.
+  // The table over time: every interval stores its count, in every mode. A chart of zeros (an empty
+  // table, a flat one) says nothing the summary's line does not: left out, like the drops below.
   Chart table{"table_count",
               fmt::format("Entries in the table at each interval's end, this netns (max {}; end time in s)",
                           num(s["table"]["max"])),
@@ -192,7 +193,7 @@ std::vector<Chart> report_charts(const json& doc) {
   bool counted = false;
   for (const auto& r : intervals) {
     const auto& v = r["table"]["count"];
-    counted = counted || !v.is_null();
+    counted = counted || (v.is_number_unsigned() && v.get<uint64_t>() > 0);
     std::string text = num(v);
     if (r["table"]["fill"].is_number()) text += fmt::format(" ({:.1f}%)", 100 * r["table"]["fill"].get<double>());
     bars_push(table, time_label(r), v.is_null() ? 0.0 : v.get<double>(), text);
@@ -219,7 +220,7 @@ std::vector<Chart> report_charts(const json& doc) {
     bool known = false;
     for (const auto& r : intervals) {
       const json v = r["table"].value("growth_per_s", json());
-      known = known || v.is_number();
+      known = known || (v.is_number() && v.get<double>() != 0);
       bars_push(growth, time_label(r), v.is_number() ? v.get<double>() : 0.0,
                 v.is_number() ? fmt::format("{:+.0f}/s", v.get<double>()) : "-");
     }

@@ -63,12 +63,12 @@ jq -r '
 	 then "chain_length \($s.chain_length.buckets | length)" else empty end),
 	(($s.lifetime_ms.by_proto // {}) | to_entries[] | select(.value.buckets | length > 0)
 	 | "lifetime_\(.key) \(.value.buckets | length)"),
-	(if any(.intervals[]; .table.count != null) then "table_count \($n)" else empty end),
+	(if any(.intervals[]; (.table.count // 0) > 0) then "table_count \($n)" else empty end),
 	(if any(.intervals[]; .rates.inserts_per_s != null) then "inserts_per_s \($n)"
-	 elif any(.intervals[]; .table.growth_per_s != null) then "growth_per_s \($n)" else empty end),
+	 elif any(.intervals[]; (.table.growth_per_s // 0) != 0) then "growth_per_s \($n)" else empty end),
 	([.intervals[].drops | to_entries[] | select((.value // 0) > 0) | .key] | unique[] | "drops_\(.) \($n)"),
 	(if any(.intervals[]; (.netfilter_drops // 0) > 0) then "netfilter_drops \($n)" else empty end)
-' "$snapshot" | sort >"$WORK/expected""
+' "$snapshot" | sort >"$WORK/expected"
 # Bars per chart in Chromium's DOM: one <svg id="chart-ID"> per chart, <rect class="bar"> per bar.
 tr -d '\n' <"$WORK/dom.html" | sed 's/<svg /\n<svg /g; s#</svg>#</svg>\n#g' | grep '^<svg id="chart-' |
 	while read -r svg; do
