@@ -44,35 +44,20 @@ static __always_inline bool wants(enum ctbpf_event_kind kind)
 }
 
 /*
- * The key of per-call state kept from a probe's entry to its return. A thread's id follows it when it
- * migrates, but it is not enough: softirq and hardirq work runs on top of whatever task is current,
- * often the idle task, which has pid 0 on every CPU, and may interrupt a task that is itself between
- * the entry and the return of the same function. Interrupt contexts never migrate and, at one level,
- * never nest, so they are keyed by CPU and level; tasks by thread. Without preempt_count (not x86)
- * only the idle task's case is told apart.
+ * The key of per-call state kept from a probe's entry to its return: the thread, which it follows when
+ * it migrates; but never pid 0 alone. On a gateway confirm runs in softirq on every CPU with the idle
+ * task current, and every CPU's idle task has pid 0: their calls are keyed by CPU (an idle CPU's
+ * softirq work never migrates, and softirqs do not nest). A softirq that interrupts a task between the
+ * entry and the return of the same function shares the task's key: the outer call then goes unpaired,
+ * counted in probe_misses.confirm_unpaired, never silently.
  */
-#define CTX_INTERRUPT (1ULL << 63)
+#define CTX_IDLE_CPU (1ULL << 63)
 
 static __always_inline __u64 context_key(void)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	long pc = preempt_count_now();
-	__u64 level;
 
-	if (pc < 0) {
-		if ((__u32)id)
-			return id;
-		level = 0;
-	} else if (pc & CTBPF_NMI_MASK) {
-		level = 3;
-	} else if (pc & CTBPF_HARDIRQ_MASK) {
-		level = 2;
-	} else if (pc & CTBPF_SOFTIRQ_OFFSET) {
-		level = 1;
-	} else {
-		return id;
-	}
-	return CTX_INTERRUPT | level << 32 | bpf_get_smp_processor_id();
+	return (__u32)id ? id : CTX_IDLE_CPU | bpf_get_smp_processor_id();
 }
 
 static __always_inline __u32 proto_class(__u8 l4)

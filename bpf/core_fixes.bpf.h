@@ -51,32 +51,6 @@ static __always_inline __u16 ct_zone_id(struct nf_conn *ct)
 }
 
 /*
- * Which context runs: task, softirq, hardirq or NMI, from x86's preempt_count (the way the kernel's own
- * tools/testing/selftests/bpf/bpf_experimental.h get_preempt_count() reads it). It is the per-CPU
- * variable __preempt_count, except from 6.2 to 6.14, where x86 kept it in struct pcpu_hot. -1 when
- * neither symbol exists (another architecture): callers fall back to a weaker key.
- */
-extern int __preempt_count __ksym __weak;
-
-struct pcpu_hot___ctbpf {
-	int preempt_count;
-} __attribute__((preserve_access_index));
-extern struct pcpu_hot___ctbpf pcpu_hot __ksym __weak;
-
-#define CTBPF_SOFTIRQ_OFFSET 0x100UL
-#define CTBPF_HARDIRQ_MASK 0xf0000UL
-#define CTBPF_NMI_MASK 0xf00000UL
-
-static __always_inline long preempt_count_now(void)
-{
-	if (&__preempt_count)
-		return *(int *)bpf_this_cpu_ptr(&__preempt_count);
-	if (&pcpu_hot)
-		return ((struct pcpu_hot___ctbpf *)bpf_this_cpu_ptr(&pcpu_hot))->preempt_count;
-	return -1;
-}
-
-/*
  * Why __nf_conntrack_confirm() returned NF_DROP, from the entry's own state at its return (nothing
  * else is left: fexit has no entry program on confirm; the decision is ctbpf_confirm_drop_kind() in
  * include/ctbpf/abi.h). Its paths (6.1, 6.12):
