@@ -121,7 +121,10 @@ make_quiet_netns
 port=$((20000 + $$ % 10000))
 for listen in ":$port" "localhost:$port"; do
 	rm -f "$WORK/ready"
-	in_quiet "$CTBPF_BIN" serve --mode tracepoint --listen "$listen" --ready-file "$WORK/ready" 2>"$WORK/serve.err" &
+	# ip netns exec execs ctbpf in place: $! is ctbpf itself (a shell function would fork, and the
+	# kill below would leave serve running, holding ctest's output pipe open).
+	ip netns exec "$QUIET_NS" "$CTBPF_BIN" serve --mode tracepoint --listen "$listen" --ready-file "$WORK/ready" \
+		2>"$WORK/serve.err" &
 	serve_pid=$!
 	for _ in $(seq 100); do [ -e "$WORK/ready" ] && break; sleep 0.1; done
 	expect "serve --listen $listen: ready" "$(cat "$WORK/ready" 2>/dev/null)" tracepoint
