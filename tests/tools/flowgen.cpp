@@ -198,13 +198,15 @@ int tcp_listen(const Args& a) {
   return 0;
 }
 
-int tcp_hold(const Args& a) {
+// tcp-hold and tcp-half-close: COUNT connections held open until SIGTERM, each shut down for writing
+// first with half_close (its FIN sent: the entry moves to CLOSE_WAIT).
+int hold_connections(const Args& a, bool half_close) {
   std::vector<int> held;
   for (unsigned i = 0; i < a.count; ++i) {
     auto sa = address(a.dst, a.port);
     int fd = socket(sa.family(), SOCK_STREAM, 0);
-    if (connect(fd, sa.sa(), sa.len) != 0)
-      die(std::string("connect: ") + std::strerror(errno));
+    if (connect(fd, sa.sa(), sa.len) != 0) die(std::string("connect: ") + std::strerror(errno));
+    if (half_close && shutdown(fd, SHUT_WR) != 0) die(std::string("shutdown: ") + std::strerror(errno));
     held.push_back(fd);
   }
   if (!a.ready.empty()) std::ofstream(a.ready) << held.size() << "\n";
@@ -269,21 +271,6 @@ int tcp_connect(const Args& a) {
   return 0;
 }
 
-
-int tcp_half_close(const Args& a) {
-  std::vector<int> held;
-  for (unsigned i = 0; i < a.count; ++i) {
-    auto sa = address(a.dst, a.port);
-    int fd = socket(sa.family(), SOCK_STREAM, 0);
-    if (connect(fd, sa.sa(), sa.len) != 0) die(std::string("connect: ") + std::strerror(errno));
-    if (shutdown(fd, SHUT_WR) != 0) die(std::string("shutdown: ") + std::strerror(errno));
-    held.push_back(fd);
-  }
-  if (!a.ready.empty()) std::ofstream(a.ready) << held.size() << "\n";
-  std::signal(SIGTERM, on_signal);
-  while (!g_stop) pause();
-  return 0;
-}
 
 constexpr char kRequest[] = "GET / HTTP/1.0\r\n\r\n";
 constexpr char kResponse[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -350,10 +337,10 @@ int main(int argc, char** argv) {
   if (cmd == "udp") return udp(a);
   if (cmd == "udp-pairs") return udp_pairs(a);
   if (cmd == "tcp-listen") return tcp_listen(a);
-  if (cmd == "tcp-hold") return tcp_hold(a);
+  if (cmd == "tcp-hold") return hold_connections(a, false);
   if (cmd == "tcp-serve") return tcp_serve(a);
   if (cmd == "tcp-connect") return tcp_connect(a);
-  if (cmd == "tcp-half-close") return tcp_half_close(a);
+  if (cmd == "tcp-half-close") return hold_connections(a, true);
   if (cmd == "http-serve") return http_serve(a);
   if (cmd == "tcp-requests") return tcp_requests(a);
   die("unknown command " + cmd);
