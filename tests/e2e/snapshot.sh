@@ -80,8 +80,8 @@ fi
 
 # The trace's numbers: the same flood in both windows, so the same summary (histograms included).
 # Lifetimes only by count: each tracer's programs stamp births and deaths themselves, microseconds
-# apart, so a life near a bucket bound can land in the next bucket in one of them.
-same='del(.duration_s, .events) | .lifetime_ms |= {count, untracked, by_proto: ((.by_proto // {}) | map_values(.count))}'
+# apart (and the trace's NDJSON record carries its wall-clock "time"), so a life near a bucket bound can land in the next bucket in one of them.
+same='del(.duration_s, .events, .time) | .lifetime_ms |= {count, untracked, by_proto: ((.by_proto // {}) | map_values(.count))}'
 expect "summary = trace's summary" "$(snap ".summary | $same")" "$(summary "$same")"
 # The series adds up to the summary.
 sum() { snap "[.intervals[] | $1] | if all(. == null) then null else add end"; }
