@@ -181,14 +181,20 @@ int udp_pairs(const Args& a) {
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
-int tcp_listen(const Args& a) {
+// A listening socket on ADDR:PORT (SO_REUSEADDR, backlog 4096); then the --ready file says so.
+int listen_on(const Args& a, int flags) {
   auto sa = address(a.addr, a.port);
-  int fd = socket(sa.family(), SOCK_STREAM, 0);
+  int fd = socket(sa.family(), SOCK_STREAM | flags, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (bind(fd, sa.sa(), sa.len) != 0 || listen(fd, 4096) != 0)
     die(std::string("listen: ") + std::strerror(errno));
   if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  return fd;
+}
+
+int tcp_listen(const Args& a) {
+  int fd = listen_on(a, 0);
   std::vector<int> held;
   std::signal(SIGTERM, on_signal);
   while (!g_stop) {
@@ -218,13 +224,7 @@ int hold_connections(const Args& a, bool half_close) {
 // Closes each connection when the client has closed its side, so every connection ends with a FIN from
 // both ends (a close with unread data would send a RST instead). One thread, poll over all of them.
 int tcp_serve(const Args& a) {
-  auto sa = address(a.addr, a.port);
-  int lfd = socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(lfd, sa.sa(), sa.len) != 0 || listen(lfd, 4096) != 0)
-    die(std::string("listen: ") + std::strerror(errno));
-  if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  int lfd = listen_on(a, SOCK_NONBLOCK);
   std::signal(SIGTERM, on_signal);
   std::vector<pollfd> fds{{lfd, POLLIN, 0}};
   while (!g_stop) {
@@ -276,13 +276,7 @@ constexpr char kRequest[] = "GET / HTTP/1.0\r\n\r\n";
 constexpr char kResponse[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
 int http_serve(const Args& a) {
-  auto sa = address(a.addr, a.port);
-  int fd = socket(sa.family(), SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(fd, sa.sa(), sa.len) != 0 || listen(fd, 4096) != 0)
-    die(std::string("listen: ") + std::strerror(errno));
-  if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  int fd = listen_on(a, 0);
   std::signal(SIGTERM, on_signal);
   while (!g_stop) {
     int c = accept(fd, nullptr, nullptr);
