@@ -12,7 +12,10 @@
 #   on lib/modules
 # then moves it onto / and chroots PID 1 into it (switch_root by hand).
 # Stage 2 (PID 1 again, now a copy of busybox in /run/vmrun of the new root)
-# runs the command script with the host's bash and powers off.
+# runs the command script with the host's bash and powers off. With
+# vmrun.init=systemd on the kernel command line (vmrun --systemd), PID 1
+# becomes the host's systemd instead, and stage 2 runs as its only wanted
+# unit, vmrun-command.service.
 #
 # Protocol with vmrun, through the 9p "vmrunout" folder (/run/vmrun/out in
 # the guest):
@@ -133,6 +136,28 @@ mount --move /out $R$O || fatal "move the output folder"
 # "ip link add type veth") from their root. It also makes the new root the
 # mount namespace's root, so the command is not "chrooted" in the kernel's
 # eyes and may create user namespaces.
+if grep -q 'vmrun.init=systemd' /proc/cmdline; then
+	# The host's fstab describes the host's disks: none of them is here.
+	: >$R/etc/fstab || fatal "empty /etc/fstab"
+	mkdir -p $R/etc/systemd/system || fatal "mkdir /etc/systemd/system"
+	# DefaultDependencies=no: the boot starts this unit alone; whatever the
+	# command starts with systemctl pulls in its own dependencies.
+	cat >$R/etc/systemd/system/vmrun-command.service <<-EOF || fatal "write vmrun-command.service"
+		[Unit]
+		Description=vmrun: the command
+		DefaultDependencies=no
+		[Service]
+		Type=oneshot
+		TimeoutStartSec=infinity
+		ExecStart=$B/busybox sh $B/init stage2
+	EOF
+	init="/lib/systemd/systemd --unit=vmrun-command.service"
+	[ -x $R/lib/systemd/systemd ] || fatal "vmrun --systemd: no /lib/systemd/systemd on the host"
+else
+	init="$B/busybox sh $B/init stage2"
+fi
+
 cd $R || fatal "cd $R"
 mount --move . / || fatal "mount --move $R /"
-exec chroot . $B/busybox sh $B/init stage2
+# shellcheck disable=SC2086 # $init is a command line
+exec chroot . $init
