@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# package.sh BUILD_DIR: `cpack -G DEB` in the build tree makes ctbpf_<version>_amd64.deb with the
-# binary in /usr/sbin, the unit in /lib/systemd/system, a man page, the README, the alert rules and
-# the dashboard under /usr/share/ctbpf; Depends from dpkg-shlibdeps; lintian reports no error.
+# package.sh BUILD_DIR [OUT_DIR]: `cpack -G DEB` in the build tree makes ctbpf_<version>_amd64.deb with
+# the binary in /usr/sbin, the unit in /lib/systemd/system, a man page, the README, the alert rules and
+# the dashboard under /usr/share/ctbpf; Depends from dpkg-shlibdeps; lintian reports no error. The
+# package is left in OUT_DIR when given (for the VM test that installs it under systemd).
 set -euo pipefail
 build=${1:?build dir}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+out=${2:-$work}
+mkdir -p "$out"
+rm -f "$out"/ctbpf_*.deb
 failed=0
 expect() {
 	if [ "$2" = "$3" ]; then echo "ok   $1 = $2"; else echo "FAIL $1 = $2, expected $3"; failed=1; fi
@@ -14,6 +18,7 @@ version=$(sed -n 's/^project(ctbpf VERSION \([0-9.]*\).*/\1/p' "$(dirname "$0")/
 (cd "$build" && cpack -G DEB -B "$work" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
 deb=$work/ctbpf_${version}_amd64.deb
 expect "package file" "$(ls "$work"/*.deb)" "$deb"
+[ "$out" = "$work" ] || cp "$deb" "$out/"
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for path in ./usr/sbin/ctbpf ./lib/systemd/system/ctbpf.service ./usr/share/man/man8/ctbpf.8.gz \
 	./usr/share/doc/ctbpf/README.md ./usr/share/doc/ctbpf/copyright ./usr/share/doc/ctbpf/changelog.gz \
