@@ -25,7 +25,7 @@ gateway_flush
 start_trace "$mode" -i 1
 causes=(insert_failed drop early_drop chaintoolong clash_resolve invalid)
 declare -A stat0 kern
-for c in "${causes[@]}"; do stat0[$c]=$(ct_stat "$c"); done
+ct_stats_read stat0 "${causes[@]}"
 entries0=$(gateway_new_entries)
 server0=$(gateway_server_udp)
 
@@ -38,7 +38,7 @@ listed=$(in_ns conntrack -L 2>/dev/null | wc -l)
 count=$(ct_count)
 entries=$(($(gateway_new_entries) - entries0))
 server_udp=$(($(gateway_server_udp) - server0))
-for c in "${causes[@]}"; do kern[$c]=$(($(ct_stat "$c") - ${stat0[$c]})); done
+ct_stats_since kern stat0 "${causes[@]}"
 gateway_flush
 sleep 1
 stop_trace TERM
@@ -58,9 +58,7 @@ expect mode "$(summary .mode)" "\"$mode\""
 unpaired=0
 [ "$mode" = tracepoint ] || unpaired=$(confirm_unpaired_allowed "$mode")
 log "confirm returns left unpaired (kprobe only): $unpaired"
-for c in insert_failed chaintoolong early_drop invalid; do
-	expect "drops.$c" "$(summary ".drops.$c")" "${kern[$c]}"
-done
+for c in insert_failed chaintoolong early_drop invalid; do expect_drop "$c" "${kern[$c]}"; done
 if [ "$mode" = tracepoint ]; then
 	expect drops.clash_resolve "$(summary .drops.clash_resolve)" "${kern[clash_resolve]}"
 else

@@ -199,6 +199,42 @@ ct_stat() {
 # d7e7747ac5c2); its own conntrack -S says so.
 kernel_counts_chaintoolong() { in_ns conntrack -S | grep -qE "(^|[[:space:]])chaintoolong="; }
 
+# ct_stat_or_null FIELD: ct_stat FIELD, or null where the kernel predates that counter: chaintoolong
+# before 5.15 (commit d7e7747ac5c2). Any other missing counter still fails.
+ct_stat_or_null() {
+	if [ "$1" = chaintoolong ] && ! kernel_counts_chaintoolong; then echo null; else ct_stat "$1"; fi
+}
+
+# ct_stats_read ARRAY FIELD...: ARRAY[FIELD] = ct_stat_or_null FIELD, for each FIELD (ARRAY: declare -A).
+ct_stats_read() {
+	local -n _ct_to=$1
+	local f
+	shift
+	for f; do _ct_to[$f]=$(ct_stat_or_null "$f"); done
+}
+
+# ct_stats_since ARRAY BEFORE FIELD...: ARRAY[FIELD] = the growth of FIELD since ct_stats_read BEFORE
+# (null where the kernel has no such counter).
+ct_stats_since() {
+	local -n _ct_to=$1 _ct_from=$2
+	local f now
+	shift 2
+	for f; do
+		now=$(ct_stat_or_null "$f")
+		if [ "$now" = null ] || [ "${_ct_from[$f]}" = null ]; then _ct_to[$f]=null; else _ct_to[$f]=$((now - _ct_from[$f])); fi
+	done
+}
+
+# expect_drop CAUSE KERNEL: ctbpf's drops.CAUSE equals KERNEL, the kernel's own delta; where the kernel
+# predates the counter (KERNEL null: chaintoolong before 5.15) ctbpf must say null, not a made-up 0.
+expect_drop() {
+	if [ "$2" = null ]; then
+		expect "drops.$1 (no such kernel counter before 5.15)" "$(summary ".drops.$1")" null
+	else
+		expect "drops.$1" "$(summary ".drops.$1")" "$2"
+	fi
+}
+
 # kernel_has_netfilter_drop_reason: kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP (upstream 5.18,
 # commit 2df3041ba3be "net: netfilter: use kfree_drop_reason() for NF_DROP"; stable series may carry
 # it), read from the name in the kernel's own BTF, not from ctbpf.
