@@ -40,7 +40,7 @@ run() {
 	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
 		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
 	sleep 2
-	[ -n "$pid" ] && { kill -INT $pid; wait $pid 2>/dev/null || true; }
+	[ -n "$pid" ] && stop_tracer $pid
 	case $tool in
 	none) received=$flows ;;
 	ctbpf-*) received=$(grep -c '"type":"event"' "$WORK/out" || true) ;;

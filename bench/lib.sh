@@ -30,3 +30,13 @@ start_ctbpf() {
 		sleep 0.1
 	done
 }
+
+# stop_tracer PID: SIGINT, then up to 10 s for PID to exit (SIGKILL after that), then reap it. A plain
+# `wait` after the SIGINT hung for half an hour in the guest, three times, after a bpftrace flood,
+# although bpftrace had exited within 0.3 s: its exit is polled instead.
+stop_tracer() {
+	kill -INT "$1" 2>/dev/null || true
+	for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}

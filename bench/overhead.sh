@@ -55,12 +55,7 @@ flood() {
 		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
 	echo "$rate" >>"$WORK/rates.$i"
 	if [ "$config" = floor ] || [ "$config" = oneliner ]; then
-		# A plain `wait` here hung for half an hour in the guest, twice, after the one-liner's flood,
-		# although bpftrace exits within 0.3 s of SIGINT: poll for its exit instead (KILL after 10 s).
-		kill -INT $pid
-		for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-		kill -KILL $pid 2>/dev/null || true
-		wait $pid || true
+		stop_tracer $pid
 	elif [ -n "$pid" ]; then
 		sleep 0.5 # a last interval, so the tracer's own work for this flood is counted
 		read -r -a after <<<"$(cut -d' ' -f14,15 /proc/$pid/stat)"
