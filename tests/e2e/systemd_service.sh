@@ -79,12 +79,11 @@ expect "inserts of the test netns" "$(sample "ctbpf_conntrack_netns_inserts_tota
 state=/var/lib/ctbpf
 before=$(find "$state"/ -name 'ctbpf-*.json' | wc -l)
 systemctl reload ctbpf
-snapshot=
 for _ in $(seq 60); do
-	snapshot=$(find "$state"/ -name 'ctbpf-*.json' | sort | tail -n 1)
 	[ "$(find "$state"/ -name 'ctbpf-*.json' | wc -l)" -gt "$before" ] && break
 	sleep 0.5
 done
+snapshot=$(find "$state"/ -name 'ctbpf-*.json' | sort | tail -n 1)
 log "snapshot after reload: ${snapshot:-none}"
 expect "snapshots written by reload" "$(($(find "$state"/ -name 'ctbpf-*.json' | wc -l) - before))" 1
 expect "snapshot's inserts" "$(jq .summary.inserts "$snapshot" 2>/dev/null)" "$n"

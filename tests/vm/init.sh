@@ -139,6 +139,10 @@ mount --move /out $R$O || fatal "move the output folder"
 if grep -q 'vmrun.init=systemd' /proc/cmdline; then
 	# The host's fstab describes the host's disks: none of them is here.
 	: >$R/etc/fstab || fatal "empty /etc/fstab"
+	# systemd-tmpfiles-setup (pulled in by any unit the command starts) would empty /tmp ("D /tmp" in
+	# tmp.conf), hiding the host's /tmp, where a CI checkout and its build tree may live.
+	mkdir -p $R/etc/tmpfiles.d || fatal "mkdir /etc/tmpfiles.d"
+	echo "d /tmp 1777 root root -" >$R/etc/tmpfiles.d/tmp.conf || fatal "write /etc/tmpfiles.d/tmp.conf"
 	mkdir -p $R/etc/systemd/system || fatal "mkdir /etc/systemd/system"
 	# DefaultDependencies=no: the boot starts this unit alone; whatever the
 	# command starts with systemctl pulls in its own dependencies.
