@@ -19,25 +19,13 @@ tracepoint) want=(tp_kfree_skb) ;;
 *) echo "kill9.sh: unknown mode $mode" >&2; exit 2 ;;
 esac
 
-# held KIND: the KIND ids (prog, link, map) that ctbpf's file descriptors refer to, one a line.
-held() { cat /proc/"$TRACE_PID"/fdinfo/* 2>/dev/null | sed -n "s/^$1_id:[[:space:]]*//p" | sort -un; }
-
-# alive KIND IDS...: those of IDS that the kernel still has, one a line (one bpftool run: it is slow
-# under the VM's emulation).
-alive() {
-	local kind=$1
-	shift
-	"$BPFTOOL" "$kind" show --json | jq -r --arg ids "$*" '($ids | split(" ") | map(tonumber)) as $held
-		| .[] | select(.id as $id | $held | index($id)) | .id'
-}
-
 load_modules
 make_netns
 start_trace "$mode"
 # (Arrays by word splitting: the VM guest has no /dev/fd for process substitution.)
-read -ra progs <<<"$(held prog | tr '\n' ' ')"
-read -ra links <<<"$(held link | tr '\n' ' ')"
-read -ra maps <<<"$(held map | tr '\n' ' ')"
+read -ra progs <<<"$(held "$TRACE_PID" prog | tr '\n' ' ')"
+read -ra links <<<"$(held "$TRACE_PID" link | tr '\n' ' ')"
+read -ra maps <<<"$(held "$TRACE_PID" map | tr '\n' ' ')"
 names=$("$BPFTOOL" prog show --json | jq -r --arg ids "${progs[*]}" '($ids | split(" ") | map(tonumber)) as $held
 	| .[] | select(.id as $id | $held | index($id)) | .name[:15]' | sort -u)
 log "ctbpf holds programs ${progs[*]} (${names//$'\n'/ }), links ${links[*]}, maps ${maps[*]}"

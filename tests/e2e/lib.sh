@@ -235,6 +235,18 @@ expect_drop() {
 	fi
 }
 
+# held PID KIND: the KIND ids (prog, link, map) that PID's file descriptors refer to, one a line.
+held() { cat /proc/"$1"/fdinfo/* 2>/dev/null | sed -n "s/^$2_id:[[:space:]]*//p" | sort -un; }
+
+# alive KIND IDS...: those of IDS that the kernel still has, one a line (one bpftool run: it is slow
+# under the VM's emulation).
+alive() {
+	local kind=$1
+	shift
+	"${BPFTOOL:-/usr/sbin/bpftool}" "$kind" show --json | jq -r --arg ids "$*" '($ids | split(" ") | map(tonumber)) as $held
+		| .[] | select(.id as $id | $held | index($id)) | .id'
+}
+
 # kernel_has_netfilter_drop_reason: kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP (upstream 5.18,
 # commit 2df3041ba3be "net: netfilter: use kfree_drop_reason() for NF_DROP"; stable series may carry
 # it), read from the name in the kernel's own BTF, not from ctbpf.

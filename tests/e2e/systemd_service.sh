@@ -57,8 +57,8 @@ expect "CAP_SYS_ADMIN effective after attach" "$(((0x$(field CapEff) >> 21) & 1)
 expect "CAP_SYS_ADMIN permitted after attach" "$(((0x$(field CapPrm) >> 21) & 1))" 0
 expect "start-up says it gave CAP_SYS_ADMIN up" \
 	"$(journalctl -u ctbpf -o cat --no-pager | grep -c 'CAP_SYS_ADMIN given up')" 1
-links=$(sed -n 's/^link_id:[[:space:]]*//p' /proc/"$pid"/fdinfo/* | sort -un | paste -sd' ')
-progs=$(sed -n 's/^prog_id:[[:space:]]*//p' /proc/"$pid"/fdinfo/* | sort -un | paste -sd' ')
+links=$(held "$pid" link | paste -sd' ')
+progs=$(held "$pid" prog | paste -sd' ')
 log "ctbpf holds links $links, programs $progs"
 expect "links held > 0" "$([ -n "$links" ] && echo yes)" yes
 
@@ -94,15 +94,15 @@ expect "after stop: state" "$(systemctl is-active ctbpf || true)" inactive
 expect "after stop: result" "$(systemctl show -p Result --value ctbpf)" success
 # Links and programs go with the process's descriptors; the kernel frees them asynchronously.
 for _ in $(seq 50); do
-	left=$("$BPFTOOL" link show --json | jq -r --arg ids "$links" '($ids | split(" ") | map(tonumber)) as $held
-		| .[] | select(.id as $id | $held | index($id)) | .id' | paste -sd' ')
+	# shellcheck disable=SC2086 # one id a word
+	left=$(alive link $links | paste -sd' ')
 	[ -z "$left" ] && break
 	sleep 0.1
 done
 expect "ctbpf's links left after stop" "${left:-none}" none
 expect "links left in the kernel after stop" "$("$BPFTOOL" link show --json | jq length)" 0
-left_progs=$("$BPFTOOL" prog show --json | jq -r --arg ids "$progs" '($ids | split(" ") | map(tonumber)) as $held
-	| .[] | select(.id as $id | $held | index($id)) | .id' | paste -sd' ')
+# shellcheck disable=SC2086 # one id a word
+left_progs=$(alive prog $progs | paste -sd' ')
 expect "ctbpf's programs left after stop" "${left_progs:-none}" none
 if [ "$FAILED" -ne 0 ]; then journalctl -u ctbpf -o cat --no-pager >&2 || true; fi
 finish
