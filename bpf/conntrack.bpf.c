@@ -34,10 +34,6 @@ const volatile bool track_ports = false;	  /* per-destination-port inserts, for 
 /* Drop events per second per CPU (serve); 0 = no limit (trace --events limits lines in user space). */
 const volatile __u32 drop_events_per_s = 0;
 
-/* early_drop_calls values: inside early_drop(), or it has returned without a victim. */
-#define EARLY_DROP_RUNNING 1
-#define EARLY_DROP_FOUND_NONE 2
-
 static __always_inline bool wants(enum ctbpf_event_kind kind)
 {
 	return event_mask & (1U << kind);
@@ -77,7 +73,7 @@ static __always_inline __u8 ct_l4proto(struct nf_conn *ct)
 }
 
 /*
- * A uniform 1-in-N sample of entries for lifetimes, decided once at alloc: free only asks the births
+ * A uniform 1-in-N sample of entries for lifetimes, decided once at insert: free only asks the births
  * map. (fexit sees `ct` as a typed pointer, and the verifier forbids hashing a pointer's bits.)
  */
 static __always_inline bool lifetime_sampled(void)
@@ -266,42 +262,6 @@ static __always_inline bool ct_is_expired(struct nf_conn *ct)
 	return (__s32)(timeout - (__u32)bpf_jiffies64()) <= 0;
 }
 
-/* ---- alloc --------------------------------------------------------------------------------------- */
-
-static __always_inline void on_alloc_refused(const struct alloc_call *args)
-{
-	__u64 key = context_key();
-	struct early_drop_call *early_drop = bpf_map_lookup_elem(&early_drop_calls, &key);
-	__u32 cause = early_drop && early_drop->state == EARLY_DROP_FOUND_NONE ? CTBPF_CNT_TABLE_FULL
-									       : CTBPF_CNT_ALLOC_ERR;
-	struct ctbpf_event *e;
-
-	count(CTBPF_CNT_ALLOC_ERR);
-	if (early_drop)
-		bpf_map_delete_elem(&early_drop_calls, &key);
-	if (!wants(CTBPF_EV_DROP))
-		return;
-	e = reserve_event(CTBPF_EV_DROP, cause);
-	if (!e)
-		return;
-	e->netns = 0;
-	e->zone = 0;
-	__builtin_memset(e->saddr, 0, sizeof(e->saddr));
-	__builtin_memset(e->daddr, 0, sizeof(e->daddr));
-	e->sport = e->dport = 0;
-	e->l3 = e->l4 = 0;
-	if (args) {
-		/* Plain locals: CO-RE must relocate the kernel's fields, not our struct's. */
-		struct net *net = args->net;
-		const struct nf_conntrack_zone *zone = args->zone;
-
-		e->netns = BPF_CORE_READ(net, ns.inum);
-		e->zone = zone ? BPF_CORE_READ(zone, id) : 0;
-		fill_tuple(e, args->orig);
-	}
-	submit_event(e);
-}
-
 /*
  * A fingerprint of the entry's original tuple, kept with its birth: entries live in a
  * SLAB_TYPESAFE_BY_RCU cache, so an address is reused at once, and a birth whose free was missed (a
@@ -316,58 +276,26 @@ static __always_inline __u32 birth_tag(struct nf_conn *ct)
 	       BPF_CORE_READ(t, dst.protonum);
 }
 
-static __always_inline void on_alloc_exit(const struct alloc_call *args, struct nf_conn *ret)
+/* Lifetimes run from the insert: 1 entry in N is stamped there (lifetime_sampled()). */
+static __always_inline void keep_birth(struct nf_conn *ct)
 {
-	__u64 key = (__u64)ret;
+	__u64 key = (__u64)ct;
 	struct birth birth = {};
 
-	if (IS_ERR_VALUE(ret)) {
-		on_alloc_refused(args);
-		return;
-	}
-	count(CTBPF_CNT_ALLOC);
 	if (!lifetime_sampled())
 		return;
 	birth.ns = bpf_ktime_get_ns();
-	birth.tag = birth_tag(ret);
+	birth.tag = birth_tag(ct);
 	if (bpf_map_update_elem(&births, &key, &birth, BPF_ANY))
 		count(CTBPF_CNT_LIFETIME_UNTRACKED);
 }
 
-/* kprobe family only: fexit sees the arguments itself. Only drop events need them. */
-static __always_inline void on_alloc_enter(struct net *net, const struct nf_conntrack_zone *zone,
-					   const struct nf_conntrack_tuple *orig)
-{
-	__u32 zero = 0;
-	struct alloc_call *slot;
-
-	if (!wants(CTBPF_EV_DROP))
-		return;
-	slot = bpf_map_lookup_elem(&alloc_calls, &zero);
-	if (!slot)
-		return;
-	slot->net = net;
-	slot->zone = zone;
-	slot->orig = orig;
-	slot->id = context_key();
-}
-
-static __always_inline const struct alloc_call *take_alloc_call(struct alloc_call *copy)
-{
-	__u32 zero = 0;
-	struct alloc_call *slot;
-
-	if (!wants(CTBPF_EV_DROP))
-		return NULL;
-	slot = bpf_map_lookup_elem(&alloc_calls, &zero);
-	if (!slot || slot->id != context_key())
-		return NULL;
-	*copy = *slot;
-	slot->id = 0;
-	return copy;
-}
-
-/* ---- early_drop: called by alloc when the table is full; false means "table full, dropping packet" - */
+/*
+ * ---- early_drop: called by __nf_conntrack_alloc() only when the table is full; 0 means "table full,
+ * dropping packet": alloc returns ERR_PTR and nf_conntrack_in() drops the packet. Nothing else of
+ * alloc is hooked: one program per new flow (confirm's exit) is what ctbpf costs (BENCHMARKS.md); an
+ * entry's allocation is counted where it is inserted, or at its free when it never was.
+ */
 
 static __always_inline void early_drop_in_flight_add(__s64 delta)
 {
@@ -378,10 +306,10 @@ static __always_inline void early_drop_in_flight_add(__s64 delta)
 		__sync_fetch_and_add(&f->early_drop, delta);
 }
 
-static __always_inline void on_early_drop_enter(void)
+static __always_inline void on_early_drop_enter(struct net *net)
 {
 	__u64 key = context_key();
-	struct early_drop_call running = { .state = EARLY_DROP_RUNNING };
+	struct early_drop_call running = { .netns = BPF_CORE_READ(net, ns.inum) };
 
 	early_drop_in_flight_add(1);
 	bpf_map_update_elem(&early_drop_calls, &key, &running, BPF_ANY);
@@ -390,16 +318,25 @@ static __always_inline void on_early_drop_enter(void)
 static __always_inline void on_early_drop_exit(int evicted)
 {
 	__u64 key = context_key();
-	struct early_drop_call found_none = { .state = EARLY_DROP_FOUND_NONE };
+	struct early_drop_call *call = bpf_map_lookup_elem(&early_drop_calls, &key);
+	__u32 netns = call ? call->netns : 0;
+	struct ctbpf_event *e;
 
 	early_drop_in_flight_add(-1);
-	if (evicted) {
+	if (call)
 		bpf_map_delete_elem(&early_drop_calls, &key);
+	if (evicted)
 		return;
-	}
 	count(CTBPF_CNT_TABLE_FULL);
-	/* alloc returns ERR_PTR next: it reads this to name the cause of its drop event. */
-	bpf_map_update_elem(&early_drop_calls, &key, &found_none, BPF_ANY);
+	if (!wants(CTBPF_EV_DROP))
+		return;
+	/* The refused flow's tuple is alloc's argument, which nothing here sees: the netns says where. */
+	e = reserve_event(CTBPF_EV_DROP, CTBPF_CNT_TABLE_FULL);
+	if (!e)
+		return;
+	__builtin_memset(&e->netns, 0, sizeof(*e) - __builtin_offsetof(struct ctbpf_event, netns));
+	e->netns = netns;
+	submit_event(e);
 }
 
 /* ---- delete: removal from the table (timeout, flush, RST, gc, eviction) --------------------------- */
@@ -501,6 +438,7 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counte
 	struct ctbpf_netns_counts *netns;
 
 	c->c[CTBPF_CNT_INSERT]++;
+	keep_birth(ct);
 	c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
 	netns = netns_counts_of(ct_netns(ct));
 	if (netns)
@@ -623,55 +561,49 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	if (!c)
 		return;
 	c->c[CTBPF_CNT_DESTROY]++;
-	born = bpf_map_lookup_elem(&births, &key);
-	/* Entries that never made it into the table (dropped at confirm, clash losers) have no life. */
-	if (ct_was_inserted(f->status)) {
-		cls = proto_class(f->l4) & (CTBPF_PROTO_MAX - 1);
-		c->destroys_by_proto[cls]++;
-		netns = netns_counts_of(f->netns);
+	/*
+	 * Entries that never made it into the table (dropped at confirm or before it, clash losers) have
+	 * no life; their allocation is counted here, an inserted entry's at its insert.
+	 */
+	if (!ct_was_inserted(f->status)) {
+		c->c[CTBPF_CNT_FREED_UNINSERTED]++;
+		return;
+	}
+	cls = proto_class(f->l4) & (CTBPF_PROTO_MAX - 1);
+	c->destroys_by_proto[cls]++;
+	netns = netns_counts_of(f->netns);
+	if (netns)
+		netns->destroys++;
+	if (track_sources) {
+		netns = source_counts_of(ct);
 		if (netns)
 			netns->destroys++;
-		if (track_sources) {
-			netns = source_counts_of(ct);
-			if (netns)
-				netns->destroys++;
-		}
-		if (f->l4 == IPPROTO_TCP && f->tcp_state < CTBPF_TCP_STATES)
-			c->tcp_deaths_by_state[f->tcp_state]++;
-		h = bpf_map_lookup_elem(&lifetime_hist, &zero);
-		if (born && h && born->tag == birth_tag(ct)) {
-			ms = (bpf_ktime_get_ns() - born->ns) / 1000000;
-			slot = ctbpf_log2_slot(ms);
-			/* clang knows slot < CTBPF_LOG2_SLOTS and drops the check the verifier needs */
-			barrier_var(slot);
-			if (slot < CTBPF_LOG2_SLOTS) {
-				h->slot[cls][slot]++;
-				h->sum_ms[cls] += ms;
-			}
-		}
-		emit_ct_event(CTBPF_EV_DESTROY, 0, ct, (__u32)ms);
 	}
+	if (f->l4 == IPPROTO_TCP && f->tcp_state < CTBPF_TCP_STATES)
+		c->tcp_deaths_by_state[f->tcp_state]++;
+	born = bpf_map_lookup_elem(&births, &key);
+	h = bpf_map_lookup_elem(&lifetime_hist, &zero);
+	if (born && h && born->tag == birth_tag(ct)) {
+		ms = (bpf_ktime_get_ns() - born->ns) / 1000000;
+		slot = ctbpf_log2_slot(ms);
+		/* clang knows slot < CTBPF_LOG2_SLOTS and drops the check the verifier needs */
+		barrier_var(slot);
+		if (slot < CTBPF_LOG2_SLOTS) {
+			h->slot[cls][slot]++;
+			h->sum_ms[cls] += ms;
+		}
+	}
+	emit_ct_event(CTBPF_EV_DESTROY, 0, ct, (__u32)ms);
 	if (born)
 		bpf_map_delete_elem(&births, &key);
 }
 
 /* ---- fentry/fexit family ------------------------------------------------------------------------- */
 
-SEC("fexit/__nf_conntrack_alloc")
-int BPF_PROG(fexit_alloc, struct net *net, const struct nf_conntrack_zone *zone,
-	     const struct nf_conntrack_tuple *orig, const struct nf_conntrack_tuple *repl, gfp_t gfp,
-	     u32 hash, struct nf_conn *ret)
-{
-	struct alloc_call args = { .net = net, .zone = zone, .orig = orig };
-
-	on_alloc_exit(&args, ret);
-	return 0;
-}
-
 SEC("fentry/early_drop")
-int BPF_PROG(fentry_early_drop)
+int BPF_PROG(fentry_early_drop, struct net *net)
 {
-	on_early_drop_enter();
+	on_early_drop_enter(net);
 	return 0;
 }
 
@@ -769,27 +701,10 @@ int BPF_PROG(fentry_free, struct nf_conn *ct)
 
 /* ---- kprobe/kretprobe family (same functions; user space resolves .isra/.constprop names) -------- */
 
-SEC("kprobe/__nf_conntrack_alloc")
-int BPF_KPROBE(kprobe_alloc, struct net *net, const struct nf_conntrack_zone *zone,
-	       const struct nf_conntrack_tuple *orig)
-{
-	on_alloc_enter(net, zone, orig);
-	return 0;
-}
-
-SEC("kretprobe/__nf_conntrack_alloc")
-int BPF_KRETPROBE(kretprobe_alloc, struct nf_conn *ret)
-{
-	struct alloc_call copy;
-
-	on_alloc_exit(take_alloc_call(&copy), ret);
-	return 0;
-}
-
 SEC("kprobe/early_drop")
-int BPF_KPROBE(kprobe_early_drop)
+int BPF_KPROBE(kprobe_early_drop, struct net *net)
 {
-	on_early_drop_enter();
+	on_early_drop_enter(net);
 	return 0;
 }
 

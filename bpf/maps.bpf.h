@@ -79,27 +79,6 @@ struct {
 	__type(value, struct ctbpf_event_budget);
 } event_budget SEC(".maps");
 
-/*
- * __nf_conntrack_alloc's arguments, for kretprobe (fexit has them): the tuple of a refused entry.
- * kprobe family: one per-CPU slot, written on every alloc (an inlined array store, not a hash update +
- * delete). The packet path allocates with BH off, so entry and return share the CPU; an alloc that
- * sleeps and migrates (ctnetlink, GFP_KERNEL) finds another thread's id in the slot and its drop
- * event goes without a tuple. Counts never depend on it.
- */
-struct alloc_call {
-	struct net *net;
-	const struct nf_conntrack_zone *zone;
-	const struct nf_conntrack_tuple *orig;
-	__u64 id; /* pid_tgid of the thread whose call this is; 0 once taken */
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct alloc_call);
-} alloc_calls SEC(".maps");
-
 /* What confirm's entry saw, for its exit (kretprobe has no arguments; fexit cannot see the old ct). */
 struct confirm_call {
 	struct sk_buff *skb;
@@ -149,9 +128,9 @@ struct {
 
 /* Inside early_drop(), per context_key(): nf_ct_delete there is an eviction. */
 struct early_drop_call {
-	__u32 state;	   /* EARLY_DROP_RUNNING or EARLY_DROP_FOUND_NONE */
-	__u32 _pad;
 	struct nf_conn *victim; /* kprobe family: the entry nf_ct_delete is deleting, for its kretprobe */
+	__u32 netns;		/* early_drop()'s netns, for the drop event when it finds no victim */
+	__u32 _pad;
 };
 
 struct {

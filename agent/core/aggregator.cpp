@@ -73,7 +73,9 @@ Totals derive(const Sample& s, const Observability& obs) {
   const auto& c = s.counters;
   const bool bpf = obs.conntrack_points;
   Totals t;
-  t.allocs = when(bpf, c[CTBPF_CNT_ALLOC]);
+  // Every allocated entry is either inserted or freed without ever being in the table (conntrack.bpf.c
+  // counts each once); one still between alloc and confirm is counted once it gets to either.
+  t.allocs = when(bpf, c[CTBPF_CNT_INSERT] + c[CTBPF_CNT_FREED_UNINSERTED]);
   t.inserts = when(bpf, c[CTBPF_CNT_INSERT]);
   t.destroys = when(bpf, c[CTBPF_CNT_DESTROY]);
   t.deletes = when(bpf, c[CTBPF_CNT_DELETE]);
@@ -89,10 +91,8 @@ Totals derive(const Sample& s, const Observability& obs) {
         when(obs.resolve_clash && obs.kernel_has_chaintoolong, c[CTBPF_CNT_CHAINTOOLONG]);
     t.drops.table_full = when(obs.early_drop, c[CTBPF_CNT_TABLE_FULL]);
     t.drops.early_drop = when(obs.early_drop, c[CTBPF_CNT_EARLY_DROP]);
-    if (obs.early_drop) {
-      auto errors = c[CTBPF_CNT_ALLOC_ERR], full = c[CTBPF_CNT_TABLE_FULL];
-      t.drops.alloc_failed = errors >= full ? errors - full : 0;
-    }
+    // alloc_failed stays null: an allocation refused by the slab (not a full table) is seen only by a
+    // program on every allocation, which ctbpf does not run (one program per new flow, BENCHMARKS.md).
     t.chain = s.chain;
     t.chain_max = s.chain_max;
     // The kernel side keeps the exact longest chain since load: no percentile may exceed it.

@@ -51,7 +51,6 @@ std::string cause_name(uint32_t cause) {
     case CTBPF_CNT_INSERT_FAILED: return "insert_failed";
     case CTBPF_CNT_CHAINTOOLONG: return "chaintoolong";
     case CTBPF_CNT_CLASH_RESOLVE: return "clash_resolve";
-    case CTBPF_CNT_ALLOC_ERR: return "alloc_failed";
   }
   return "";
 }

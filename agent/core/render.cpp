@@ -212,10 +212,10 @@ json scope_json(const Observability& obs) {
   const char* all = "all_netns";
   const json probes = obs.conntrack_points ? json(all) : json(nullptr);
   json drops = json::object();
-  for (const char* cause : {"table_full", "early_drop", "insert_failed", "chaintoolong", "clash_resolve",
-                            "alloc_failed"})
+  for (const char* cause : {"table_full", "early_drop", "insert_failed", "chaintoolong", "clash_resolve"})
     drops[cause] = obs.conntrack_points ? all : own;
   drops["invalid"] = own;
+  drops["alloc_failed"] = nullptr;  // observed in no mode (aggregator.cpp, derive())
   return {{"allocs", probes},          {"inserts", probes}, {"destroys", probes}, {"deletes", probes},
           {"drops", drops},            {"table", own},      {"kernel_stats", own},
           {"netfilter_drops", obs.netfilter_drop_reason ? json(all) : json(nullptr)}};

@@ -75,7 +75,7 @@ namespace {
 // The kernel functions ctbpf attaches to (the sections of bpf/conntrack.bpf.c). Only these are kept
 // from kallsyms: the whole table is ~150k symbols, megabytes an always-on agent has no use for.
 const std::set<std::string, std::less<>> kProbedFunctions = {
-    "__nf_conntrack_alloc", "early_drop", "nf_ct_delete", "__nf_conntrack_confirm", "nf_ct_resolve_clash",
+    "early_drop", "nf_ct_delete", "__nf_conntrack_confirm", "nf_ct_resolve_clash",
     "nf_conntrack_free", "nf_conntrack_hash_check_insert"};
 
 // base name -> every kallsyms text name that is it or a piece of it (clones, parts, fragments), loaded

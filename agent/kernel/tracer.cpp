@@ -111,13 +111,13 @@ ProgramInfo describe(const bpf_program* prog) {
 /*
  * Probe points that may be missing without losing the trace: early_drop() is static (GCC may inline
  * it or clone it as early_drop.isra.N), and nf_ct_resolve_clash() is static too. Without them,
- * table_full/early_drop/alloc_failed and chaintoolong are reported as null. The fentry family needs
+ * table_full, early_drop and chaintoolong are reported as null. The fentry family needs
  * nf_ct_resolve_clash() though: its confirm exit learns of clashes only from it (there is no fentry
  * on confirm), so without it that family is unusable and the kprobe family is tried. Every other
  * point is an exported symbol: __nf_conntrack_confirm, nf_ct_delete, nf_conntrack_free (the last one
  * is the stable end of every entry's life on all kernels, unlike destroy_conntrack(), which 5.17's commit
  * 6ae7989c9af0 ("netfilter: conntrack: avoid useless indirection during conntrack destruction")
- * turned into nf_ct_destroy()). __nf_conntrack_alloc is static but has kept its name since 2.6.
+ * turned into nf_ct_destroy()).
  */
 bool is_optional(core::Mode family, const std::string& function) {
   return function == "early_drop" || (function == "nf_ct_resolve_clash" && family != core::Mode::fentry);

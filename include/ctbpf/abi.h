@@ -15,11 +15,10 @@
 
 #include "ctbpf/slots.h"
 
-/* Index into the per-CPU `counters` map value (struct ctbpf_counters). Append only: user space and the
- * JSON contract name them, so their meaning never changes. */
+/* Index into the per-CPU `counters` map value (struct ctbpf_counters). The BPF object is built into the
+ * binary that reads it, so indices may change; the names user space gives them (JSON, metrics) never do. */
 enum ctbpf_counter {
-	CTBPF_CNT_ALLOC = 0,	 /* __nf_conntrack_alloc returned an entry */
-	CTBPF_CNT_ALLOC_ERR,	 /* __nf_conntrack_alloc returned ERR_PTR (table full or kmem) */
+	CTBPF_CNT_FREED_UNINSERTED = 0, /* nf_conntrack_free of an entry never inserted: allocs = this + inserts */
 	CTBPF_CNT_TABLE_FULL,	 /* early_drop found no victim: "table full, dropping packet" */
 	CTBPF_CNT_EARLY_DROP,	 /* an entry evicted to make room */
 	CTBPF_CNT_INSERT,	 /* __nf_conntrack_confirm put the entry in the hash table */
@@ -95,7 +94,7 @@ struct ctbpf_chain_hist {
 	__u64 sum; /* sum of lengths, for the mean */
 };
 
-/* Lifetime (alloc to free of a confirmed entry) histograms per protocol class, in ms, log2 slots. */
+/* Lifetime (insert to free of an inserted entry) histograms per protocol class, in ms, log2 slots. */
 struct ctbpf_lifetime_hist {
 	__u64 slot[CTBPF_PROTO_MAX][CTBPF_LOG2_SLOTS];
 	__u64 sum_ms[CTBPF_PROTO_MAX];

@@ -10,9 +10,9 @@ BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
 
 # Program names in bpf/conntrack.bpf.c; the kernel keeps 15 characters of a name (BPF_OBJ_NAME_LEN).
 case $mode in
-fentry) want=(fexit_alloc fentry_early_drop fexit_early_drop fexit_delete
+fentry) want=(fentry_early_drop fexit_early_drop fexit_delete
 	fentry_resolve_clash fexit_confirm fexit_check_insert fentry_free tp_kfree_skb) ;;
-kprobe) want=(kretprobe_alloc kprobe_early_drop kretprobe_early_drop kprobe_delete kretprobe_delete
+kprobe) want=(kprobe_early_drop kretprobe_early_drop kprobe_delete kretprobe_delete
 	kprobe_confirm kprobe_resolve_clash kretprobe_confirm kprobe_check_insert kretprobe_check_insert
 	kprobe_free tp_kfree_skb) ;;
 tracepoint) want=(tp_kfree_skb) ;;

@@ -17,7 +17,7 @@ Observability full_probes() {
 Sample at(double t, uint64_t inserts) {
   Sample s;
   s.t_s = t;
-  s.counters[CTBPF_CNT_ALLOC] = inserts + 2;
+  s.counters[CTBPF_CNT_FREED_UNINSERTED] = 2;
   s.counters[CTBPF_CNT_INSERT] = inserts;
   s.table = {inserts, 65536, 512};
   return s;
@@ -66,17 +66,19 @@ TEST_CASE("tracepoint mode: probe-only counts are null, causes come from the ker
   CHECK(j["mode"] == "tracepoint");
 }
 
-TEST_CASE("alloc_failed is allocation errors that were not a full table") {
+TEST_CASE("allocs are inserts plus entries freed uninserted; alloc_failed is never observed") {
   Aggregator agg(Mode::kprobe, full_probes());
   Sample a, b;
   b.t_s = 1;
-  b.counters[CTBPF_CNT_ALLOC_ERR] = 10;
+  b.counters[CTBPF_CNT_INSERT] = 10;
+  b.counters[CTBPF_CNT_FREED_UNINSERTED] = 3;
   b.counters[CTBPF_CNT_TABLE_FULL] = 7;
   agg.add(a);
   agg.add(b);
   auto s = agg.summary();
+  CHECK(*s.totals.allocs == 13);
   CHECK(*s.totals.drops.table_full == 7);
-  CHECK(*s.totals.drops.alloc_failed == 3);
+  CHECK_FALSE(s.totals.drops.alloc_failed.has_value());
 }
 
 TEST_CASE("without early_drop and resolve_clash probes their causes are null") {

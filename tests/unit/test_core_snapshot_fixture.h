@@ -29,7 +29,7 @@ inline Observability full_probes() {
 inline Sample sample(double t, uint64_t inserts, uint64_t refused) {
   Sample s;
   s.t_s = t;
-  s.counters[CTBPF_CNT_ALLOC] = inserts + refused;
+  s.counters[CTBPF_CNT_FREED_UNINSERTED] = refused;
   s.counters[CTBPF_CNT_INSERT] = inserts;
   s.counters[CTBPF_CNT_INSERT_FAILED] = refused;
   s.counters[CTBPF_CNT_CHAINTOOLONG] = refused;
