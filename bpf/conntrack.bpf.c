@@ -33,6 +33,7 @@ const volatile bool track_sources = false;	  /* per-source counts, for `ctbpf to
 const volatile bool track_ports = false;	  /* per-destination-port inserts, for `ctbpf doctor` */
 /* Drop events per second per CPU (serve); 0 = no limit (trace --events limits lines in user space). */
 const volatile __u32 drop_events_per_s = 0;
+const volatile __u32 chain_sample_mask = 0; /* walk the chain of 1 insert in mask + 1 (serve) */
 
 static __always_inline bool wants(enum ctbpf_event_kind kind)
 {
@@ -223,9 +224,10 @@ static __always_inline unsigned long ct_status(struct nf_conn *ct)
  */
 struct ct_facts {
 	unsigned long status;
+	struct hlist_nulls_node *next; /* ct_facts_read() only: the origin node's next, for the chain walk */
 	__u32 netns;
 	__u8 l4;
-	__u8 tcp_state; /* TCP entries only */
+	__u8 tcp_state; /* TCP entries only, when asked for */
 };
 
 static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
@@ -241,15 +243,43 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 	return f;
 }
 
-static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct)
-{
-	struct ct_facts f = {
-		.status = ct_status(ct),
-		.netns = ct_netns(ct),
-		.l4 = ct_l4proto(ct),
-	};
+/*
+ * Reading, the fields from the origin node's next to ct_net sit in one span of the entry (about 128
+ * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read: two helper calls
+ * (the span, then the netns inode behind ct_net) where a read per field took five, on confirm's exit,
+ * which runs once per new flow, and on every kprobe free. Each call is emulated one by one under qemu
+ * TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows every load's
+ * stack offset and drops the branch a kernel's layout does not take; a layout where the fields are not
+ * in that order within CT_SPAN_MAX bytes (a randomized struct layout) reads field by field.
+ */
+#define CT_SPAN_MAX 192
+#define CT_OFFSET(field) __builtin_preserve_field_info(field, BPF_FIELD_BYTE_OFFSET)
 
-	if (f.l4 == IPPROTO_TCP)
+static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tcp_state)
+{
+	__u64 span[CT_SPAN_MAX / 8];
+	__u32 first = CT_OFFSET(ct->tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
+	__u32 l4_at = CT_OFFSET(ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.protonum);
+	__u32 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
+	struct ct_facts f = {};
+	struct net *net;
+
+	if (first < l4_at && l4_at < net_at && first < status_at && status_at < net_at &&
+	    net_at + 8 - first <= sizeof(span) && (status_at - first) % 8 == 0 && (net_at - first) % 8 == 0) {
+		if (bpf_probe_read_kernel(span, net_at + 8 - first, (void *)ct + first))
+			return f;
+		f.next = (struct hlist_nulls_node *)span[0];
+		f.status = span[(status_at - first) / 8];
+		f.l4 = ((__u8 *)span)[l4_at - first];
+		net = (struct net *)span[(net_at - first) / 8];
+		f.netns = BPF_CORE_READ(net, ns.inum);
+	} else {
+		f.next = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
+		f.status = ct_status(ct);
+		f.l4 = ct_l4proto(ct);
+		f.netns = ct_netns(ct);
+	}
+	if (tcp_state && f.l4 == IPPROTO_TCP)
 		f.tcp_state = BPF_CORE_READ(ct, proto.tcp.state);
 	return f;
 }
@@ -375,12 +405,12 @@ static __always_inline void on_delete_exit(struct nf_conn *ct, bool deleted)
 
 /* ---- confirm: insertion into the hash table ------------------------------------------------------ */
 
-static __always_inline __u32 record_chain_length(struct nf_conn *ct, struct ctbpf_counters *c)
+/* `node` is the new entry's origin-direction node's next (ct_facts_read()). */
+static __always_inline __u32 record_chain_length(struct hlist_nulls_node *node, struct ctbpf_counters *c)
 {
-	struct hlist_nulls_node *node = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
 	struct ctbpf_chain_hist *h;
 	__u32 zero = 0, slot;
-	__u64 len = 1, len_copy = 0;
+	__u64 len = 1;
 	bool ended = false;
 
 	/*
@@ -409,12 +439,14 @@ static __always_inline __u32 record_chain_length(struct nf_conn *ct, struct ctbp
 	 * The histogram index comes from a copy of len the verifier cannot see into. Indexing with len itself
 	 * makes the verifier track len exactly, back through the walk, so it explores all that follows the
 	 * walk once per length the walk can end at: 204,757 instructions processed for fexit_confirm on 6.1,
-	 * 5-7 s of load+verify under qemu TCG (`ctbpf -v` prints the verifier's counts). A copy made by a
-	 * helper is just "some number" to it, so it needs the bounds check that clang would otherwise drop
-	 * (ctbpf_chain_slot() already clamps). barrier_var(len) keeps clang from deriving len from i.
+	 * 5-7 s of load+verify under qemu TCG (`ctbpf -v` prints the verifier's counts). The verifier does
+	 * not track what map memory holds, so len stored there and loaded back (volatile: clang must not
+	 * forward the store) is just "some number" to it, which needs the bounds check that clang would
+	 * otherwise drop (ctbpf_chain_slot() already clamps): two instructions, where a helper call
+	 * (bpf_probe_read_kernel of len) did this before. barrier_var(len) keeps clang from deriving len from i.
 	 */
-	bpf_probe_read_kernel(&len_copy, sizeof(len_copy), &len);
-	slot = ctbpf_chain_slot(len_copy);
+	h->last_len = len;
+	slot = ctbpf_chain_slot(*(volatile __u64 *)&h->last_len);
 	barrier_var(slot);
 	if (slot >= CTBPF_CHAIN_SLOTS)
 		return (__u32)len;
@@ -432,15 +464,21 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 	return call;
 }
 
-/* An entry now in the table: by confirm (a packet) or nf_conntrack_hash_check_insert (ctnetlink, kfunc). */
-static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counters *c, bool walk_chain)
+/*
+ * An entry now in the table: by confirm (a packet) or nf_conntrack_hash_check_insert (ctnetlink, kfunc).
+ * `f` is what ct_facts_read() found; `walk_chain` is false where there is no chain to walk. The walk
+ * is sampled (chain_sample_mask, serve): 1 insert in N on each CPU, by that CPU's insert count.
+ */
+static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counters *c, bool walk_chain,
+					 const struct ct_facts *f)
 {
 	struct ctbpf_netns_counts *netns;
+	__u32 len = 0;
 
 	c->c[CTBPF_CNT_INSERT]++;
 	keep_birth(ct);
-	c->inserts_by_proto[proto_class(ct_l4proto(ct)) & (CTBPF_PROTO_MAX - 1)]++;
-	netns = netns_counts_of(ct_netns(ct));
+	c->inserts_by_proto[proto_class(f->l4) & (CTBPF_PROTO_MAX - 1)]++;
+	netns = netns_counts_of(f->netns);
 	if (netns)
 		netns->inserts++;
 	if (track_sources) {
@@ -450,7 +488,9 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counte
 	}
 	if (track_ports)
 		count_port(ct);
-	emit_ct_event(CTBPF_EV_INSERT, 0, ct, walk_chain ? record_chain_length(ct, c) : 0);
+	if (walk_chain && (c->c[CTBPF_CNT_INSERT] & chain_sample_mask) == 0)
+		len = record_chain_length(f->next, c);
+	emit_ct_event(CTBPF_EV_INSERT, 0, ct, len);
 }
 
 static __always_inline void count_refused(struct nf_conn *ct, struct ctbpf_counters *c, __u32 cause)
@@ -470,8 +510,8 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 {
 	struct ctbpf_counters *c = this_cpu_counters();
 	struct confirm_call call;
+	struct ct_facts f;
 	struct nf_conn *ct;
-	unsigned long status;
 
 	if (!c)
 		return;
@@ -492,7 +532,8 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 			count_refused(call.ct, c, CTBPF_CNT_INSERT_FAILED);
 			break;
 		case CTBPF_CONFIRM_DROP_AFTER_INSERT:
-			count_insert(call.ct, c, false);
+			f = ct_facts_read(call.ct, false);
+			count_insert(call.ct, c, false, &f);
 			break;
 		default: /* CTBPF_CONFIRM_DROP_ALREADY_CONFIRMED: the kernel counts nothing */
 			break;
@@ -509,9 +550,9 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 		count_refused(ct, c, CTBPF_CNT_CLASH_RESOLVE);
 		return;
 	}
-	status = ct_status(ct);
+	f = ct_facts_read(ct, false);
 	/* NF_ACCEPT without IPS_CONFIRMED: a reply-direction packet, nothing was inserted. */
-	if (!status_has(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)))
+	if (!status_has(f.status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)))
 		return;
 	/*
 	 * A NAT clash is a clash resolved by inserting the entry in the reply direction only: counted as
@@ -519,12 +560,12 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	 * kills it), and it is deleted and destroyed like any inserted entry. Its origin node is a fake
 	 * add, so there is no chain to walk.
 	 */
-	if (ct_is_nat_clash(status)) {
+	if (ct_is_nat_clash(f.status)) {
 		count_refused(ct, c, CTBPF_CNT_CLASH_RESOLVE);
-		count_insert(ct, c, false);
+		count_insert(ct, c, false, &f);
 		return;
 	}
-	count_insert(ct, c, true);
+	count_insert(ct, c, true, &f);
 }
 
 /*
@@ -538,11 +579,14 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 static __always_inline void on_check_insert_exit(struct nf_conn *ct, int err)
 {
 	struct ctbpf_counters *c = this_cpu_counters();
+	struct ct_facts f;
 
 	if (!c || !ct)
 		return;
-	if (err == 0)
-		count_insert(ct, c, true);
+	if (err == 0) {
+		f = ct_facts_read(ct, false);
+		count_insert(ct, c, true, &f);
+	}
 	else if (err == -CTBPF_ENOSPC)
 		count_refused(ct, c, CTBPF_CNT_CHAINTOOLONG);
 }
@@ -808,7 +852,7 @@ int BPF_KRETPROBE(kretprobe_check_insert, int ret)
 SEC("kprobe/nf_conntrack_free")
 int BPF_KPROBE(kprobe_free, struct nf_conn *ct)
 {
-	struct ct_facts f = ct_facts_read(ct);
+	struct ct_facts f = ct_facts_read(ct, true);
 
 	on_free_enter(ct, &f);
 	return 0;

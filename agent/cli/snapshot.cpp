@@ -51,9 +51,6 @@ int run_snapshot(const SnapshotOptions& options) {
     throw Error(kExitUsage, fmt::format("-d {} / -i {} makes more than the {} intervals a snapshot holds; "
                                         "use a longer -i",
                                         options.duration_s, options.interval_s, core::kSnapshotMaxIntervals));
-  if (!options.lifetime_one_in || (options.lifetime_one_in & (options.lifetime_one_in - 1)))
-    throw Error(kExitUsage,
-                fmt::format("--lifetime-sample must be a power of two, got {}", options.lifetime_one_in));
   kernel::Tracer::Options topts;
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.lifetime_one_in = options.lifetime_one_in;
@@ -118,7 +115,7 @@ Command add_snapshot(CLI::App& parent) {
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random")
-      ->check(bounded(core::kLifetimeSample))
+      ->check(bounded(core::kSampleOneIn))
       ->default_val(8);
   return {cmd, [o] { return run_snapshot(*o); }};
 }

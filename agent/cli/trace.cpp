@@ -89,9 +89,6 @@ kernel::Tracer::Options tracer_options(const TraceOptions& options) {
   if (!is_power_of_two(options.ring_bytes) || options.ring_bytes < static_cast<uint32_t>(getpagesize()))
     throw Error(kExitUsage, fmt::format("--ring-size must be a power of two of at least {} bytes, got {}",
                                         getpagesize(), options.ring_bytes));
-  if (!is_power_of_two(options.lifetime_one_in))
-    throw Error(kExitUsage,
-                fmt::format("--lifetime-sample must be a power of two, got {}", options.lifetime_one_in));
   o.ring_bytes = options.ring_bytes;
   o.lifetime_one_in = options.lifetime_one_in;
   // Per-source counts cost a hash update per insert and destroy in the kernel: only when asked.
@@ -320,7 +317,7 @@ Command add_trace(CLI::App& parent) {
       ->default_val(1 << 20);
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random")
-      ->check(bounded(core::kLifetimeSample))
+      ->check(bounded(core::kSampleOneIn))
       ->default_val(8);
   cmd->add_option("--top", o->top,
                   "Also count entries per source address (kernel work on every insert) and put the\n"

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 
 #include <fmt/format.h>
@@ -28,6 +29,9 @@ std::string check_bound(std::string_view text, const Bound& b) {
   if (b.integer && (v != std::floor(v) || s.find_first_of(".eExXpP") != std::string::npos)) return why();
   if (b.min_exclusive ? v <= b.min : v < b.min) return why();
   if (v > b.max) return why();
+  const auto whole = static_cast<uint64_t>(v);
+  if (b.power_of_two && (whole & (whole - 1)))
+    return fmt::format("must be a power of two from {} to {}, got '{}'", b.min, b.max, s);
   return {};
 }
 

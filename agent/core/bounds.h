@@ -12,6 +12,7 @@ struct Bound {
   bool integer = false;    // a count: no fraction, no exponent games
   const char* unit = "";   // "s" for seconds, "" for counts
   bool min_exclusive = false;  // (min, max] rather than [min, max]
+  bool power_of_two = false;   // a 1-in-N sampling rate the kernel side applies as a bit mask
 };
 
 /// Seconds between two samples: below 0.1 s the loop does little but sample, above an hour it is
@@ -37,8 +38,8 @@ inline constexpr Bound kRecordIntervals{0, 3600, true};
 inline constexpr Bound kEventsPerSecond{0, 100'000'000, true};
 /// --ring-size: bytes (a power of two, checked where the page size is known).
 inline constexpr Bound kRingBytes{4096, 1 << 30, true};
-/// --lifetime-sample: 1 entry in N (a power of two, checked by its user).
-inline constexpr Bound kLifetimeSample{1, 65536, true};
+/// --lifetime-sample and --chain-sample: 1 in N, N a power of two (the kernel side masks with N - 1).
+inline constexpr Bound kSampleOneIn{1, 65536, true, "", false, true};
 
 /// Empty when `text` is a number within `bound`, else why not, for a one-line error
 /// (e.g. "must be a number of seconds from 0.1 to 3600, got 'inf'").

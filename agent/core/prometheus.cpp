@@ -232,11 +232,15 @@ std::string render_exposition(const ExpositionInput& in) {
   }
 
   if (t.chain) {
-    page.histogram(p + "chain_length", "Hash-chain length of the bucket an entry was inserted into");
+    const uint32_t one_in = in.obs ? in.obs->chain_one_in : 1;
+    page.histogram(p + "chain_length", one_in > 1 ? fmt::format("Hash-chain length of the bucket an entry was "
+                                                                "inserted into, 1 insert in {} per CPU",
+                                                                one_in)
+                                                  : "Hash-chain length of the bucket an entry was inserted into");
     page.histogram_samples(p + "chain_length", "", *t.chain, 1.0, static_cast<double>(t.chain->sum()));
   }
   if (t.detail) {
-    page.histogram(p + "lifetime_seconds", "Alloc-to-free time of confirmed entries (sampled)");
+    page.histogram(p + "lifetime_seconds", "Insert-to-free time of entries (sampled)");
     for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
       const auto& h = t.detail->lifetime[i];
       page.histogram_samples(p + "lifetime_seconds", fmt::format("proto=\"{}\"", proto_class_name(i)), h,

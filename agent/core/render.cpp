@@ -153,16 +153,18 @@ json kernel_stats_json(const std::optional<KernelStats>& k) {
           {"chaintoolong", value(k->chaintoolong)}};
 }
 
-json common(const Report& r, uint32_t lifetime_one_in, const WhoFills* who) {
+json common(const Report& r, const Observability& obs, const WhoFills* who) {
   const auto& t = r.totals;
+  json chain = histogram_json(t.chain, t.chain_max);
+  if (t.chain) chain["sampled_one_in"] = obs.chain_one_in;
   return {{"allocs", value(t.allocs)},
           {"inserts", value(t.inserts)},
           {"destroys", value(t.destroys)},
           {"deletes", value(t.deletes)},
           {"drops", drops_json(t.drops)},
           {"netfilter_drops", value(t.netfilter_drops)},
-          {"chain_length", histogram_json(t.chain, t.chain_max)},
-          {"lifetime_ms", lifetime_json(t.detail, lifetime_one_in)},
+          {"chain_length", chain},
+          {"lifetime_ms", lifetime_json(t.detail, obs.lifetime_one_in)},
           {"by_proto", by_proto_json(t.detail)},
           {"by_netns", by_netns_json(t.detail, who ? &who->netns_names : nullptr)},
           {"tcp_state_at_death", tcp_states_json(t.detail)},
@@ -252,7 +254,7 @@ json observable_json(const Sample& probe, Mode mode, const Observability& obs) {
 
 json interval_json(const Report& r, const Observability& obs, const WhoFills* who) {
   json j = {{"type", "interval"}, {"t", r.end_s}, {"interval_s", r.duration()}};
-  j.update(common(r, obs.lifetime_one_in, who));
+  j.update(common(r, obs, who));
   j["rates"] = {{"allocs_per_s", value(r.rate(r.totals.allocs))},
                 {"inserts_per_s", value(r.rate(r.totals.inserts))},
                 {"destroys_per_s", value(r.rate(r.totals.destroys))}};
@@ -261,7 +263,7 @@ json interval_json(const Report& r, const Observability& obs, const WhoFills* wh
 
 json summary_json(const Report& r, Mode mode, const Observability& obs, const WhoFills* who) {
   json j = {{"type", "summary"}, {"mode", to_string(mode)}, {"duration_s", r.duration()}};
-  j.update(common(r, obs.lifetime_one_in, who));
+  j.update(common(r, obs, who));
   j["scope"] = scope_json(obs);
   if (who && who->top) j["by_source"] = by_source_json(*who);
   return j;

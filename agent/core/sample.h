@@ -36,6 +36,7 @@ struct Observability {
   bool kernel_has_chaintoolong = false;  // 5.15+: the cause exists at all
   bool netfilter_drop_reason = false;  // kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP
   uint32_t lifetime_one_in = 1;        // lifetimes are kept for 1 entry in this many (by hash)
+  uint32_t chain_one_in = 1;           // chains are walked for 1 insert in this many (per CPU)
 };
 
 using PerProto = std::array<uint64_t, CTBPF_PROTO_MAX>;

@@ -222,6 +222,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   // Sizes and filters are fixed at load: the kernel side never grows.
   t->skel_->rodata->event_mask = options.event_mask;
   t->skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
+  t->skel_->rodata->chain_sample_mask = options.chain_one_in - 1;
   t->skel_->rodata->track_sources = options.track_sources;
   t->skel_->rodata->track_ports = options.track_ports;
   t->skel_->rodata->drop_events_per_s = options.drop_events_per_s;
@@ -323,6 +324,7 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   obs.early_drop = obs.conntrack_points && early_drop;
   obs.resolve_clash = obs.conntrack_points && resolve_clash;
   obs.lifetime_one_in = options.lifetime_one_in;
+  obs.chain_one_in = options.chain_one_in;
 
   if (options.event_mask) {
     t->ring_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), on_ring_record, t.get(), nullptr);

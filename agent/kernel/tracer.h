@@ -35,6 +35,7 @@ public:
     uint32_t event_mask = 0;           // 1 << enum ctbpf_event_kind
     uint32_t ring_bytes = 1 << 20;     // ring buffer size when events are on (power of 2)
     uint32_t lifetime_one_in = 8;      // keep births of 1 entry in N (power of 2)
+    uint32_t chain_one_in = 1;         // walk the chain of 1 insert in N (power of 2)
     uint32_t births_max = 1 << 16;     // bound of the births map (preallocated)
     bool track_sources = false;        // per-source counts (ctbpf top)
     bool track_ports = false;          // per-destination-port inserts (ctbpf doctor)

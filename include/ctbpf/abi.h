@@ -91,7 +91,8 @@ struct ctbpf_port_key {
 /* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
 struct ctbpf_chain_hist {
 	__u64 slot[CTBPF_CHAIN_SLOTS];
-	__u64 sum; /* sum of lengths, for the mean */
+	__u64 sum;	/* sum of lengths, for the mean */
+	__u64 last_len; /* the kernel side's scratch (record_chain_length()): not a statistic */
 };
 
 /* Lifetime (insert to free of an inserted entry) histograms per protocol class, in ms, log2 slots. */
@@ -185,7 +186,7 @@ CTBPF_INLINE int ctbpf_was_inserted(int confirmed, int dying)
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_counters) ==
 			    8 * (CTBPF_CNT_MAX + 1 + 2 * CTBPF_PROTO_MAX + CTBPF_TCP_STATES),
 		    "ctbpf_counters layout");
-CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_chain_hist) == 8 * (CTBPF_CHAIN_SLOTS + 1), "chain_hist layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_chain_hist) == 8 * (CTBPF_CHAIN_SLOTS + 2), "chain_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * (CTBPF_LOG2_SLOTS + 1),
 		    "lifetime_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");

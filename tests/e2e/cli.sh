@@ -26,7 +26,8 @@ for args in "trace -i 1e10 -d 1" "trace -i 1e12 -d 2" "trace -i 0.01" "trace -d 
 	"trace -d nan" "trace -d -1" "doctor -d 1e12" "doctor -d inf" "top -i inf" "top -d 1e10" "top -n 0" \
 	"snapshot -o x.json -d inf" "snapshot -o x.json -i nan" "serve -i 1e10" "serve --record-every inf" \
 	"serve --record-keep 0" "serve --record-max-age 1e300" "serve --drop-events-rate -1" "trace --top 2.5" \
-	"trace --events-rate 1e99" "trace --ring-size 1e10" "trace --lifetime-sample inf" \
+	"trace --events-rate 1e99" "trace --ring-size 1e10" "trace --lifetime-sample inf" "trace --lifetime-sample 3" \
+	"serve --lifetime-sample 12" "serve --chain-sample 3" "snapshot -o x.json --lifetime-sample 6" \
 	"trace --record-quiet nan" "trace --record-before 1e6"; do
 	# shellcheck disable=SC2086 # word splitting wanted: one string per command line
 	run_ctbpf 2 $args

@@ -116,11 +116,15 @@ TEST_CASE("check_bound: every bound") {
     CHECK(!ok("4095", kRingBytes));
     CHECK(!ok("2147483648", kRingBytes));
   }
-  SUBCASE("--lifetime-sample") {
-    refuses_non_numbers(kLifetimeSample);
-    CHECK(ok("1", kLifetimeSample));
-    CHECK(ok("65536", kLifetimeSample));
-    CHECK(!ok("0", kLifetimeSample));
-    CHECK(!ok("131072", kLifetimeSample));
+  SUBCASE("--lifetime-sample, --chain-sample") {
+    refuses_non_numbers(kSampleOneIn);
+    CHECK(ok("1", kSampleOneIn));
+    CHECK(ok("16", kSampleOneIn));
+    CHECK(ok("65536", kSampleOneIn));
+    CHECK(!ok("0", kSampleOneIn));
+    CHECK(!ok("3", kSampleOneIn));
+    CHECK(!ok("48", kSampleOneIn));
+    CHECK(check_bound("3", kSampleOneIn) == "must be a power of two from 1 to 65536, got '3'");
+    CHECK(!ok("131072", kSampleOneIn));
   }
 }
