@@ -5,9 +5,10 @@
 # the baseline.
 # A CONFIG is a ctbpf command and its arguments joined by commas, e.g. "trace,--mode,fentry",
 # "trace,--mode,kprobe,--events,all" or "serve,--mode,fentry"; or "floor": bpftrace with EMPTY programs
-# on the points ctbpf's fentry family hooks per new flow (fexit on __nf_conntrack_alloc and
-# __nf_conntrack_confirm; the kfree_skb tracepoint, as bpftrace 0.17 has no raw tracepoints): what the
-# attach mechanism alone costs, the least a tracer of these points can cost; or "oneliner": the peer an SRE
+# on the points ctbpf's fentry family hooks per new flow of this flood (fexit on __nf_conntrack_confirm;
+# the kfree_skb tracepoint, as the flood's datagrams are dropped and bpftrace 0.17 has no raw
+# tracepoints): what the attach mechanism alone costs, the least a tracer of these points can cost; or
+# "oneliner": the peer an SRE
 # would reach for first, bpftrace counting inserts (`kretprobe:__nf_conntrack_confirm { @n = count(); }`),
 # the cheapest useful tracer of conntrack there is. Also printed per CONFIG: the tracer's
 # peak RSS (VmHWM: start-up, while libbpf parses the kernel's BTF), its RSS once the flood is done
@@ -32,8 +33,8 @@ flood() {
 	ip netns exec "$NS" conntrack -F >/dev/null 2>&1 || true
 	if [ "$config" = floor ] || [ "$config" = oneliner ]; then
 		if [ "$config" = floor ]; then
-			bpftrace -e 'kretfunc:nf_conntrack:__nf_conntrack_alloc {} kretfunc:nf_conntrack:__nf_conntrack_confirm {}
-				tracepoint:skb:kfree_skb {}' >"$WORK/bt.out" 2>&1 &
+			bpftrace -e 'kretfunc:nf_conntrack:__nf_conntrack_confirm {} tracepoint:skb:kfree_skb {}' \
+				>"$WORK/bt.out" 2>&1 &
 		else
 			bpftrace -e 'kretprobe:__nf_conntrack_confirm { @n = count(); }' >"$WORK/bt.out" 2>&1 &
 		fi
