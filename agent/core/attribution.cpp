@@ -46,6 +46,15 @@ std::optional<std::string> container_from_cgroup(const std::string& cgroup_file)
   return std::nullopt;
 }
 
+void DumpedSources::add(const SourceKey& key) {
+  if (auto it = by_source.find(key); it != by_source.end())
+    ++it->second.inserts;
+  else if (by_source.size() < kDumpSourcesMax)
+    by_source[key].inserts = 1;
+  else
+    ++unattributed;
+}
+
 void Attribution::seed(const BySource& existing) { seed_ = existing; }
 
 void Attribution::update(const BySource& cumulative, double interval_s) {

@@ -22,6 +22,17 @@ struct SourceKey {
 
 using BySource = std::map<SourceKey, NetnsCounts>;
 
+/// Live entries by source from one ctnetlink dump (counts in NetnsCounts::inserts), aggregated as
+/// it is read. At most kDumpSourcesMax distinct sources are kept, the bound of the kernel's own
+/// source map: a table of a million entries from a million addresses costs no more memory than one
+/// from a few; entries of the sources beyond it are counted, not kept.
+struct DumpedSources {
+  static constexpr std::size_t kDumpSourcesMax = CTBPF_SOURCES_MAX;
+  BySource by_source;
+  uint64_t unattributed = 0;  // entries of sources beyond the bound
+  void add(const SourceKey& key);
+};
+
 /// "10.0.0.1" / "fd00::1".
 std::string address_text(const SourceKey& key);
 
