@@ -112,10 +112,15 @@ json by_source_json(const WhoFills& who) {
     }
     return list;
   };
-  return {{"top", who.top},
-          {"by_live", rows(TopOrder::live)},
-          {"by_inserts", rows(TopOrder::inserts)},
-          {"untracked", who.sources_untracked}};
+  json j = {{"top", who.top},
+            {"by_live", rows(TopOrder::live)},
+            {"by_inserts", rows(TopOrder::inserts)},
+            {"untracked", who.sources_untracked}};
+  if (who.seed_dump) {
+    j["seed_dump"] = dump_json(*who.seed_dump);
+    j["seed_dump"]["unattributed"] = who.seed_unattributed;
+  }
+  return j;
 }
 
 json tcp_states_json(const std::optional<ProbeDetail>& d) {
@@ -384,6 +389,18 @@ std::string attribution_text(const json& s) {
   if (sources["untracked"] != 0)
     out += fmt::format("  ({} inserts/destroys beyond the source map's bound were not attributed)\n",
                        sources["untracked"].dump());
+  // Read back from JSON (a snapshot file too), so only its keys: a seed dump cut short is said.
+  const json& seed = sources.value("seed_dump", json());
+  if (seed.is_object() && seed.value("stopped_early", false)) {
+    const bool by_entries = seed.value("stopped_by", json()) == "max_entries";
+    out += fmt::format("  (live counts seeded from a ctnetlink dump that stopped early: {} entries read, {} {}; "
+                       "this netns's other entries are not in them)\n",
+                       seed.value("entries", json()).dump(), by_entries ? "--dump-max-entries" : "--dump-max-seconds",
+                       seed.value(by_entries ? "max_entries" : "max_seconds", json()).dump());
+  }
+  if (seed.is_object() && seed.value("unattributed", json(0)) != 0)
+    out += fmt::format("  ({} seeded entries of sources beyond the dump's bound were not attributed)\n",
+                       seed["unattributed"].dump());
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/attribution.h"
 #include "core/dump.h"
+#include "core/render.h"
 
 using namespace ctbpf::core;
 
@@ -137,4 +138,30 @@ TEST_CASE("dumped sources: aggregated as read, distinct sources bounded, the res
   d.add(v4(2));
   CHECK(d.by_source[v4(2)].inserts == 2);
   CHECK(d.unattributed == 3);
+}
+
+TEST_CASE("trace/snapshot --top: a seed dump cut short is in by_source and its text") {
+  WhoFills who;
+  who.top = 3;
+  who.sources.emplace();
+  DumpBudget b({2, 0});
+  for (int i = 0; i < 5; ++i) b.admit(0);
+  who.seed_dump = b.finish(true, 0.5);
+  who.seed_unattributed = 4;
+  Report r;
+  r.end_s = 1;
+  auto j = summary_json(r, Mode::fentry, Observability{.conntrack_points = true}, &who);
+  const auto& seed = j["by_source"]["seed_dump"];
+  CHECK(seed["stopped_early"] == true);
+  CHECK(seed["entries"] == 2);
+  CHECK(seed["unattributed"] == 4);
+  auto text = attribution_text(j);
+  CHECK(text.find("seeded from a ctnetlink dump that stopped early: 2 entries read, --dump-max-entries 2") !=
+        std::string::npos);
+  CHECK(text.find("4 seeded entries of sources beyond the dump's bound") != std::string::npos);
+  // A whole dump: nothing said.
+  who.seed_dump = DumpBudget({}).finish(true, 0);
+  who.seed_unattributed = 0;
+  CHECK(attribution_text(summary_json(r, Mode::fentry, Observability{.conntrack_points = true}, &who))
+            .find("seeded") == std::string::npos);
 }
