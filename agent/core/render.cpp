@@ -389,18 +389,21 @@ std::string attribution_text(const json& s) {
   if (sources["untracked"] != 0)
     out += fmt::format("  ({} inserts/destroys beyond the source map's bound were not attributed)\n",
                        sources["untracked"].dump());
-  // Read back from JSON (a snapshot file too), so only its keys: a seed dump cut short is said.
-  const json& seed = sources.value("seed_dump", json());
-  if (seed.is_object() && seed.value("stopped_early", false)) {
-    const bool by_entries = seed.value("stopped_by", json()) == "max_entries";
+  // Read back from JSON (a snapshot file too, which the reader does not check this deep): only
+  // comparisons and dump(), which take any type, so a crafted file cannot throw here.
+  const json none;
+  auto at = [&none](const json& j, const char* key) -> const json& { return j.contains(key) ? j[key] : none; };
+  const json& seed = at(sources, "seed_dump");
+  if (seed.is_object() && at(seed, "stopped_early") == true) {
+    const bool by_entries = at(seed, "stopped_by") == "max_entries";
     out += fmt::format("  (live counts seeded from a ctnetlink dump that stopped early: {} entries read, {} {}; "
                        "this netns's other entries are not in them)\n",
-                       seed.value("entries", json()).dump(), by_entries ? "--dump-max-entries" : "--dump-max-seconds",
-                       seed.value(by_entries ? "max_entries" : "max_seconds", json()).dump());
+                       at(seed, "entries").dump(), by_entries ? "--dump-max-entries" : "--dump-max-seconds",
+                       at(seed, by_entries ? "max_entries" : "max_seconds").dump());
   }
-  if (seed.is_object() && seed.value("unattributed", json(0)) != 0)
+  if (seed.is_object() && at(seed, "unattributed").is_number() && at(seed, "unattributed") != 0)
     out += fmt::format("  ({} seeded entries of sources beyond the dump's bound were not attributed)\n",
-                       seed["unattributed"].dump());
+                       at(seed, "unattributed").dump());
   return out;
 }
 

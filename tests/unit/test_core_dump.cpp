@@ -159,6 +159,12 @@ TEST_CASE("trace/snapshot --top: a seed dump cut short is in by_source and its t
   CHECK(text.find("seeded from a ctnetlink dump that stopped early: 2 entries read, --dump-max-entries 2") !=
         std::string::npos);
   CHECK(text.find("4 seeded entries of sources beyond the dump's bound") != std::string::npos);
+  // From a file: wrong types are rendered as they are, never thrown on.
+  auto odd = j;
+  odd["by_source"]["seed_dump"] = {{"stopped_early", true}, {"entries", "x"}, {"unattributed", "y"}};
+  CHECK(attribution_text(odd).find("stopped early: \"x\" entries read, --dump-max-seconds null") != std::string::npos);
+  odd["by_source"]["seed_dump"] = 5;
+  CHECK(attribution_text(odd).find("seeded") == std::string::npos);
   // A whole dump: nothing said.
   who.seed_dump = DumpBudget({}).finish(true, 0);
   who.seed_unattributed = 0;
