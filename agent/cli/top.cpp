@@ -84,11 +84,12 @@ std::string name_text(const core::NetnsNames& names, uint32_t netns) {
   return it == names.end() ? "" : core::printable(it->second);
 }
 
-// The counts of a row: INSERTS and INS/S, or "-" when only dumps were seen; then GROWTH/S.
+// The counts of a row: INSERTS and INS/S, or "-" when only dumps were seen; then GROWTH/S, or "-"
+// next to a dump that stopped early.
 std::string counts(const core::TopRow& r) {
-  if (!r.inserts_seen)
-    return fmt::format("{:>10} {:>10} {:>10} {:>+9.0f}", r.live, "-", "-", r.growth_per_s);
-  return fmt::format("{:>10} {:>10} {:>10.0f} {:>+9.0f}", r.live, r.inserts, r.inserts_per_s, r.growth_per_s);
+  const auto growth = r.growth_seen ? fmt::format("{:>+9.0f}", r.growth_per_s) : fmt::format("{:>9}", "-");
+  if (!r.inserts_seen) return fmt::format("{:>10} {:>10} {:>10} {}", r.live, "-", "-", growth);
+  return fmt::format("{:>10} {:>10} {:>10.0f} {}", r.live, r.inserts, r.inserts_per_s, growth);
 }
 
 std::string screen(const core::TopList& netns, const core::TopList& sources, const core::NetnsNames& names,
@@ -144,10 +145,12 @@ int run_top(const TopOptions& options) {
     if (first_stop) std::fprintf(stderr, "ctbpf: top: %s\n", core::dump_stopped_text(d.read, count).c_str());
     return std::move(d.sources.by_source);
   };
+  // take_dump() first, then what it read (not both in one call: argument order is unspecified).
+  auto seeded = take_dump(first.table.count);
   if (dumps_only)
-    attribution.replace_live(take_dump(first.table.count), 0);
+    attribution.replace_live(seeded, 0, !dump.read.stopped_early());
   else
-    attribution.seed(take_dump(first.table.count));
+    attribution.seed(seeded);
   kernel::NetnsNamer namer;
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   aggregator.add(first);
@@ -161,10 +164,12 @@ int run_top(const TopOptions& options) {
   auto emit = [&](bool final, const core::Sample& sample) {
     auto now = clock::now();
     const double since_last = std::chrono::duration<double>(now - last).count();
-    if (dumps_only)
-      attribution.replace_live(take_dump(sample.table.count), since_last);
-    else
+    if (dumps_only) {
+      auto dumped = take_dump(sample.table.count);
+      attribution.replace_live(dumped, since_last, !dump.read.stopped_early());
+    } else {
       attribution.update(tracer->sources(), since_last);
+    }
     last = now;
     const double t = std::chrono::duration<double>(now - start).count();
     const uint64_t untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];

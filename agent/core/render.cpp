@@ -287,8 +287,8 @@ json top_row_json(const TopRow& r, const NetnsNames& names, bool with_source) {
             {"inserts", seen(r.inserts)},
             {"destroys", seen(r.destroys)},
             {"inserts_per_s", seen(r.inserts_per_s)},
-            {"growth", r.growth},
-            {"growth_per_s", r.growth_per_s}};
+            {"growth", r.growth_seen ? json(r.growth) : json(nullptr)},
+            {"growth_per_s", r.growth_seen ? json(r.growth_per_s) : json(nullptr)}};
   if (with_source) j["src"] = address_text(r.key);
   return j;
 }
