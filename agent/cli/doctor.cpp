@@ -30,6 +30,7 @@ struct DoctorOptions {
   bool json = false;
   std::string mode = "auto";
   std::string ready_file;
+  core::DumpLimit dump;
 };
 
 core::Count delta(const std::optional<core::KernelStats>& before, const std::optional<core::KernelStats>& after,
@@ -39,22 +40,14 @@ core::Count delta(const std::optional<core::KernelStats>& before, const std::opt
   return a >= b ? a - b : 0;
 }
 
-// Idle times of this netns's live entries: one ctnetlink dump. On a huge table it stops after kIdleCap
-// entries (bounded time and no memory per entry); the dump goes in hash order, which has nothing to do
-// with age, so the first entries are a fair sample.
-std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>& sysctls) {
-  constexpr uint64_t kIdleCap = 262144;
+// Idle times of this netns's live entries: one ctnetlink dump. On a huge table it stops at the
+// --dump-max-* bounds (bounded time and no memory per entry) and says so; the dump goes in hash order,
+// which has nothing to do with age, so the first entries are a fair sample.
+std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>& sysctls,
+                                           const core::DumpLimit& limit) {
   core::IdleSummary idle;
-  idle.cap = kIdleCap;
-  const bool ok = kernel::dump_table([&](const core::DumpedEntry& e) {
-    if (idle.entries >= kIdleCap) {
-      idle.capped = true;
-      return false;
-    }
-    core::add_idle(idle, e, sysctls);
-    return true;
-  });
-  if (!ok) return std::nullopt;
+  idle.dump = kernel::dump_table(limit, [&](const core::DumpedEntry& e) { core::add_idle(idle, e, sysctls); });
+  if (!idle.dump.ok) return std::nullopt;
   return idle;
 }
 
@@ -71,7 +64,7 @@ int run_doctor(const DoctorOptions& options) {
   auto tracer = kernel::Tracer::start(topts);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   // The table per protocol and TCP state at the window's start: what it grows by, next to the end's.
-  const auto idle_start = read_idle(kernel::read_conntrack_sysctls());
+  const auto idle_start = read_idle(kernel::read_conntrack_sysctls(), options.dump);
   const auto first = tracer->sample();
   aggregator.add(first);
   write_ready_file(options.ready_file, tracer->mode());
@@ -96,7 +89,7 @@ int run_doctor(const DoctorOptions& options) {
   in.peak_count = peak;
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
-  in.idle = read_idle(in.sysctls);
+  in.idle = read_idle(in.sysctls, options.dump);
   in.idle_start = idle_start;
   for (const char* name : {"tcp_timestamps", "tcp_tw_reuse", "tcp_retries2"})
     if (auto v = kernel::read_number(std::string("/proc/sys/net/ipv4/") + name)) in.tcp_sysctls[name] = *v;
@@ -133,6 +126,11 @@ Command add_doctor(CLI::App& parent) {
       ->check(bounded(core::kDurationSeconds))->default_val(10.0);
   cmd->add_flag("--json", o->json, "One JSON object: inputs, the trace summary, findings");
   add_mode_option(*cmd, o->mode);
+  add_dump_options(*cmd, o->dump,
+                   "doctor dumps it at the\n"
+                   "window's start and end for idle times and live entries per protocol and TCP\n"
+                   "state; past the bound they are those of the entries read (a fair sample: the\n"
+                   "dump goes in hash order, not by age).");
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
   return {cmd, [o] { return run_doctor(*o); }};
 }

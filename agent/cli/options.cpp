@@ -33,6 +33,21 @@ uint64_t resolve_interval_count(const CLI::App& cmd, const IntervalCount& positi
   return positional.count.value_or(0);
 }
 
+void add_dump_options(CLI::App& cmd, core::DumpLimit& limit, const std::string& what) {
+  cmd.add_option("--dump-max-entries", limit.max_entries,
+                 "Read at most this many entries of each ctnetlink dump of this netns's\n"
+                 "conntrack table (0: all). " + what + "\n"
+                 "A dump is aggregated as it is read: this bounds its time and memory on a huge\n"
+                 "table. A dump cut short is said in the output (\"dump\" in --json)")
+      ->check(bounded(core::kDumpEntries))
+      ->default_val(core::DumpLimit::kDefaultEntries);
+  cmd.add_option("--dump-max-seconds", limit.max_seconds,
+                 "Stop each ctnetlink dump after this many seconds (0: no bound); whichever\n"
+                 "bound comes first stops it, and the output says which")
+      ->check(bounded(core::kDumpSeconds))
+      ->default_val(core::DumpLimit::kDefaultSeconds);
+}
+
 void add_ready_file_option(CLI::App& cmd, std::string& path, const std::string& what) {
   cmd.add_option("--ready-file", path, what);
 }

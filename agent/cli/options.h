@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/bounds.h"
+#include "core/dump.h"
 
 namespace ctbpf::cli {
 
@@ -27,6 +28,10 @@ void add_interval_count(CLI::App& cmd, IntervalCount& positional);
 /// count (0: none), refusing a count with -d. Throws ctbpf::Error with exit 2.
 uint64_t resolve_interval_count(const CLI::App& cmd, const IntervalCount& positional, double& interval_s,
                                 const std::optional<double>& duration_s);
+
+/// --dump-max-entries N and --dump-max-seconds S: the bounds of each ctnetlink dump the subcommand
+/// makes; `what` says what its dumps are for, so --help teaches what a smaller bound costs.
+void add_dump_options(CLI::App& cmd, core::DumpLimit& limit, const std::string& what);
 
 /// --ready-file PATH, with what it waits for.
 void add_ready_file_option(CLI::App& cmd, std::string& path, const std::string& what);

@@ -31,6 +31,7 @@ struct SnapshotOptions {
   std::string ready_file;
   uint32_t lifetime_one_in = 8;
   std::size_t top = 0;  // --top: the busiest N sources in the summary; 0 = not tracked
+  core::DumpLimit dump;  // --dump-max-*: the dump that seeds --top's live counts
 };
 
 // Fail before tracing for a minute, not after: the output's directory must take a new file.
@@ -59,7 +60,7 @@ int run_snapshot(const SnapshotOptions& options) {
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
-  WhoFillsTracker who(options.top, *tracer);
+  WhoFillsTracker who(options.top, *tracer, options.dump);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   const double wall_at_baseline = kernel::wall_clock_s();
   const auto baseline = tracer->sample();
@@ -112,6 +113,9 @@ Command add_snapshot(CLI::App& parent) {
   add_mode_option(*cmd, o->mode);
   cmd->add_option("--top", o->top, "Also count entries per source address and keep the busiest N in the summary")
       ->check(bounded(core::kTopRows));
+  add_dump_options(*cmd, o->dump,
+                   "With --top, snapshot\n"
+                   "dumps it at start to seed the live counts of its netns.");
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random")

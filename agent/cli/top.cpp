@@ -15,6 +15,7 @@
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
 #include "core/attribution.h"
+#include "core/dump.h"
 #include "core/render.h"
 #include "kernel/attribution_sources.h"
 #include "core/snapshot.h"
@@ -34,7 +35,41 @@ struct TopOptions {
   std::string mode = "auto";
   std::string ready_file;
   uint64_t count = 0;  // COUNT: stop after this many refreshes; 0 = no count
+  core::DumpLimit dump;
 };
+
+// The ctnetlink dump behind the live counts: the seed at start (probe modes) or the latest refresh's
+// (tracepoint mode), and how much of the table it read.
+struct DumpState {
+  bool every_refresh = false;
+  core::DumpRead read;
+  uint64_t unattributed = 0;       // entries of sources beyond the dump's bound on distinct sources
+  std::optional<uint64_t> count;   // nf_conntrack_count of this netns when the dump was made
+};
+
+// The lines that say a dump did not cover the table, and what that does to the counts; empty when
+// it did.
+std::string dump_lines(const DumpState& d) {
+  std::string out;
+  if (auto stopped = core::dump_stopped_text(d.read, d.count); !stopped.empty())
+    out += d.every_refresh ? fmt::format("{}: live counts are those of the entries read\n", stopped)
+                           : fmt::format("at start, {}: live counts leave out the entries not read (their "
+                                         "destroys still count)\n",
+                                         stopped);
+  if (d.unattributed)
+    out += fmt::format("{} dumped entries of sources beyond the first {} were not attributed\n", d.unattributed,
+                       core::DumpedSources::kDumpSourcesMax);
+  if (!d.read.ok) out += "the ctnetlink dump failed (needs CAP_NET_ADMIN and nf_conntrack_netlink)\n";
+  return out;
+}
+
+nlohmann::json dump_json(const DumpState& d) {
+  auto j = core::dump_json(d.read);
+  j["kind"] = d.every_refresh ? "every_refresh" : "seed";
+  j["unattributed"] = d.unattributed;
+  j["table_count"] = d.count ? nlohmann::json(*d.count) : nlohmann::json(nullptr);
+  return j;
+}
 
 // Names of the namespaces in these rows: the namer scans /proc only for an inode it has not seen.
 core::NetnsNames names_of(const core::TopList& netns, const core::TopList& sources, kernel::NetnsNamer& namer) {
@@ -49,17 +84,19 @@ std::string name_text(const core::NetnsNames& names, uint32_t netns) {
   return it == names.end() ? "" : core::printable(it->second);
 }
 
-// The counts of a row: INSERTS and INS/S, or "-" when only dumps were seen; then GROWTH/S.
+// The counts of a row: INSERTS and INS/S, or "-" when only dumps were seen; then GROWTH/S, or "-"
+// next to a dump that stopped early.
 std::string counts(const core::TopRow& r) {
-  if (!r.inserts_seen)
-    return fmt::format("{:>10} {:>10} {:>10} {:>+9.0f}", r.live, "-", "-", r.growth_per_s);
-  return fmt::format("{:>10} {:>10} {:>10.0f} {:>+9.0f}", r.live, r.inserts, r.inserts_per_s, r.growth_per_s);
+  const auto growth = r.growth_seen ? fmt::format("{:>+9.0f}", r.growth_per_s) : fmt::format("{:>9}", "-");
+  if (!r.inserts_seen) return fmt::format("{:>10} {:>10} {:>10} {}", r.live, "-", "-", growth);
+  return fmt::format("{:>10} {:>10} {:>10.0f} {}", r.live, r.inserts, r.inserts_per_s, growth);
 }
 
 std::string screen(const core::TopList& netns, const core::TopList& sources, const core::NetnsNames& names,
-                   double t, uint64_t untracked, const std::string& note) {
+                   double t, uint64_t untracked, const std::string& note, const DumpState& dump) {
   std::string out = fmt::format("\x1b[H\x1b[2Jctbpf top - who fills the conntrack table, {:.0f} s\n", t);
-  out += note.empty() ? "\n" : note + "\n\n";
+  if (!note.empty()) out += note + "\n";
+  out += dump_lines(dump) + "\n";
   out += fmt::format("{:>10} {:>10} {:>10} {:>9}  {:<12} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "NETNS",
                      "NAME");
   for (const auto& r : netns.rows)
@@ -92,15 +129,31 @@ int run_top(const TopOptions& options) {
                  : "";
   if (dumps_only) std::fprintf(stderr, "ctbpf: top: %s\n", note.substr(6).c_str());
   core::Attribution attribution;
+  const auto first = tracer->sample();
   // Entries that already exist, so "live" is right from the first second (this netns only: a dump
-  // cannot see into others; theirs count from the start).
+  // cannot see into others; theirs count from the start). Bounded: on a huge table the dump stops
+  // early and every refresh says so.
+  DumpState dump;
+  dump.every_refresh = dumps_only;
+  auto take_dump = [&](std::optional<uint64_t> count) {
+    auto d = kernel::dump_sources(options.dump);
+    const bool first_stop = d.read.stopped_early() && !dump.read.stopped_early();
+    dump.read = d.read;
+    dump.unattributed = d.sources.unattributed;
+    dump.count = count;
+    // Once on stderr too, for --json readers who watch only the objects' counts.
+    if (first_stop) std::fprintf(stderr, "ctbpf: top: %s\n", core::dump_stopped_text(d.read, count).c_str());
+    return std::move(d.sources.by_source);
+  };
+  // take_dump() first, then what it read (not both in one call: argument order is unspecified).
+  auto seeded = take_dump(first.table.count);
   if (dumps_only)
-    attribution.replace_live(kernel::dump_sources(), 0);
+    attribution.replace_live(seeded, 0, !dump.read.stopped_early());
   else
-    attribution.seed(kernel::dump_sources());
+    attribution.seed(seeded);
   kernel::NetnsNamer namer;
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
-  aggregator.add(tracer->sample());
+  aggregator.add(first);
   write_ready_file(options.ready_file, tracer->mode());
   const bool live = !options.json && isatty(STDOUT_FILENO);
 
@@ -111,10 +164,12 @@ int run_top(const TopOptions& options) {
   auto emit = [&](bool final, const core::Sample& sample) {
     auto now = clock::now();
     const double since_last = std::chrono::duration<double>(now - last).count();
-    if (dumps_only)
-      attribution.replace_live(kernel::dump_sources(), since_last);
-    else
+    if (dumps_only) {
+      auto dumped = take_dump(sample.table.count);
+      attribution.replace_live(dumped, since_last, !dump.read.stopped_early());
+    } else {
       attribution.update(tracer->sources(), since_last);
+    }
     last = now;
     const double t = std::chrono::duration<double>(now - start).count();
     const uint64_t untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];
@@ -130,12 +185,13 @@ int run_top(const TopOptions& options) {
                           {"scope", dumps_only ? "own_netns" : "all_netns"},
                           {"untracked", untracked}};
       if (dumps_only) j["unobservable"] = {"other namespaces", "inserts", "destroys", "inserts_per_s"};
+      j["dump"] = dump_json(dump);
       j["netns"] = core::top_list_json(netns, names, false);
       j["sources"] = core::top_list_json(sources, names, true);
       j["time"] = core::rfc3339_utc(wall_at_start + t);
       std::puts(j.dump().c_str());
     } else {
-      auto text = screen(netns, sources, names, t, untracked, note);
+      auto text = screen(netns, sources, names, t, untracked, note, dump);
       // Not a terminal, or the last refresh: no clear-screen codes.
       std::fputs((live && !final ? text : text.substr(text.find("ctbpf top"))).c_str(), stdout);
     }
@@ -164,6 +220,9 @@ Command add_top(CLI::App& parent) {
   cmd->add_flag("--json", o->json,
                 "One JSON object per refresh (\"type\":\"top\", \"time\" in UTC), the last with \"final\":true");
   add_mode_option(*cmd, o->mode);
+  add_dump_options(*cmd, o->dump,
+                   "top dumps it at start to seed\n"
+                   "the live counts, and every refresh in tracepoint mode (its only source there).");
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached");
   return {cmd, [o, positional, cmd] {
             o->count = resolve_interval_count(*cmd, *positional, o->interval_s, o->duration_s);

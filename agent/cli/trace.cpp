@@ -41,6 +41,7 @@ struct TraceOptions {
   std::string record_dir;        // --record: the flight recorder writes snapshots here; empty = off
   core::RecorderOptions record;  // its limits (--record-before, --record-after, ...)
   std::size_t top = 0;           // --top: the busiest N sources in the summary; 0 = not tracked
+  core::DumpLimit dump;          // --dump-max-*: the dump that seeds --top's live counts
   uint64_t count = 0;            // COUNT: stop after this many intervals; 0 = no count
   bool timestamp = false;        // -T: text lines start with the wall-clock time
   bool wide = false;             // -w: every field on one key=value line
@@ -177,7 +178,7 @@ int run_trace(const TraceOptions& options) {
   install_stop_handlers();
 
   auto tracer = kernel::Tracer::start(topts);
-  WhoFillsTracker who(options.top, *tracer);
+  WhoFillsTracker who(options.top, *tracer, options.dump);
   const auto& obs = tracer->observability();
   core::Aggregator aggregator(tracer->mode(), obs);
   auto baseline = tracer->sample();
@@ -323,6 +324,9 @@ Command add_trace(CLI::App& parent) {
                   "Also count entries per source address (kernel work on every insert) and put the\n"
                   "busiest N, by live entries and by inserts, in the summary (\"by_source\")")
       ->check(bounded(core::kTopRows));
+  add_dump_options(*cmd, o->dump,
+                   "With --top, trace\n"
+                   "dumps it at start to seed the live counts of its netns.");
   cmd->add_option("--record", o->record_dir,
                   "Flight recorder: when a drop cause (table_full, early_drop, insert_failed,\n"
                   "chaintoolong, alloc_failed) fires, write a snapshot of the intervals around it here")

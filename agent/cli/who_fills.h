@@ -16,11 +16,15 @@ class WhoFillsTracker {
 public:
   /// The tracer must run with track_sources = (top > 0). Sources are seeded from a dump of this
   /// netns's table, so "live" is right from the start there (other namespaces count from the start).
-  WhoFillsTracker(std::size_t top, const kernel::Tracer& tracer) : tracer_(tracer) {
+  /// The seed dump reads under `limit`; a dump cut short is said in "by_source.seed_dump".
+  WhoFillsTracker(std::size_t top, const kernel::Tracer& tracer, const core::DumpLimit& limit) : tracer_(tracer) {
     who_.top = top;
     if (top && tracer.observability().conntrack_points) {
+      auto seed = kernel::dump_sources(limit);
       who_.sources.emplace();
-      who_.sources->seed(kernel::dump_sources());
+      who_.sources->seed(seed.sources.by_source);
+      who_.seed_dump = seed.read;
+      who_.seed_unattributed = seed.sources.unattributed;
     }
   }
 

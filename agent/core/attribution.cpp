@@ -46,6 +46,15 @@ std::optional<std::string> container_from_cgroup(const std::string& cgroup_file)
   return std::nullopt;
 }
 
+void DumpedSources::add(const SourceKey& key) {
+  if (auto it = by_source.find(key); it != by_source.end())
+    ++it->second.inserts;
+  else if (by_source.size() < kDumpSourcesMax)
+    by_source[key].inserts = 1;
+  else
+    ++unattributed;
+}
+
 void Attribution::seed(const BySource& existing) { seed_ = existing; }
 
 void Attribution::update(const BySource& cumulative, double interval_s) {
@@ -56,7 +65,9 @@ void Attribution::update(const BySource& cumulative, double interval_s) {
   interval_s_ = interval_s;
 }
 
-void Attribution::replace_live(const BySource& dumped, double interval_s) {
+void Attribution::replace_live(const BySource& dumped, double interval_s, bool whole) {
+  growth_seen_ = whole && last_dump_whole_;
+  last_dump_whole_ = whole;
   previous_live_ = live();
   have_previous_ = dumps_only_;  // the first dump has nothing to grow from
   dumps_only_ = true;
@@ -91,7 +102,7 @@ std::vector<TopRow> Attribution::rows(bool by_netns, TopOrder order) const {
     if (interval_s_ > 0 && counts.inserts >= earlier)
       row.inserts_per_s += static_cast<double>(counts.inserts - earlier) / interval_s_;
   }
-  if (have_previous_) {
+  if (have_previous_ && growth_seen_) {
     // A source gone since the previous update still shows its loss in its netns's row.
     for (const auto& [k, before] : previous_live_) {
       auto& row = rows[key_of(k)];
@@ -103,6 +114,7 @@ std::vector<TopRow> Attribution::rows(bool by_netns, TopOrder order) const {
   for (auto& [k, row] : rows) {
     row.key = k;
     row.inserts_seen = !dumps_only_;
+    row.growth_seen = growth_seen_;
     if (interval_s_ > 0) row.growth_per_s = static_cast<double>(row.growth) / interval_s_;
     // A source with nothing live, no inserts and no change is noise (a dump forgot it).
     if (dumps_only_ && row.live == 0 && row.growth == 0) continue;
@@ -131,6 +143,7 @@ TopList first(std::vector<TopRow> all, std::size_t n) {
     top.other->growth += all[i].growth;
     top.other->growth_per_s += all[i].growth_per_s;
     top.other->inserts_seen = all[i].inserts_seen;
+    top.other->growth_seen = all[i].growth_seen;
   }
   if (all.size() > n) all.resize(n);
   top.rows = std::move(all);

@@ -22,6 +22,17 @@ struct SourceKey {
 
 using BySource = std::map<SourceKey, NetnsCounts>;
 
+/// Live entries by source from one ctnetlink dump (counts in NetnsCounts::inserts), aggregated as
+/// it is read. At most kDumpSourcesMax distinct sources are kept, the bound of the kernel's own
+/// source map: a table of a million entries from a million addresses costs no more memory than one
+/// from a few; entries of the sources beyond it are counted, not kept.
+struct DumpedSources {
+  static constexpr std::size_t kDumpSourcesMax = CTBPF_SOURCES_MAX;
+  BySource by_source;
+  uint64_t unattributed = 0;  // entries of sources beyond the bound
+  void add(const SourceKey& key);
+};
+
 /// "10.0.0.1" / "fd00::1".
 std::string address_text(const SourceKey& key);
 
@@ -37,6 +48,7 @@ struct TopRow {
   int64_t growth = 0;                  // live now - live at the previous update
   double growth_per_s = 0;             // growth over the last interval
   bool inserts_seen = true;            // false from dumps alone: inserts and destroys are unknown (null)
+  bool growth_seen = true;             // false when either dump stopped early: growth is unknown (null)
 };
 
 /// The first n rows in one order, and the rest summed, so any number of sources or namespaces shows
@@ -60,8 +72,9 @@ public:
   /// Without conntrack probes (tracepoint mode): the live entries by source of a fresh dump (counts in
   /// NetnsCounts::inserts) replace the last ones, `interval_s` after them. Inserts and destroys are
   /// then unknown; growth is the change between dumps, a net figure (entries made and gone between
-  /// two dumps never show).
-  void replace_live(const BySource& dumped, double interval_s);
+  /// two dumps never show). A dump that stopped early (`whole` false) holds some of the table: the
+  /// change from or to it says nothing, so growth is unknown until two whole dumps follow each other.
+  void replace_live(const BySource& dumped, double interval_s, bool whole = true);
 
   TopList top_sources(std::size_t n, TopOrder order = TopOrder::live) const;
   TopList top_netns(std::size_t n) const;
@@ -73,6 +86,7 @@ private:
   std::map<SourceKey, int64_t> previous_live_;  // per source, at the previous update
   bool have_previous_ = false;
   bool dumps_only_ = false;
+  bool last_dump_whole_ = true, growth_seen_ = true;
   double interval_s_ = 0;
 };
 

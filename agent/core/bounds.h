@@ -41,6 +41,12 @@ inline constexpr Bound kRingBytes{4096, 1 << 30, true};
 /// --lifetime-sample and --chain-sample: 1 in N, N a power of two (the kernel side masks with N - 1).
 inline constexpr Bound kSampleOneIn{1, 65536, true, "", false, true};
 
+/// --dump-max-entries: entries read per ctnetlink dump, 0 = no bound (nf_conntrack_max rarely exceeds
+/// a few million; a hundred million is far beyond any table).
+inline constexpr Bound kDumpEntries{0, 100'000'000, true};
+/// --dump-max-seconds: time one dump may take, 0 = no bound.
+inline constexpr Bound kDumpSeconds{0, 3600, false, "s"};
+
 /// Empty when `text` is a number within `bound`, else why not, for a one-line error
 /// (e.g. "must be a number of seconds from 0.1 to 3600, got 'inf'").
 std::string check_bound(std::string_view text, const Bound& bound);

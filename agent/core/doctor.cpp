@@ -889,7 +889,7 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
   // Growth: the same dump at the window's start, when neither dump stopped at its cap.
   std::optional<int64_t> growth, closing_growth;
   std::optional<double> growth_share;
-  if (in.idle_start && !in.idle_start->capped && !idle.capped) {
+  if (in.idle_start && !in.idle_start->capped() && !idle.capped()) {
     growth = static_cast<int64_t>(idle.entries) - static_cast<int64_t>(in.idle_start->entries);
     closing_growth = 0;
     for (const auto& c : kClosingStates)
@@ -989,7 +989,7 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
   if (free_total) x.title += fmt::format(": shorter timeouts would free {}", free_total);
   if (cut_total) x.title += fmt::format("; {} idle half-open connections would be cut", cut_total);
   x.measured = fmt::format("live entries at the window's end (ctnetlink{}): {}", 
-                           idle.capped ? fmt::format(", the first {} only", idle.cap) : "", per_state);
+                           idle.capped() ? fmt::format(", the first {} only", idle.entries) : "", per_state);
   if (growth)
     x.measured += fmt::format("; the table grew by {:+} entries in the window, closing states by {:+}{}", *growth,
                               *closing_growth,
@@ -1020,7 +1020,7 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
   json proposed = json::object();
   for (const auto& [name, v] : settings) proposed[name] = v;
   x.evidence = {{"entries", idle.entries},
-                {"capped", idle.capped},
+                {"capped", idle.capped()},
                 {"closing_live", closing},
                 {"closing_share", share},
                 {"fired_by_table_share", by_table},
@@ -1157,11 +1157,11 @@ void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
                             "the same dump"});
   } else {
     const auto& idle = *in.idle;
-    if (idle.capped)
+    if (idle.capped())
       d.unmeasured.push_back({"idle time of every entry",
-                              fmt::format("the dump stopped after {} entries (a bound on the work): the idle "
-                                          "times are those of the first {} in hash order",
-                                          idle.cap, idle.cap)});
+                              fmt::format("{} (a bound on the work): the idle times and live counts per state are "
+                                          "those of the first {} in hash order",
+                                          dump_stopped_text(idle.dump, f.count_end), idle.entries)});
     if (auto n = idle.no_timeout + idle.short_timeout + idle.not_refreshed)
       d.unmeasured.push_back(
           {fmt::format("idle time of {} entries", n),
@@ -1232,6 +1232,11 @@ json doctor_json(const DoctorInput& in, const Diagnosis& diagnosis) {
               {"ram_bytes", value(in.system.ram_bytes)},
               {"conntrack", to_string(in.system.build)}}},
             {"kernel_drop", value(in.kernel_drop)},
+            // The ctnetlink dumps behind idle_ms, at the window's start and end: entries read, time,
+            // and whether a bound stopped them before the end of the table.
+            {"dumps",
+             {{"start", in.idle_start ? dump_json(in.idle_start->dump) : json(nullptr)},
+              {"end", in.idle ? dump_json(in.idle->dump) : json(nullptr)}}},
             {"sysctls", sysctls}}},
           {"summary", summary},
           {"unmeasured", unmeasured},
@@ -1246,6 +1251,8 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
                      text(f.buckets), f.growth_per_s.value_or(0));
   if (auto r = in.window.rate(in.window.totals.inserts)) out += fmt::format(", {:.0f} inserts/s", *r);
   out += "\n";
+  // A dump cut short changes what the idle and per-state figures below mean: said before them.
+  if (in.idle && in.idle->capped()) out += "  " + dump_stopped_text(in.idle->dump, f.count_end) + "\n";
   if (f.detail) {
     uint64_t all = 0;
     for (auto n : f.detail->inserts_by_proto) all += n;
@@ -1260,7 +1267,7 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
   if (in.idle && in.idle->entries) {
     const auto& idle = *in.idle;
     out += fmt::format("  idle since the last packet ({} live entries{}):", idle.entries,
-                       idle.capped ? ", the dump's cap" : "");
+                       idle.capped() ? ", the dump stopped early" : "");
     std::string sep = " ";
     for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i)
       if (idle.by_proto[i].count()) {

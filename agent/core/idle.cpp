@@ -194,8 +194,9 @@ json idle_json(const IdleSummary& s) {
   for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
     if (s.live_by_tcp_state[i]) live_state[tcp_state_name(i)] = s.live_by_tcp_state[i];
   return {{"entries", s.entries},
-          {"capped", s.capped},
-          {"cap", s.cap},
+          {"capped", s.capped()},
+          {"cap", s.dump.limit.max_entries ? json(s.dump.limit.max_entries) : json(nullptr)},
+          {"dump", dump_json(s.dump)},
           {"clamped_to_zero", s.clamped},
           {"not_estimated",
            {{"no_timeout_sysctl", s.no_timeout},

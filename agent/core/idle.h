@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/dump.h"
 #include "core/histogram.h"
 #include "ctbpf/abi.h"
 
@@ -49,8 +50,8 @@ struct IdleStats {
 /// estimate, by reason (never a guessed value).
 struct IdleSummary {
   uint64_t entries = 0;  // entries looked at
-  bool capped = false;   // the dump stopped at `cap` entries: the rest of the table was not read
-  uint64_t cap = 0;
+  DumpRead dump;         // the dump's account: stopped early, the rest of the table was not read
+  bool capped() const { return dump.stopped_early(); }
   std::array<IdleStats, CTBPF_PROTO_MAX> by_proto{};
   std::array<IdleStats, CTBPF_TCP_STATES> by_tcp_state{};
   uint64_t clamped = 0;              // remaining > configured: counted as idle 0
@@ -79,7 +80,7 @@ std::optional<uint64_t> configured_timeout_s(const DumpedEntry& e, const std::ma
 /// Adds one dumped entry to the summary.
 void add_idle(IdleSummary& summary, const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls);
 
-/// {"entries", "capped", "cap", "not_estimated":{...}, "by_proto":{"tcp":{count,min,p50,p99,max,buckets}},
+/// {"entries", "capped", "cap" (the dump's entry bound, null: none), "dump" (core::dump_json), "not_estimated":{...}, "by_proto":{"tcp":{count,min,p50,p99,max,buckets}},
 ///  "by_tcp_state":{"ESTABLISHED":{...}}, "live_by_proto":{"tcp":N}, "live_by_tcp_state":{"TIME_WAIT":N}};
 /// empty groups are left out.
 nlohmann::json idle_json(const IdleSummary& summary);

@@ -112,10 +112,15 @@ json by_source_json(const WhoFills& who) {
     }
     return list;
   };
-  return {{"top", who.top},
-          {"by_live", rows(TopOrder::live)},
-          {"by_inserts", rows(TopOrder::inserts)},
-          {"untracked", who.sources_untracked}};
+  json j = {{"top", who.top},
+            {"by_live", rows(TopOrder::live)},
+            {"by_inserts", rows(TopOrder::inserts)},
+            {"untracked", who.sources_untracked}};
+  if (who.seed_dump) {
+    j["seed_dump"] = dump_json(*who.seed_dump);
+    j["seed_dump"]["unattributed"] = who.seed_unattributed;
+  }
+  return j;
 }
 
 json tcp_states_json(const std::optional<ProbeDetail>& d) {
@@ -284,8 +289,8 @@ json top_row_json(const TopRow& r, const NetnsNames& names, bool with_source) {
             {"inserts", seen(r.inserts)},
             {"destroys", seen(r.destroys)},
             {"inserts_per_s", seen(r.inserts_per_s)},
-            {"growth", r.growth},
-            {"growth_per_s", r.growth_per_s}};
+            {"growth", r.growth_seen ? json(r.growth) : json(nullptr)},
+            {"growth_per_s", r.growth_seen ? json(r.growth_per_s) : json(nullptr)}};
   if (with_source) j["src"] = address_text(r.key);
   return j;
 }
@@ -386,6 +391,21 @@ std::string attribution_text(const json& s) {
   if (sources["untracked"] != 0)
     out += fmt::format("  ({} inserts/destroys beyond the source map's bound were not attributed)\n",
                        sources["untracked"].dump());
+  // Read back from JSON (a snapshot file too, which the reader does not check this deep): only
+  // comparisons and dump(), which take any type, so a crafted file cannot throw here.
+  const json none;
+  auto at = [&none](const json& j, const char* key) -> const json& { return j.contains(key) ? j[key] : none; };
+  const json& seed = at(sources, "seed_dump");
+  if (seed.is_object() && at(seed, "stopped_early") == true) {
+    const bool by_entries = at(seed, "stopped_by") == "max_entries";
+    out += fmt::format("  (live counts seeded from a ctnetlink dump that stopped early: {} entries read, {} {}; "
+                       "this netns's other entries are not in them)\n",
+                       at(seed, "entries").dump(), by_entries ? "--dump-max-entries" : "--dump-max-seconds",
+                       at(seed, by_entries ? "max_entries" : "max_seconds").dump());
+  }
+  if (seed.is_object() && at(seed, "unattributed").is_number() && at(seed, "unattributed") != 0)
+    out += fmt::format("  ({} seeded entries of sources beyond the dump's bound were not attributed)\n",
+                       at(seed, "unattributed").dump());
   return out;
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/aggregator.h"
 #include "core/attribution.h"
+#include "core/dump.h"
 
 namespace ctbpf::core {
 
@@ -20,6 +21,8 @@ struct WhoFills {
   std::size_t top = 0;                 // 0: sources not asked for, no "by_source" key
   std::optional<Attribution> sources;  // empty with top > 0: this mode cannot see inserts (null)
   uint64_t sources_untracked = 0;      // inserts/destroys the kernel's bounded source map could not keep
+  std::optional<DumpRead> seed_dump;   // the ctnetlink dump that seeded the live counts ("seed_dump")
+  uint64_t seed_unattributed = 0;      // its entries of sources beyond DumpedSources' bound
 };
 
 /// `s` cut to `max` bytes, every byte outside printable ASCII made '?': names come from the system

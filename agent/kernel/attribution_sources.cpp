@@ -29,9 +29,19 @@ std::string read_all(const std::string& path) {
   return text.str();
 }
 
-// One entry of the dump, as plain facts, to the visitor; its answer continues or stops the dump.
+// What the dump's callback needs: the visitor, the budget, and when the dump was asked for.
+struct DumpState {
+  const std::function<void(const core::DumpedEntry&)>& visit;
+  core::DumpBudget budget;
+  std::chrono::steady_clock::time_point start;
+  double elapsed() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); }
+};
+
+// One entry of the dump, as plain facts, to the visitor, while the budget admits it; a stop ends the
+// read, and what is left of the dump goes with the socket.
 int visit_entry(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
-  const auto& visit = *static_cast<const std::function<bool(const core::DumpedEntry&)>*>(data);
+  auto& state = *static_cast<DumpState*>(data);
+  if (!state.budget.admit(state.elapsed())) return NFCT_CB_STOP;
   core::DumpedEntry e;
   e.l3 = nfct_get_attr_u8(ct, ATTR_L3PROTO);
   if (e.l3 == AF_INET) {
@@ -44,7 +54,8 @@ int visit_entry(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data)
   if (nfct_attr_is_set(ct, ATTR_TCP_STATE) > 0) e.tcp_state = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
   if (nfct_attr_is_set(ct, ATTR_STATUS) > 0) e.status = nfct_get_attr_u32(ct, ATTR_STATUS);
   if (nfct_attr_is_set(ct, ATTR_TIMEOUT) > 0) e.timeout_s = nfct_get_attr_u32(ct, ATTR_TIMEOUT);
-  return visit(e) ? NFCT_CB_CONTINUE : NFCT_CB_STOP;
+  state.visit(e);
+  return NFCT_CB_CONTINUE;
 }
 
 }  // namespace
@@ -54,23 +65,21 @@ uint32_t own_netns_inode() {
   return inode;
 }
 
-bool dump_table(const std::function<bool(const core::DumpedEntry&)>& visit) {
+core::DumpRead dump_table(const core::DumpLimit& limit, const std::function<void(const core::DumpedEntry&)>& visit) {
+  DumpState state{visit, core::DumpBudget(limit), std::chrono::steady_clock::now()};
   nfct_handle* h = nfct_open(CONNTRACK, 0);
-  if (!h) return false;
-  nfct_callback_register(h, NFCT_T_ALL, visit_entry, const_cast<void*>(static_cast<const void*>(&visit)));
+  if (!h) return state.budget.finish(false, state.elapsed());
+  nfct_callback_register(h, NFCT_T_ALL, visit_entry, &state);
   uint32_t family = AF_UNSPEC;
-  // A stop from the callback ends the read; what is left of the dump goes with the socket.
+  // A stop from the callback makes nfct_query return 0, as a whole dump does.
   const bool ok = nfct_query(h, NFCT_Q_DUMP, &family) >= 0;
   nfct_close(h);
-  return ok;
+  return state.budget.finish(ok, state.elapsed());
 }
 
-core::BySource dump_sources() {
-  core::BySource out;
-  dump_table([&](const core::DumpedEntry& e) {
-    out[{own_netns_inode(), e.l3, e.src}].inserts++;
-    return true;
-  });
+SourcesDump dump_sources(const core::DumpLimit& limit) {
+  SourcesDump out;
+  out.read = dump_table(limit, [&](const core::DumpedEntry& e) { out.sources.add({own_netns_inode(), e.l3, e.src}); });
   return out;
 }
 

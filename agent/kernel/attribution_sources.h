@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/attribution.h"
+#include "core/dump.h"
 #include "core/idle.h"
 
 namespace ctbpf::kernel {
@@ -15,13 +16,18 @@ namespace ctbpf::kernel {
 /// Inode of this process's network namespace.
 uint32_t own_netns_inode();
 
-/// Every entry of this netns's conntrack table (one ctnetlink dump, all families and zones), as plain
-/// facts, until `visit` returns false. False when ctnetlink cannot be asked.
-bool dump_table(const std::function<bool(const core::DumpedEntry&)>& visit);
+/// The entries of this netns's conntrack table (one ctnetlink dump, all families and zones), as plain
+/// facts, each to `visit`, until the table ends or `limit` stops the dump. Nothing is kept: the
+/// visitor aggregates. What was read is returned (ok false when ctnetlink cannot be asked).
+core::DumpRead dump_table(const core::DumpLimit& limit, const std::function<void(const core::DumpedEntry&)>& visit);
 
-/// Entries in this netns's conntrack table now, counted by original source address (ctnetlink dump).
-/// Empty when ctnetlink cannot be asked.
-core::BySource dump_sources();
+/// Entries in this netns's conntrack table now, counted by original source address (one dump under
+/// `limit`), and what the dump read.
+struct SourcesDump {
+  core::DumpedSources sources;
+  core::DumpRead read;
+};
+SourcesDump dump_sources(const core::DumpLimit& limit);
 
 /// Names netns inodes: the `ip netns` name (/run/netns), else the container or pod of a process
 /// living in it, else that process (pid, comm). Cached; rescans (at most once a second) when asked

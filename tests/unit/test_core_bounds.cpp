@@ -116,6 +116,21 @@ TEST_CASE("check_bound: every bound") {
     CHECK(!ok("4095", kRingBytes));
     CHECK(!ok("2147483648", kRingBytes));
   }
+  SUBCASE("--dump-max-entries, --dump-max-seconds (0: no bound)") {
+    refuses_non_numbers(kDumpEntries);
+    refuses_non_numbers(kDumpSeconds);
+    CHECK(ok("0", kDumpEntries));
+    CHECK(ok("262144", kDumpEntries));
+    CHECK(ok("100000000", kDumpEntries));
+    CHECK(!ok("100000001", kDumpEntries));
+    CHECK(!ok("1.5", kDumpEntries));
+    CHECK(!ok("-1", kDumpEntries));
+    CHECK(ok("0", kDumpSeconds));
+    CHECK(ok("0.25", kDumpSeconds));
+    CHECK(ok("3600", kDumpSeconds));
+    CHECK(!ok("-0.1", kDumpSeconds));
+    CHECK(!ok("3601", kDumpSeconds));
+  }
   SUBCASE("--lifetime-sample, --chain-sample") {
     refuses_non_numbers(kSampleOneIn);
     CHECK(ok("1", kSampleOneIn));

@@ -570,8 +570,7 @@ TEST_CASE("tcp_timeout_established: idle times of the live entries are its evide
 TEST_CASE("idle time: capped dumps and unestimated entries are listed as unmeasured") {
   auto in = healthy();
   IdleSummary idle;
-  idle.capped = true;
-  idle.cap = 262144;
+  idle.dump = {.ok = true, .entries = 4, .seconds = 0.5, .stopped = DumpStop::max_entries, .limit = {4, 2}};
   add_established(idle, in.sysctls, 3, 7000);  // idle 200 s of healthy()'s 7200
   DumpedEntry sctp;
   sctp.l4 = 132;
@@ -582,6 +581,18 @@ TEST_CASE("idle time: capped dumps and unestimated entries are listed as unmeasu
   CHECK(unmeasured(d, "idle time of every entry"));
   CHECK(unmeasured(d, "idle time of 1 entries"));
   CHECK_FALSE(unmeasured(d, "idle time per protocol"));
+  // Said in the text before the figures it qualifies, and in JSON for both dumps.
+  CHECK(doctor_text(in, d).find("\n  the ctnetlink dump stopped early: 4 of 1000 entries read in 0.5 s "
+                                "(--dump-max-entries 4)\n") != std::string::npos);
+  auto j = doctor_json(in, d);
+  CHECK(j["inputs"]["dumps"]["end"]["stopped_early"] == true);
+  CHECK(j["inputs"]["dumps"]["end"]["entries"] == 4);
+  CHECK(j["inputs"]["dumps"]["start"].is_null());
+  CHECK(j["summary"]["idle_ms"]["capped"] == true);
+  CHECK(j["summary"]["idle_ms"]["cap"] == 4);
+  // A whole dump: no such line.
+  in.idle->dump.stopped = DumpStop::none;
+  CHECK(doctor_text(in, diagnose(in)).find("stopped early") == std::string::npos);
 }
 
 TEST_CASE("idle time in doctor_json (summary.idle_ms) and doctor_text, in tracepoint mode too") {
@@ -783,9 +794,9 @@ TEST_CASE("tcp_closing_states: fires on the share of the growth, from the dump a
         std::string::npos);
 
   // A growth under 100 entries, or a capped dump at either end, says nothing.
-  in.idle_start->capped = true;
+  in.idle_start->dump.stopped = DumpStop::max_seconds;
   CHECK_FALSE(find(diagnose(in), "tcp_closing_states"));
-  in.idle_start->capped = false;
+  in.idle_start->dump.stopped = DumpStop::none;
   in.idle_start = IdleSummary{};
   add_entries(*in.idle_start, in.sysctls, kTcp, kEstablished, 1050, 5);
   add_entries(*in.idle_start, in.sysctls, kTcp, kFinWait, 60, 40);  // growth 90

@@ -348,4 +348,21 @@ TEST_CASE("top from dumps alone: live by source, growth between dumps, inserts u
   CHECK(j["inserts_per_s"].is_null());
   CHECK(j["live"] == 160);
   CHECK(j["growth"] == 60);
+
+  // A dump that stopped early holds part of the table: the growth to it, and from it to the next
+  // whole one, is unknown (null, "-"), not the difference of two different samples.
+  a.replace_live({{key("10.0.0.1"), {40, 0}}}, 1.0, false);
+  auto partial = a.top_sources(10);
+  REQUIRE(partial.rows.size() >= 1);
+  CHECK(partial.rows[0].live == 40);
+  CHECK_FALSE(partial.rows[0].growth_seen);
+  CHECK(partial.rows[0].growth == 0);
+  CHECK(top_row_json(partial.rows[0], {}, true)["growth"].is_null());
+  CHECK(top_row_json(partial.rows[0], {}, true)["growth_per_s"].is_null());
+  CHECK_FALSE(a.top_netns(10).rows[0].growth_seen);
+  a.replace_live({{key("10.0.0.1"), {170, 0}}}, 1.0);
+  CHECK_FALSE(a.top_sources(10).rows[0].growth_seen);
+  a.replace_live({{key("10.0.0.1"), {175, 0}}}, 1.0);  // two whole dumps in a row again
+  CHECK(a.top_sources(10).rows[0].growth_seen);
+  CHECK(a.top_sources(10).rows[0].growth == 5);
 }
