@@ -88,22 +88,28 @@ static __always_inline __u32 ct_netns(struct nf_conn *ct)
 }
 
 /*
- * This CPU's counts for a netns (its inode), created on first use. When the map is full, the
- * CTBPF_NETNS_OTHER bucket (created by user space before attach) takes the rest.
+ * This CPU's counts for a netns (its inode): its slot, claimed on first use, a multiplicative hash of
+ * the inode and up to CTBPF_NETNS_PROBES slots on; a netns that finds neither its slot nor a free one
+ * counts in netns_other. No map call: the slots are in this CPU's own state. Only this CPU writes
+ * them; a program nested on the same CPU (a softirq) that claims the same free slot between this one's
+ * test and write would share the slot, a window of two instructions that needs two namespaces' first
+ * entries at once.
  */
-static __always_inline struct ctbpf_netns_counts *netns_counts_of(__u32 netns)
+static __always_inline struct ctbpf_netns_counts *netns_counts_of(struct ctbpf_cpu_state *st, __u32 netns)
 {
-	struct ctbpf_netns_counts zero = {};
-	__u32 key = netns, other = CTBPF_NETNS_OTHER;
-	struct ctbpf_netns_counts *counts = bpf_map_lookup_elem(&netns_counts, &key);
+	__u32 home = (netns * 2654435761U) >> 22; /* the top 10 bits: CTBPF_NETNS_SLOTS = 1 << 10 */
 
-	if (!counts) {
-		bpf_map_update_elem(&netns_counts, &key, &zero, BPF_NOEXIST);
-		counts = bpf_map_lookup_elem(&netns_counts, &key);
+	for (__u32 i = 0; i < CTBPF_NETNS_PROBES; i++) {
+		struct ctbpf_netns_slot *slot = &st->netns[(home + i) & (CTBPF_NETNS_SLOTS - 1)];
+
+		if (slot->netns == netns)
+			return &slot->counts;
+		if (slot->netns == 0) {
+			slot->netns = netns;
+			return &slot->counts;
+		}
 	}
-	if (!counts)
-		counts = bpf_map_lookup_elem(&netns_counts, &other);
-	return counts;
+	return &st->netns_other.counts;
 }
 
 /* This CPU's counts for the entry's original source address, or NULL (counted) when the map is full. */
@@ -406,10 +412,11 @@ static __always_inline void on_delete_exit(struct nf_conn *ct, bool deleted)
 /* ---- confirm: insertion into the hash table ------------------------------------------------------ */
 
 /* `node` is the new entry's origin-direction node's next (ct_facts_read()). */
-static __always_inline __u32 record_chain_length(struct hlist_nulls_node *node, struct ctbpf_counters *c)
+static __always_inline __u32 record_chain_length(struct hlist_nulls_node *node, struct ctbpf_cpu_state *st)
 {
-	struct ctbpf_chain_hist *h;
-	__u32 zero = 0, slot;
+	struct ctbpf_counters *c = &st->counters;
+	struct ctbpf_chain_hist *h = &st->chain;
+	__u32 slot;
 	__u64 len = 1;
 	bool ended = false;
 
@@ -432,9 +439,6 @@ static __always_inline __u32 record_chain_length(struct hlist_nulls_node *node, 
 	if (!ended)
 		c->c[CTBPF_CNT_CHAIN_TRUNCATED]++;
 
-	h = bpf_map_lookup_elem(&chain_hist, &zero);
-	if (!h)
-		return (__u32)len;
 	/*
 	 * The histogram index comes from a copy of len the verifier cannot see into. Indexing with len itself
 	 * makes the verifier track len exactly, back through the walk, so it explores all that follows the
@@ -469,18 +473,17 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
  * `f` is what ct_facts_read() found; `walk_chain` is false where there is no chain to walk. The walk
  * is sampled (chain_sample_mask, serve): 1 insert in N on each CPU, by that CPU's insert count.
  */
-static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counters *c, bool walk_chain,
+static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_state *st, bool walk_chain,
 					 const struct ct_facts *f)
 {
+	struct ctbpf_counters *c = &st->counters;
 	struct ctbpf_netns_counts *netns;
 	__u32 len = 0;
 
 	c->c[CTBPF_CNT_INSERT]++;
 	keep_birth(ct);
 	c->inserts_by_proto[proto_class(f->l4) & (CTBPF_PROTO_MAX - 1)]++;
-	netns = netns_counts_of(f->netns);
-	if (netns)
-		netns->inserts++;
+	netns_counts_of(st, f->netns)->inserts++;
 	if (track_sources) {
 		netns = source_counts_of(ct);
 		if (netns)
@@ -489,7 +492,7 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_counte
 	if (track_ports)
 		count_port(ct);
 	if (walk_chain && (c->c[CTBPF_CNT_INSERT] & chain_sample_mask) == 0)
-		len = record_chain_length(f->next, c);
+		len = record_chain_length(f->next, st);
 	emit_ct_event(CTBPF_EV_INSERT, 0, ct, len);
 }
 
@@ -503,18 +506,19 @@ static __always_inline void count_refused(struct nf_conn *ct, struct ctbpf_count
  * `call` is what confirm's entry saw (skb, its entry, whether nf_ct_resolve_clash ran), or NULL when
  * the exit could not be paired with it. `reread` (kprobe family) re-reads skb's entry even when no
  * clash was seen: there nf_ct_resolve_clash is optional, and the entry a clash replaced is freed.
- * One per-CPU counters lookup serves the whole run: it runs once per new flow, and on 6.1 every such
- * lookup is a helper call (6.1's verifier inlines lookups in plain arrays only, not in per-CPU ones).
+ * One lookup of this CPU's state serves the whole run, which comes once per new flow.
  */
 static __always_inline void on_confirm_exit(const struct confirm_call *paired, int verdict, bool reread)
 {
-	struct ctbpf_counters *c = this_cpu_counters();
+	struct ctbpf_cpu_state *st = this_cpu_state();
+	struct ctbpf_counters *c;
 	struct confirm_call call;
 	struct ct_facts f;
 	struct nf_conn *ct;
 
-	if (!c)
+	if (!st)
 		return;
+	c = &st->counters;
 	if (!paired) {
 		c->c[CTBPF_CNT_CONFIRM_UNPAIRED]++;
 		return;
@@ -533,7 +537,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 			break;
 		case CTBPF_CONFIRM_DROP_AFTER_INSERT:
 			f = ct_facts_read(call.ct, false);
-			count_insert(call.ct, c, false, &f);
+			count_insert(call.ct, st, false, &f);
 			break;
 		default: /* CTBPF_CONFIRM_DROP_ALREADY_CONFIRMED: the kernel counts nothing */
 			break;
@@ -562,10 +566,10 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	 */
 	if (ct_is_nat_clash(f.status)) {
 		count_refused(ct, c, CTBPF_CNT_CLASH_RESOLVE);
-		count_insert(ct, c, false, &f);
+		count_insert(ct, st, false, &f);
 		return;
 	}
-	count_insert(ct, c, true, &f);
+	count_insert(ct, st, true, &f);
 }
 
 /*
@@ -578,32 +582,33 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 
 static __always_inline void on_check_insert_exit(struct nf_conn *ct, int err)
 {
-	struct ctbpf_counters *c = this_cpu_counters();
+	struct ctbpf_cpu_state *st = this_cpu_state();
 	struct ct_facts f;
 
-	if (!c || !ct)
+	if (!st || !ct)
 		return;
 	if (err == 0) {
 		f = ct_facts_read(ct, false);
-		count_insert(ct, c, true, &f);
+		count_insert(ct, st, true, &f);
+	} else if (err == -CTBPF_ENOSPC) {
+		count_refused(ct, &st->counters, CTBPF_CNT_CHAINTOOLONG);
 	}
-	else if (err == -CTBPF_ENOSPC)
-		count_refused(ct, c, CTBPF_CNT_CHAINTOOLONG);
 }
 
 /* ---- destroy: the entry's memory goes back to the slab ------------------------------------------- */
 
 static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_facts *f)
 {
-	struct ctbpf_counters *c = this_cpu_counters();
+	struct ctbpf_cpu_state *st = this_cpu_state();
 	struct ctbpf_netns_counts *netns;
-	struct ctbpf_lifetime_hist *h;
+	struct ctbpf_counters *c;
 	__u64 key = (__u64)ct, ms = 0;
 	struct birth *born;
-	__u32 zero = 0, cls, slot;
+	__u32 cls, slot;
 
-	if (!c)
+	if (!st)
 		return;
+	c = &st->counters;
 	c->c[CTBPF_CNT_DESTROY]++;
 	/*
 	 * Entries that never made it into the table (dropped at confirm or before it, clash losers) have
@@ -615,9 +620,7 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	}
 	cls = proto_class(f->l4) & (CTBPF_PROTO_MAX - 1);
 	c->destroys_by_proto[cls]++;
-	netns = netns_counts_of(f->netns);
-	if (netns)
-		netns->destroys++;
+	netns_counts_of(st, f->netns)->destroys++;
 	if (track_sources) {
 		netns = source_counts_of(ct);
 		if (netns)
@@ -626,15 +629,14 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	if (f->l4 == IPPROTO_TCP && f->tcp_state < CTBPF_TCP_STATES)
 		c->tcp_deaths_by_state[f->tcp_state]++;
 	born = bpf_map_lookup_elem(&births, &key);
-	h = bpf_map_lookup_elem(&lifetime_hist, &zero);
-	if (born && h && born->tag == birth_tag(ct)) {
+	if (born && born->tag == birth_tag(ct)) {
 		ms = (bpf_ktime_get_ns() - born->ns) / 1000000;
 		slot = ctbpf_log2_slot(ms);
 		/* clang knows slot < CTBPF_LOG2_SLOTS and drops the check the verifier needs */
 		barrier_var(slot);
 		if (slot < CTBPF_LOG2_SLOTS) {
-			h->slot[cls][slot]++;
-			h->sum_ms[cls] += ms;
+			st->lifetime.slot[cls][slot]++;
+			st->lifetime.sum_ms[cls] += ms;
 		}
 	}
 	emit_ct_event(CTBPF_EV_DESTROY, 0, ct, (__u32)ms);

@@ -10,26 +10,16 @@
 /* Calls inside __nf_conntrack_confirm or early_drop at once: bounded by CPUs x contexts, far below. */
 #define CTBPF_INFLIGHT_MAX 4096
 
+/* Each CPU's counts, histograms and netns slots (include/ctbpf/abi.h, struct ctbpf_cpu_state): one
+ * element per possible CPU (max_entries set by user space), mmapped by user space. A plain array, not a
+ * per-CPU one: user space can mmap it, and the verifier inlines its lookups. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct ctbpf_counters);
-} counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ctbpf_chain_hist);
-} chain_hist SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ctbpf_lifetime_hist);
-} lifetime_hist SEC(".maps");
+	__type(value, struct ctbpf_cpu_state);
+} cpu_state SEC(".maps");
 
 /*
  * Birth time of each sampled entry, keyed by its address, for lifetimes. Entries outlive any bound we
@@ -49,13 +39,6 @@ struct {
 	__type(key, __u64); /* struct nf_conn * */
 	__type(value, struct birth);
 } births SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, CTBPF_NETNS_MAX + 1); /* + the CTBPF_NETNS_OTHER bucket */
-	__type(key, __u32);
-	__type(value, struct ctbpf_netns_counts);
-} netns_counts SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -140,19 +123,19 @@ struct {
 	__type(value, struct early_drop_call);
 } early_drop_calls SEC(".maps");
 
-static __always_inline struct ctbpf_counters *this_cpu_counters(void)
+static __always_inline struct ctbpf_cpu_state *this_cpu_state(void)
 {
-	__u32 zero = 0;
+	__u32 cpu = bpf_get_smp_processor_id();
 
-	return bpf_map_lookup_elem(&counters, &zero);
+	return bpf_map_lookup_elem(&cpu_state, &cpu);
 }
 
 static __always_inline void count(enum ctbpf_counter which)
 {
-	struct ctbpf_counters *c = this_cpu_counters();
+	struct ctbpf_cpu_state *st = this_cpu_state();
 
-	if (c)
-		c->c[which]++;
+	if (st)
+		st->counters.c[which]++;
 }
 
 #endif /* CTBPF_MAPS_BPF_H */

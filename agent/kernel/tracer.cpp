@@ -1,6 +1,7 @@
 #include "kernel/tracer.h"
 
 #include <malloc.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -230,6 +231,8 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   if (!options.track_ports) bpf_map__set_max_entries(t->skel_->maps.port_counts, 1);
   if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
   bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);
+  t->cpus_ = libbpf_num_possible_cpus();
+  bpf_map__set_max_entries(t->skel_->maps.cpu_state, static_cast<uint32_t>(t->cpus_));
   bpf_map__set_max_entries(t->skel_->maps.events,
                            options.event_mask ? options.ring_bytes : static_cast<uint32_t>(getpagesize()));
 
@@ -285,13 +288,15 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
   }
   clock.lap("load+verify");
 
-  {
-    // The overflow bucket must exist before the first full map sends counts there.
-    const uint32_t other = CTBPF_NETNS_OTHER;
-    std::vector<ctbpf_netns_counts> zeros(static_cast<size_t>(libbpf_num_possible_cpus()));
-    bpf_map__update_elem(t->skel_->maps.netns_counts, &other, sizeof(other), zeros.data(),
-                         zeros.size() * sizeof(ctbpf_netns_counts), BPF_NOEXIST);
+  // An array's elements sit 8-byte aligned from the mapping's start (kernel/bpf/arraymap.c).
+  static_assert(sizeof(ctbpf_cpu_state) % 8 == 0);
+  t->cpu_state_bytes_ = sizeof(ctbpf_cpu_state) * static_cast<size_t>(t->cpus_);
+  void* state = mmap(nullptr, t->cpu_state_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(t->skel_->maps.cpu_state), 0);
+  if (state == MAP_FAILED) {
+    why_not = fmt::format("mapping the per-CPU counters failed: {}", errno_text(errno));
+    return nullptr;
   }
+  t->cpu_state_ = static_cast<const ctbpf_cpu_state*>(state);
 
   bpf_object__for_each_program(prog, t->skel_->obj) {
     if (!bpf_program__autoload(prog)) continue;
@@ -361,6 +366,7 @@ void Tracer::drain_events(const EventHandler& handler) {
 }
 
 Tracer::~Tracer() {
+  if (cpu_state_) munmap(const_cast<ctbpf_cpu_state*>(cpu_state_), cpu_state_bytes_);
   if (ring_) ring_buffer__free(ring_);
   for (auto* link : links_) bpf_link__destroy(link);
   if (skel_) conntrack_bpf__destroy(skel_);
@@ -455,50 +461,36 @@ core::Sample Tracer::sample() const {
   core::Sample s;
   s.t_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 
-  const int cpus = libbpf_num_possible_cpus();
-  const uint32_t zero = 0;
-  std::vector<ctbpf_counters> counters(static_cast<size_t>(cpus));
-  if (bpf_map__lookup_elem(skel_->maps.counters, &zero, sizeof(zero), counters.data(),
-                           counters.size() * sizeof(ctbpf_counters), 0) == 0) {
-    for (const auto& c : counters) {
-      for (size_t i = 0; i < s.counters.size(); ++i) s.counters[i] += c.c[i];
-      s.chain_max = std::max<uint64_t>(s.chain_max, c.chain_max);
-    }
-  }
-  std::vector<ctbpf_chain_hist> chains(static_cast<size_t>(cpus));
-  if (bpf_map__lookup_elem(skel_->maps.chain_hist, &zero, sizeof(zero), chains.data(),
-                           chains.size() * sizeof(ctbpf_chain_hist), 0) == 0) {
-    for (const auto& h : chains) {
-      std::array<uint64_t, CTBPF_CHAIN_SLOTS> slots;
-      std::copy(std::begin(h.slot), std::end(h.slot), slots.begin());
-      s.chain.merge(core::Histogram(core::SlotKind::chain, slots, h.sum));
-    }
-  }
-  for (const auto& c : counters) {
+  // Plain loads from the mapping, never a map syscall (struct ctbpf_cpu_state says why); each word is
+  // an aligned 8-byte load, so no count is ever read torn.
+  for (int cpu = 0; cpu < cpus_; ++cpu) {
+    const ctbpf_cpu_state& st = cpu_state_[cpu];
+    const ctbpf_counters& c = st.counters;
+    for (size_t i = 0; i < s.counters.size(); ++i) s.counters[i] += c.c[i];
+    s.chain_max = std::max<uint64_t>(s.chain_max, c.chain_max);
     for (size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
       s.inserts_by_proto[i] += c.inserts_by_proto[i];
       s.destroys_by_proto[i] += c.destroys_by_proto[i];
     }
     for (size_t i = 0; i < CTBPF_TCP_STATES; ++i) s.tcp_deaths_by_state[i] += c.tcp_deaths_by_state[i];
-  }
-  std::vector<ctbpf_lifetime_hist> lifetimes(static_cast<size_t>(cpus));
-  if (bpf_map__lookup_elem(skel_->maps.lifetime_hist, &zero, sizeof(zero), lifetimes.data(),
-                           lifetimes.size() * sizeof(ctbpf_lifetime_hist), 0) == 0) {
-    for (const auto& h : lifetimes) {
-      for (size_t p = 0; p < CTBPF_PROTO_MAX; ++p) {
-        std::array<uint64_t, CTBPF_LOG2_SLOTS> slots;
-        std::copy(std::begin(h.slot[p]), std::end(h.slot[p]), slots.begin());
-        s.lifetime[p].merge(core::Histogram(core::SlotKind::log2, slots, h.sum_ms[p]));
-      }
+    std::array<uint64_t, CTBPF_CHAIN_SLOTS> chain;
+    std::copy(std::begin(st.chain.slot), std::end(st.chain.slot), chain.begin());
+    s.chain.merge(core::Histogram(core::SlotKind::chain, chain, st.chain.sum));
+    for (size_t p = 0; p < CTBPF_PROTO_MAX; ++p) {
+      std::array<uint64_t, CTBPF_LOG2_SLOTS> slots;
+      std::copy(std::begin(st.lifetime.slot[p]), std::end(st.lifetime.slot[p]), slots.begin());
+      s.lifetime[p].merge(core::Histogram(core::SlotKind::log2, slots, st.lifetime.sum_ms[p]));
     }
+    auto add = [&](uint32_t netns, const ctbpf_netns_counts& counts) {
+      if (!counts.inserts && !counts.destroys) return;
+      auto& total = s.by_netns[netns];
+      total.inserts += counts.inserts;
+      total.destroys += counts.destroys;
+    };
+    add(CTBPF_NETNS_OTHER, st.netns_other.counts);
+    for (const auto& slot : st.netns)
+      if (slot.netns) add(slot.netns, slot.counts);
   }
-  for_each_percpu_entry<uint32_t, ctbpf_netns_counts>(skel_->maps.netns_counts, [&](uint32_t netns, const auto& per_cpu) {
-    auto& total = s.by_netns[netns];
-    for (const auto& c : per_cpu) {
-      total.inserts += c.inserts;
-      total.destroys += c.destroys;
-    }
-  });
   // The kernel skips a program rather than recurse into it (e.g. a probe firing inside another
   // ctbpf program on the same CPU); each skip is a missed count, so it is reported.
   bpf_program* prog;

@@ -89,6 +89,10 @@ private:
   bool kprobe_misses_reported_ = false;
   ring_buffer* ring_ = nullptr;
   const EventHandler* handler_ = nullptr;  // set only while polling
+  // The `cpu_state` map, mmapped read-only: one struct ctbpf_cpu_state per possible CPU.
+  const ctbpf_cpu_state* cpu_state_ = nullptr;
+  size_t cpu_state_bytes_ = 0;
+  int cpus_ = 0;
 };
 
 }  // namespace ctbpf::kernel

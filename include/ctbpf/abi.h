@@ -57,14 +57,22 @@ struct ctbpf_counters {
 	__u64 tcp_deaths_by_state[CTBPF_TCP_STATES];
 };
 
-/* Per-netns counts (PERCPU_HASH keyed by netns inode). Netns beyond the bound go to key
- * CTBPF_NETNS_OTHER, so a node with 10,000 namespaces costs what one with CTBPF_NETNS_MAX does. */
-#define CTBPF_NETNS_MAX 1024
+/* Per-netns counts: CTBPF_NETNS_SLOTS slots per CPU (struct ctbpf_cpu_state), found by a hash of the
+ * netns inode and up to CTBPF_NETNS_PROBES steps from it. A netns that finds none counts in the
+ * CTBPF_NETNS_OTHER slot, so a node with 10,000 namespaces costs what one with a thousand does. */
+#define CTBPF_NETNS_SLOTS 1024 /* a power of two */
+#define CTBPF_NETNS_PROBES 16
 #define CTBPF_NETNS_OTHER 0
 
 struct ctbpf_netns_counts {
 	__u64 inserts;
 	__u64 destroys; /* confirmed entries only */
+};
+
+struct ctbpf_netns_slot {
+	__u32 netns; /* inode; 0: free */
+	__u32 _pad;
+	struct ctbpf_netns_counts counts;
 };
 
 /* Per-source counts for "who fills the table" (PERCPU_HASH, bounded; a source that finds the map full
@@ -99,6 +107,21 @@ struct ctbpf_chain_hist {
 struct ctbpf_lifetime_hist {
 	__u64 slot[CTBPF_PROTO_MAX][CTBPF_LOG2_SLOTS];
 	__u64 sum_ms[CTBPF_PROTO_MAX];
+};
+
+/*
+ * Everything one CPU counts, in one element of the `cpu_state` array (one element per possible CPU,
+ * mmapped by user space). Programs write only their own CPU's element. User space reads the mapping
+ * with plain loads, never with a map syscall: a syscall's copy holds the CPU's bpf_prog_active
+ * (bpf_disable_instrumentation(), kernel/bpf/syscall.c) and can be preempted holding it, and the
+ * kernel skips every kprobe program on that CPU meanwhile (a softirq's confirm included).
+ */
+struct ctbpf_cpu_state {
+	struct ctbpf_counters counters;
+	struct ctbpf_chain_hist chain;
+	struct ctbpf_lifetime_hist lifetime;
+	struct ctbpf_netns_slot netns_other; /* CTBPF_NETNS_OTHER: netns that found no slot */
+	struct ctbpf_netns_slot netns[CTBPF_NETNS_SLOTS];
 };
 
 /* Ring-buffer event kinds; user space enables them with the `event_mask` rodata (1 << kind). */
@@ -191,6 +214,12 @@ CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * 
 		    "lifetime_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_counts) == 16, "ctbpf_netns_counts layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_slot) == 24, "ctbpf_netns_slot layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_cpu_state) ==
+			    sizeof(struct ctbpf_counters) + sizeof(struct ctbpf_chain_hist) +
+				    sizeof(struct ctbpf_lifetime_hist) + 24 * (CTBPF_NETNS_SLOTS + 1),
+		    "ctbpf_cpu_state layout");
+CTBPF_STATIC_ASSERT((CTBPF_NETNS_SLOTS & (CTBPF_NETNS_SLOTS - 1)) == 0, "CTBPF_NETNS_SLOTS: a power of two");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_source_key) == 24, "ctbpf_source_key layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_port_key) == 4, "ctbpf_port_key layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event_budget) == 16, "ctbpf_event_budget layout");
