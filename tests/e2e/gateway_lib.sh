@@ -198,11 +198,11 @@ in_client() {
 
 # confirm_unpaired_allowed MODE: how many confirm returns the scenario lets go unpaired, as ctbpf
 # reported them. fentry: none (fexit sees the skb). kprobe: the kernel skips a kprobe program while
-# the CPU's bpf_prog_active is held (another BPF program, or a map syscall's copy, which can be
-# preempted holding it); a skipped entry program leaves its return unpaired, counted in
-# probe_misses.confirm_unpaired, never silent, and the tests check exactly that accounting. ctbpf's
-# own counter reads no longer take it (they read a memory mapping): 0 unpaired in every run since,
-# where 6.12 once skipped 2 runs (probe_misses.recursion) and lost an insert with the reads by syscall.
+# the CPU's bpf_prog_active is held: by a map syscall's copy (which can be preempted holding it; ctbpf's
+# own reads no longer make one, they read a memory mapping), or by another kprobe program that a
+# softirq interrupted (a free or delete in process context, e.g. conntrack's gc worker, while a
+# forwarded packet's confirm comes in). A skipped entry program leaves its return unpaired, counted in
+# probe_misses.confirm_unpaired, never silent, and the tests check exactly that accounting.
 confirm_unpaired_allowed() {
 	if [ "$1" = kprobe ]; then summary .probe_misses.confirm_unpaired; else echo 0; fi
 }
