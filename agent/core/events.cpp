@@ -124,6 +124,9 @@ std::string event_line(const ctbpf_event& e, double t_s) {
   if (e.kind == CTBPF_EV_DROP) extra = " cause=" + cause_name(e.cause);
   if (e.kind == CTBPF_EV_INSERT) extra = fmt::format(" chain={}", e.value);
   if (e.kind == CTBPF_EV_DESTROY) extra = fmt::format(" lifetime={}ms", e.value);
+  // A table_full drop has no tuple: the full table refuses the flow before anything ctbpf hooks sees it.
+  if (e.l3 == 0)
+    return fmt::format("t={:.3f}s {} (flow not seen) netns={}{}", t_s, kind_name(e.kind), e.netns, extra);
   return fmt::format("t={:.3f}s {} {} {}:{} -> {}:{} netns={} zone={}{}", t_s, kind_name(e.kind),
                      l4_name(e.l4), address(e.l3, e.saddr), e.sport, address(e.l3, e.daddr), e.dport,
                      e.netns, e.zone, extra);

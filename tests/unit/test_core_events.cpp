@@ -49,6 +49,11 @@ TEST_CASE("event JSON names the tuple and the cause") {
   CHECK(j["proto"] == "udp");
   CHECK(j["dport"] == 53);
   CHECK(event_line(udp_drop(), 1.5).find("10.1.2.3:5353 -> 127.0.0.1:53") != std::string::npos);
+  ctbpf_event full{};
+  full.kind = CTBPF_EV_DROP;
+  full.cause = CTBPF_CNT_TABLE_FULL;
+  full.netns = 4026531840U;
+  CHECK(event_line(full, 2.0) == "t=2.000s drop (flow not seen) netns=4026531840 cause=table_full");
 }
 
 TEST_CASE("event kinds parse, unknown ones are an error") {
