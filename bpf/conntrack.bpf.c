@@ -270,10 +270,10 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 	struct ct_facts f = {};
 	struct net *net;
 
+	/* A failed span read (never seen) falls back to reading field by field, never to made-up zeros. */
 	if (first < l4_at && l4_at < net_at && first < status_at && status_at < net_at &&
-	    net_at + 8 - first <= sizeof(span) && (status_at - first) % 8 == 0 && (net_at - first) % 8 == 0) {
-		if (bpf_probe_read_kernel(span, net_at + 8 - first, (void *)ct + first))
-			return f;
+	    net_at + 8 - first <= sizeof(span) && (status_at - first) % 8 == 0 && (net_at - first) % 8 == 0 &&
+	    bpf_probe_read_kernel(span, net_at + 8 - first, (void *)ct + first) == 0) {
 		f.next = (struct hlist_nulls_node *)span[0];
 		f.status = span[(status_at - first) / 8];
 		f.l4 = ((__u8 *)span)[l4_at - first];
