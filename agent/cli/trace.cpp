@@ -38,6 +38,7 @@ struct TraceOptions {
   uint32_t ring_bytes = 1 << 20;
   uint64_t events_rate = 1000;  // event lines per second at most; 0 = unlimited
   uint32_t lifetime_one_in = 8;
+  std::optional<uint32_t> chain_one_in;  // --chain-sample; unset: 16, or 1 with insert events
   std::string record_dir;        // --record: the flight recorder writes snapshots here; empty = off
   core::RecorderOptions record;  // its limits (--record-before, --record-after, ...)
   std::size_t top = 0;           // --top: the busiest N sources in the summary; 0 = not tracked
@@ -92,6 +93,8 @@ kernel::Tracer::Options tracer_options(const TraceOptions& options) {
                                         getpagesize(), options.ring_bytes));
   o.ring_bytes = options.ring_bytes;
   o.lifetime_one_in = options.lifetime_one_in;
+  // An insert event carries its chain's length, so asking for them walks every chain unless told not to.
+  o.chain_one_in = options.chain_one_in.value_or((o.event_mask & (1u << CTBPF_EV_INSERT)) ? 1 : 16);
   // Per-source counts cost a hash update per insert and destroy in the kernel: only when asked.
   o.track_sources = options.top > 0;
   return o;
@@ -228,7 +231,7 @@ int run_trace(const TraceOptions& options) {
   auto emit = [&](const core::Report& r) {
     if (live) {
       auto total = aggregator.summary();
-      core::ScreenInput in{tracer->mode(), &r, &total, limiter.suppressed(), terminal_width()};
+      core::ScreenInput in{tracer->mode(), &r, &total, limiter.suppressed(), terminal_width(), obs.chain_one_in};
       std::fputs(core::render_screen(in).c_str(), stdout);
       std::fflush(stdout);
     } else if (options.json) {
@@ -268,7 +271,7 @@ int run_trace(const TraceOptions& options) {
                    {"unavailable", no_events ? nlohmann::json(*no_events) : nlohmann::json(nullptr)}};
     print(j.dump());
   } else {
-    std::fputs(core::summary_text(summary, tracer->mode(), &attribution).c_str(), stdout);
+    std::fputs(core::summary_text(summary, tracer->mode(), &attribution, obs.chain_one_in).c_str(), stdout);
     if (no_events)
       std::printf("  events: none (%s)\n", no_events->c_str());
     else if (topts.event_mask)
@@ -320,6 +323,12 @@ Command add_trace(CLI::App& parent) {
                   "Keep lifetimes for 1 entry in N (power of two), chosen at random")
       ->check(bounded(core::kSampleOneIn))
       ->default_val(8);
+  cmd->add_option("--chain-sample", o->chain_one_in,
+                  "Walk the hash chain of 1 insert in N (power of two) on each CPU for the chain-length\n"
+                  "histogram: the walk is the costliest part of an insert's program (a read per node).\n"
+                  "Counts and drops stay exact; the summary says when chains are sampled. Default 16,\n"
+                  "or 1 with --events insert (each insert line carries its chain's length)")
+      ->check(bounded(core::kSampleOneIn));
   cmd->add_option("--top", o->top,
                   "Also count entries per source address (kernel work on every insert) and put the\n"
                   "busiest N, by live entries and by inserts, in the summary (\"by_source\")")

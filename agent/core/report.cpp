@@ -316,7 +316,10 @@ std::string report_text(const json& doc, int width) {
                      num(s["inserts"]), per_s(s["inserts"], duration), num(s["destroys"]),
                      per_s(s["destroys"], duration), num(s["deletes"]));
   out += "  " + table_line(s["table"]) + "  growth " + growth_text(s["table"]) + "\n";
-  out += "  " + histogram_line("chain length", s["chain_length"]) + "\n";
+  out += "  " + histogram_line("chain length", s["chain_length"]);
+  if (s["chain_length"].value("sampled_one_in", 1) > 1)
+    out += fmt::format("  (1 insert in {} per CPU walked)", num(s["chain_length"]["sampled_one_in"]));
+  out += "\n";
   out += "  " + histogram_line("lifetime ms", s["lifetime_ms"]);
   if (s["lifetime_ms"].contains("sampled_one_in"))
     out += fmt::format("  (1 entry in {} sampled)", num(s["lifetime_ms"]["sampled_one_in"]));

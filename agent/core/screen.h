@@ -12,6 +12,7 @@ struct ScreenInput {
   const Report* total = nullptr;     // since start
   uint64_t events_suppressed = 0;
   int width = 100;
+  uint32_t chain_one_in = 1;  // chains walked for 1 insert in this many per CPU
 };
 
 /// The frame, starting with the escape codes that home the cursor and clear the screen.

@@ -6,7 +6,7 @@
 # Every mode: drops.chaintoolong and drops.insert_failed = the kernel's deltas (> 0); netfilter_drops
 # = those refused datagrams + the nft drop rule's counter (the inserted ones).
 # fentry/kprobe: allocs = N, inserts = `conntrack -C`, inserts + chaintoolong = N, destroys =
-# chaintoolong, chain_length.count = inserts, chain_length.max >= 49 (an insert is refused only past a
+# chaintoolong, chain_length.count = inserts (--chain-sample 1: every chain walked), chain_length.max >= 49 (an insert is refused only past a
 # chain of 50). tracepoint: inserts and chain_length are null.
 # Before 5.15 there is no chain limit and no counter: the same flood is all inserted, and
 # drops.chaintoolong must be null while everything else still equals the kernel's.
@@ -23,7 +23,7 @@ buckets=$(cat /proc/sys/net/netfilter/nf_conntrack_buckets)
 limit=1
 kernel_counts_chaintoolong || limit=0
 [ "$limit" = 1 ] || log "$(uname -r) predates the chain limit (5.15): no chaintoolong counter"
-start_trace "$mode"
+start_trace "$mode" --chain-sample 1
 chaintoolong0=0
 [ "$limit" = 0 ] || chaintoolong0=$(ct_stat chaintoolong)
 insert_failed0=$(ct_stat insert_failed)

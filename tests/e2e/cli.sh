@@ -27,7 +27,7 @@ for args in "trace -i 1e10 -d 1" "trace -i 1e12 -d 2" "trace -i 0.01" "trace -d 
 	"snapshot -o x.json -d inf" "snapshot -o x.json -i nan" "serve -i 1e10" "serve --record-every inf" \
 	"serve --record-keep 0" "serve --record-max-age 1e300" "serve --drop-events-rate -1" "trace --top 2.5" \
 	"trace --events-rate 1e99" "trace --ring-size 1e10" "trace --lifetime-sample inf" "trace --lifetime-sample 3" \
-	"serve --lifetime-sample 12" "serve --chain-sample 3" "snapshot -o x.json --lifetime-sample 6" \
+	"serve --lifetime-sample 12" "serve --chain-sample 3" "trace --chain-sample 0" "snapshot -o x.json --lifetime-sample 6" \
 	"trace --record-quiet nan" "trace --record-before 1e6"; do
 	# shellcheck disable=SC2086 # word splitting wanted: one string per command line
 	run_ctbpf 2 $args

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # flows.sh MODE N: exactly N new UDP flows in a fresh netns while `ctbpf trace --mode MODE` runs.
 # fentry/kprobe: allocs = inserts = N = `conntrack -C`; after `conntrack -F`, destroys = deletes = N.
+# trace's default walks the chain of 1 insert in 16 per CPU: chain_length.count is in (N/16 - CPUs, N/16].
 # tracepoint: those counts are null (unobservable), never a made-up 0.
 # Every mode: netfilter_drops = the nft drop rule's counter (N), and lost_events = 0.
 source "$(dirname "$0")/lib.sh"
@@ -28,7 +29,9 @@ else
 	expect inserts "$(summary .inserts)" "$count"
 	expect destroys "$(summary .destroys)" "$n"
 	expect deletes "$(summary .deletes)" "$n"
-	expect "chain_length.count" "$(summary .chain_length.count)" "$n"
+	expect "chain_length.sampled_one_in" "$(summary .chain_length.sampled_one_in)" 16
+	expect "chain_length.count, 1 in 16 per CPU: above N/16 - CPUs and at most N/16" \
+		"$(summary ".chain_length.count | . > ($n / 16 - $(nproc)) and . <= ($n / 16)")" true
 fi
 expect "nft drop counter" "$dropped" "$n"
 expect_netfilter_drops "$dropped"

@@ -23,7 +23,7 @@ ip netns exec "$NS" "$CTBPF_BIN" snapshot --mode "$mode" -d 900 -i 1 --lifetime-
 snap_pid=$!
 BG_PIDS+=("$snap_pid")
 wait_file "$WORK/snap.ready" "$snap_pid" "ctbpf snapshot"
-start_trace "$mode" --lifetime-sample 1
+start_trace "$mode" --lifetime-sample 1 --chain-sample 1 # every chain, as snapshot walks them
 
 in_ns_bg "$CTBPF_FLOWGEN" tcp-listen --addr 127.0.0.1 --port "$port" --ready "$WORK/listen.ready"
 wait_file "$WORK/listen.ready" "${BG_PIDS[-1]}" "flowgen tcp-listen"

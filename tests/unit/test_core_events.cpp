@@ -98,6 +98,8 @@ TEST_CASE("the live screen shows fill, drops and histogram bars") {
   CHECK(frame.find(" 50.0%") != std::string::npos);
   CHECK(frame.find("chaintoolong") != std::string::npos);
   CHECK(frame.find("inserts 100/s") != std::string::npos);
+  CHECK(frame.find("chain length at insert (total)") != std::string::npos);
+  CHECK(render_screen({Mode::fentry, &*iv, &total, 0, 100, 16}).find("(total, 1 insert in 16 per CPU)") != std::string::npos);
   CHECK(bar(0.5, 10) == "#####.....");
 }
 

@@ -92,6 +92,9 @@ TEST_CASE("text report: the summary's numbers and one row per bar") {
   CHECK(text.find("  allocs 1150  inserts 1000 (100/s)  destroys 400 (40/s)  deletes 0\n") != std::string::npos);
   // p99's slot is [32, 63]; the kernel's exact longest chain (40) bounds it.
   CHECK(text.find("  chain length: n 1000  mean 21.5  p50 3  p99 40  max 40\n") != std::string::npos);
+  auto sampled = doc;
+  sampled["summary"]["chain_length"]["sampled_one_in"] = 16;
+  CHECK(report_text(sampled, 100).find("max 40  (1 insert in 16 per CPU walked)\n") != std::string::npos);
   auto chain_rows = rows_under(text, report_charts(doc)[1].title);
   CHECK(chain_rows.size() == 33);
   CHECK(chain_rows[3].find(" 3 500 |#") != std::string::npos);

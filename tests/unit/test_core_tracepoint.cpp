@@ -258,6 +258,9 @@ TEST_CASE("percentiles never above the max") {
   CHECK(j["chain_length"]["p99"] == 40);
   CHECK(j["chain_length"]["max"] == 40);
   CHECK(summary_text(s, Mode::fentry).find("p99 40 max 40") != std::string::npos);
+  // Sampled walks are said wherever the histogram is shown; every walk is not.
+  CHECK(summary_text(s, Mode::fentry, nullptr, 16).find("chain length (1 insert in 16 per CPU): n") != std::string::npos);
+  CHECK(summary_text(s, Mode::fentry).find("chain length: n") != std::string::npos);
 }
 
 TEST_CASE("report of a tracepoint snapshot: timelines of the table, its growth and the drops") {
