@@ -40,3 +40,38 @@ stop_tracer() {
 	kill -KILL "$1" 2>/dev/null || true
 	wait "$1" 2>/dev/null || true
 }
+
+# The big table of issue 18: nf_conntrack_max 2097152 and 262144 buckets. Both are global:
+# big_table_sizes saves them (in $WORK) and sets them, big_table_restore puts them back (after the
+# entries' netns is gone: a hashsize change rehashes every entry left).
+readonly BIG_MAX=2097152 BIG_BUCKETS=262144 FILL_PER_SOURCE=40000
+big_table_sizes() {
+	cat /proc/sys/net/netfilter/nf_conntrack_max >"$WORK/saved_max"
+	cat /sys/module/nf_conntrack/parameters/hashsize >"$WORK/saved_hashsize"
+	echo $BIG_MAX >/proc/sys/net/netfilter/nf_conntrack_max
+	echo $BIG_BUCKETS >/sys/module/nf_conntrack/parameters/hashsize
+}
+big_table_restore() {
+	[ ! -s "$WORK/saved_max" ] || cat "$WORK/saved_max" >/proc/sys/net/netfilter/nf_conntrack_max
+	[ ! -s "$WORK/saved_hashsize" ] || cat "$WORK/saved_hashsize" >/sys/module/nf_conntrack/parameters/hashsize
+}
+
+# fill_to NETNS N: live entries 0..N-1 exist in NETNS (a flood_netns one, with a long UDP timeout):
+# entry i is a datagram from 127.0.0.(2 + i / 40000) to port 20000 + i % 40000, so each is a distinct
+# tuple. $made counts what exists; appends the seconds it took to $WORK/fill_s.
+made=0
+fill_to() {
+	local s first count sent refused t0
+	t0=$(date +%s.%N)
+	while ((made < $2)); do
+		s=$((made / FILL_PER_SOURCE)) first=$((made % FILL_PER_SOURCE))
+		count=$((FILL_PER_SOURCE - first))
+		((made + count <= $2)) || count=$(($2 - made))
+		# A here-string, not <(...): the guest has no /dev/fd.
+		read -r sent refused <<<"$(ip netns exec "$1" "$CTBPF_FLOWGEN" udp --src "127.0.$((s / 250)).$((2 + s % 250))" \
+			--port $((20000 + first)) --count "$count" 2>/dev/null)"
+		[ "$refused" = 0 ] || { echo "fill_to: $refused datagrams refused (table full?)" >&2; exit 1; }
+		made=$((made + sent))
+	done
+	echo "$(date +%s.%N) - $t0" | bc -l >>"$WORK/fill_s"
+}

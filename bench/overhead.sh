@@ -13,7 +13,11 @@
 # the cheapest useful tracer of conntrack there is. Also printed per CONFIG: the tracer's
 # peak RSS (VmHWM: start-up, while libbpf parses the kernel's BTF), its RSS once the flood is done
 # (VmRSS: what it holds while it runs) and its user+system CPU seconds per 100k flows (medians).
+# With CTBPF_BENCH_LIVE_ENTRIES=N, N live entries (unreplied UDP flows, one-hour timeout) sit in a
+# netns of their own through every round, in issue 18's big table (nf_conntrack_max 2097152, 262144
+# buckets; restored at exit): the flood's inserts then meet the chains a big table has.
 # Run it where the attach families work, e.g.: tests/vm/vmrun -- bench/overhead.sh 7 20000 --mode,fentry
+# (a million live entries need ~1 GB more guest memory: vmrun --mem 4096).
 set -euo pipefail
 : "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}" "${CTBPF_FLOWGEN:?set CTBPF_FLOWGEN to flowgen}"
 rounds=${1:-7} flows=${2:-20000}
@@ -21,10 +25,18 @@ shift 2 || true
 configs=("none" "${@:-trace,--mode,fentry}")
 
 NS=ctbpf-bench-$$
+FILL=ctbpf-bench-fill-$$
 WORK=$(mktemp -d)
-trap 'pkill -f "ready-file $WORK" 2>/dev/null || true; ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/lib.sh"
+trap 'pkill -f "ready-file $WORK" 2>/dev/null || true; ip netns del $NS 2>/dev/null || true
+	ip netns del $FILL 2>/dev/null || true; big_table_restore; rm -rf "$WORK"' EXIT
 flood_netns
+if [ -n "${CTBPF_BENCH_LIVE_ENTRIES:-}" ]; then
+	big_table_sizes
+	NS=$FILL flood_netns
+	ip netns exec "$FILL" sh -c 'echo 3600 >/proc/sys/net/netfilter/nf_conntrack_udp_timeout'
+	fill_to "$FILL" "$CTBPF_BENCH_LIVE_ENTRIES"
+fi
 
 # flood I: one flood under configs[I]; appends flows/s, and the tracer's peak and current RSS (kB)
 # and CPU seconds per 100k flows, to $WORK/{rates,rss,now,cpu}.I.
@@ -81,7 +93,7 @@ done
 # drifts between rounds, and a ratio within one round cancels that drift. min-max shows the spread.
 base=$(median <"$WORK/rates.0")
 ratios() { paste "$WORK/rates.$1" "$WORK/rates.0" | awk '{print $1 / $2}'; }
-echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows"
+echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows${CTBPF_BENCH_LIVE_ENTRIES:+, with $CTBPF_BENCH_LIVE_ENTRIES live entries in $BIG_BUCKETS buckets (filled in $(printf %.0f "$(cat "$WORK/fill_s")") s)}"
 printf '| %-44s | %14s | %6s | %13s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "round ratios" \
 	"peak RSS (MB)" "RSS after (MB)" "CPU s / 100k flows"
 echo "|----------------------------------------------|----------------|--------|---------------|---------------|----------------|-------------------|"

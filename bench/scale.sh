@@ -18,14 +18,13 @@ set -euo pipefail
 : "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}" "${CTBPF_FLOWGEN:?set CTBPF_FLOWGEN to flowgen}"
 big=${1:-1000000} small=${2:-10000}
 BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
-readonly per_source=40000 max_entries=2097152 buckets=262144
-((big <= 250 * per_source && small < big)) || { echo "scale.sh: need SMALL < ENTRIES <= $((250 * per_source))" >&2; exit 2; }
+source "$(dirname "$0")/lib.sh"
+((big <= 250 * FILL_PER_SOURCE && small < big)) || { echo "scale.sh: need SMALL < ENTRIES <= $((250 * FILL_PER_SOURCE))" >&2; exit 2; }
 start_s=$(date +%s)
 
 NS=ctbpf-scale-$$
 QUIET=ctbpf-scale-quiet-$$ # no rules, so no conntrack: serve and the scraper live here, out of the counts
 WORK=$(mktemp -d)
-saved_max='' saved_hashsize=''
 TIME_PIDS=()
 cleanup() {
 	local p
@@ -34,43 +33,19 @@ cleanup() {
 	# change rehashes every entry left).
 	ip netns del "$NS" 2>/dev/null || true
 	ip netns del "$QUIET" 2>/dev/null || true
-	[ -z "$saved_max" ] || echo "$saved_max" >/proc/sys/net/netfilter/nf_conntrack_max
-	[ -z "$saved_hashsize" ] || echo "$saved_hashsize" >/sys/module/nf_conntrack/parameters/hashsize
+	big_table_restore
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 children() { cat "/proc/$1/task/$1/children" 2>/dev/null || true; }
-source "$(dirname "$0")/lib.sh"
 
 flood_netns # loads the modules; NS with loopback up, conntrack on, the flood's UDP dropped on input
 ip netns add "$QUIET"
 ip -n "$QUIET" link set lo up
-saved_max=$(cat /proc/sys/net/netfilter/nf_conntrack_max)
-saved_hashsize=$(cat /sys/module/nf_conntrack/parameters/hashsize)
-echo "$max_entries" >/proc/sys/net/netfilter/nf_conntrack_max
-echo "$buckets" >/sys/module/nf_conntrack/parameters/hashsize
+big_table_sizes
 ip netns exec "$NS" sh -c 'echo 3600 >/proc/sys/net/netfilter/nf_conntrack_udp_timeout'
 inode=$(stat -L -c %i "/run/netns/$NS")
 ct_count() { ip netns exec "$NS" conntrack -C; }
-
-# fill_to N: live entries 0..N-1 exist: entry i is a datagram from 127.0.0.(2 + i / 40000) to port
-# 20000 + i % 40000, so each is a distinct tuple. Appends the seconds it took to $WORK/fill_s.
-made=0
-fill_to() {
-	local s first count sent refused t0
-	t0=$(date +%s.%N)
-	while ((made < $1)); do
-		s=$((made / per_source)) first=$((made % per_source))
-		count=$((per_source - first))
-		((made + count <= $1)) || count=$(($1 - made))
-		# A here-string, not <(...): the guest has no /dev/fd.
-		read -r sent refused <<<"$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --src "127.0.$((s / 250)).$((2 + s % 250))" \
-			--port $((20000 + first)) --count "$count" 2>/dev/null)"
-		[ "$refused" = 0 ] || { echo "scale.sh: $refused datagrams refused (table full?)" >&2; exit 1; }
-		made=$((made + sent))
-	done
-	echo "$(date +%s.%N) - $t0" | bc -l >>"$WORK/fill_s"
-}
 
 # start NAME NETNS ARGS...: ctbpf ARGS in NETNS under GNU time (for its peak RSS), until every program
 # is attached. ip netns exec execs time in place: $! is time, its one child is ctbpf ($pid).
@@ -154,7 +129,7 @@ label() {
 save() { for f in rss maps maxrss out; do cp "$WORK/$1.$f" "$WORK/$1.$f.$2" 2>/dev/null || true; done; }
 
 # 1. SMALL entries.
-fill_to "$small"
+fill_to "$NS" "$small"
 for name in serve trace top top_tp doctor snapshot; do
 	# shellcheck disable=SC2086 # args are words
 	run "$name" "$(netns_of $name)" ${args[$name]}
@@ -167,7 +142,7 @@ start serve "$QUIET" ${args[serve]}
 # shellcheck disable=SC2086
 start trace "$NS" ${args[trace]}
 count_before=$(ct_count)
-fill_to "$big"
+fill_to "$NS" "$big"
 count_after=$(ct_count)
 sleep 2.5 # serve's page is rendered every interval (-i 1): one after the last flow
 metrics=$(ip netns exec "$QUIET" curl -s http://127.0.0.1:9650/metrics)
@@ -197,7 +172,7 @@ final_count=$(ct_count)
 mb() { [ -s "$1" ] && awk '{printf "%.1f", $1 / 1024}' "$1" || echo -; }
 field() { [ -s "$1" ] && cut -d' ' -f"$2" "$1" || echo -; }
 kib() { [ "$1" = - ] && echo - || awk -v b="$1" 'BEGIN {printf "%.0f", b / 1024}'; }
-echo "kernel $(uname -r), $(nproc) CPUs; nf_conntrack_max $max_entries, $buckets buckets; $small then $big live UDP entries"
+echo "kernel $(uname -r), $(nproc) CPUs; nf_conntrack_max $BIG_MAX, $BIG_BUCKETS buckets; $small then $big live UDP entries"
 echo "(the fill to $big made $fill_rate entries/s with serve and trace attached)"
 echo
 echo "| command | BPF maps | map KiB, $small | map KiB, $big | RSS MB, $small | RSS MB, $big | peak RSS MB, $small | peak RSS MB, $big | ctnetlink dump, $small | ctnetlink dump, $big |"
