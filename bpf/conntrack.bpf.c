@@ -703,7 +703,7 @@ int BPF_PROG(fexit_confirm, struct sk_buff *skb, int ret)
 	struct confirm_call call;
 
 	if (!take_clash_note(skb, &call))
-		call = confirm_call_of(skb);
+		call = (struct confirm_call){ .skb = skb, .ct = skb_conntrack_typed(skb) };
 	/* One call site: clang inlines on_confirm_exit() (and its chain walk) once, the verifier walks it once. */
 	on_confirm_exit(&call, ret, false);
 	return 0;

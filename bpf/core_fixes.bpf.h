@@ -30,6 +30,14 @@ static __always_inline struct nf_conn *skb_conntrack(struct sk_buff *skb)
 	return (struct nf_conn *)BPF_CORE_READ((struct sk_buff___nfct_ptr *)skb, nfct);
 }
 
+/* The same for a typed (BTF) skb, fentry/fexit's: a load the verifier allows, no helper call. */
+static __always_inline struct nf_conn *skb_conntrack_typed(struct sk_buff *skb)
+{
+	if (bpf_core_field_exists(skb->_nfct))
+		return (struct nf_conn *)(skb->_nfct & CTBPF_NFCT_PTRMASK);
+	return (struct nf_conn *)((struct sk_buff___nfct_ptr *)skb)->nfct;
+}
+
 /*
  * IPS_NAT_CLASH (5.6) marks an entry that confirm inserted in the reply direction only after an
  * unresolvable origin-direction clash: a clash resolved without a drop, not a new flow. Kernels without
