@@ -92,11 +92,16 @@ done
 # A config's ratio is the median over rounds of its rate over the same round's baseline: TCG timing
 # drifts between rounds, and a ratio within one round cancels that drift. min-max shows the spread.
 base=$(median <"$WORK/rates.0")
-ratios() { paste "$WORK/rates.$1" "$WORK/rates.0" | awk '{print $1 / $2}'; }
+ratios() { paste "$WORK/rates.$1" "$WORK/rates.${2:-0}" | awk '{print $1 / $2}'; }
+# With the peer in the run, each config's rate over the peer's in the same round (median): the
+# comparison issue 18 asks for, paired within rounds like the baseline ratio, not a difference of two
+# medians whose spreads overlap.
+peer=
+for i in "${!configs[@]}"; do [ "${configs[$i]}" != oneliner ] || peer=$i; done
 echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows${CTBPF_BENCH_LIVE_ENTRIES:+, with $CTBPF_BENCH_LIVE_ENTRIES live entries in $BIG_BUCKETS buckets (filled in $(printf %.0f "$(cat "$WORK/fill_s")") s)}"
-printf '| %-44s | %14s | %6s | %13s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "round ratios" \
-	"peak RSS (MB)" "RSS after (MB)" "CPU s / 100k flows"
-echo "|----------------------------------------------|----------------|--------|---------------|---------------|----------------|-------------------|"
+printf '| %-44s | %14s | %6s | %13s | %8s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "round ratios" \
+	"vs peer" "peak RSS (MB)" "RSS after (MB)" "CPU s / 100k flows"
+echo "|----------------------------------------------|----------------|--------|---------------|----------|---------------|----------------|-------------------|"
 for i in "${!configs[@]}"; do
 	m=$(median <"$WORK/rates.$i")
 	name=${configs[$i]//,/ }
@@ -114,6 +119,8 @@ for i in "${!configs[@]}"; do
 		cpu=$(printf '%.3f' "$(median <"$WORK/cpu.$i")")
 	fi
 	spread=$(ratios "$i" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
-	printf '| %-44s | %14.0f | %6.3f | %13s | %13s | %14s | %17s |\n' "$name" "$m" "$(ratios "$i" | median)" "$spread" \
-		"$rss" "$now" "$cpu"
+	vs_peer=-
+	[ -z "$peer" ] || vs_peer=$(printf '%.3f' "$(ratios "$i" "$peer" | median)")
+	printf '| %-44s | %14.0f | %6.3f | %13s | %8s | %13s | %14s | %17s |\n' "$name" "$m" "$(ratios "$i" | median)" "$spread" \
+		"$vs_peer" "$rss" "$now" "$cpu"
 done
