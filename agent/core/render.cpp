@@ -327,10 +327,6 @@ std::string kernel_stats_text(const KernelStats& k) {
                      text(k.chaintoolong));
 }
 
-std::string sampled_text(uint32_t chain_one_in) {
-  return chain_one_in > 1 ? fmt::format(", 1 insert in {} per CPU", chain_one_in) : "";
-}
-
 std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32_t chain_one_in) {
   const auto& t = r.totals;
   std::string out = fmt::format("ctbpf summary ({} mode, {:.1f} s)\n", to_string(mode), r.duration());
@@ -342,7 +338,7 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32
                      r.growth ? fmt::format("{:+}", *r.growth) : "-", growth_text(r));
   if (t.chain && t.chain->count())
     out += fmt::format("  chain length{}: n {} mean {:.1f} p50 {} p99 {} max {}\n",
-                       chain_one_in > 1 ? fmt::format(" ({})", sampled_text(chain_one_in).substr(2)) : "",
+                       chain_one_in > 1 ? fmt::format(" (1 insert in {} per CPU)", chain_one_in) : "",
                        t.chain->count(), t.chain->mean(), t.chain->percentile(0.5), t.chain->percentile(0.99),
                        text(t.chain_max));
   if (t.detail) {

@@ -56,10 +56,8 @@ nlohmann::json top_list_json(const TopList& top, const NetnsNames& names, bool w
 /// One line per interval, for pipes and logs.
 std::string interval_line(const Report& r);
 /// A short multi-line block for people, printed at the end.
+/// `chain_one_in` > 1: chains were walked for 1 insert in that many per CPU, which the block says.
 std::string summary_text(const Report& r, Mode mode, const WhoFills* who = nullptr, uint32_t chain_one_in = 1);
-
-/// ", 1 insert in N per CPU" when chains are sampled (N > 1), else empty: the text views' caveat.
-std::string sampled_text(uint32_t chain_one_in);
 /// The "inserts by netns" and top-source lines of a summary_json object (or a snapshot's summary);
 /// empty when it has neither.
 std::string attribution_text(const nlohmann::json& summary);

@@ -1,7 +1,5 @@
 #include "core/screen.h"
 
-#include "core/render.h"
-
 #include <algorithm>
 #include <cmath>
 
@@ -103,8 +101,8 @@ std::string render_screen(const ScreenInput& in) {
   if (all.totals.chain) {
     const auto& c = *all.totals.chain;
     out += fmt::format("\nchain length at insert (total{})  n {}  mean {:.1f}  p50 {}  p99 {}  max {}\n",
-                       sampled_text(in.chain_one_in), c.count(), c.mean(), c.percentile(0.5), c.percentile(0.99),
-                       num(all.totals.chain_max));
+                       in.chain_one_in > 1 ? fmt::format(", 1 insert in {} per CPU", in.chain_one_in) : "",
+                       c.count(), c.mean(), c.percentile(0.5), c.percentile(0.99), num(all.totals.chain_max));
     histogram_rows(out, c, bar_width, 10);
   }
   if (all.totals.detail) {
