@@ -88,28 +88,40 @@ static __always_inline __u32 ct_netns(struct nf_conn *ct)
 }
 
 /*
- * This CPU's counts for a netns (its inode): its slot, claimed on first use, a multiplicative hash of
- * the inode and up to CTBPF_NETNS_PROBES slots on; a netns that finds neither its slot nor a free one
- * counts in netns_other. No map call: the slots are in this CPU's own state. Only this CPU writes
- * them; a program nested on the same CPU (a softirq) that claims the same free slot between this one's
- * test and write would share the slot, a window of two instructions that needs two namespaces' first
- * entries at once.
+ * This CPU's counts for a netns (its inode, and which netns holds it): its slot, claimed on first use,
+ * a multiplicative hash of the inode and up to CTBPF_NETNS_PROBES slots on; a netns that finds neither
+ * its slot nor a free one counts in netns_other. No map call: the slots are in this CPU's own state.
+ * A slot whose inode a later netns now holds (the dead one's entries are all gone by then: conntrack's
+ * netns exit waits for them before the inode is freed) gives its counts to netns_other and starts
+ * again, so a new pod never inherits a dead one's totals (struct ctbpf_netns_slot). Only this CPU
+ * writes the slots; a program nested on the same CPU (a softirq) that claims the same slot between
+ * this one's test and write would share it, a window of a few instructions that needs two namespaces'
+ * first entries at once.
  */
-static __always_inline struct ctbpf_netns_counts *netns_counts_of(struct ctbpf_cpu_state *st, __u32 netns)
+static __always_inline struct ctbpf_netns_counts *netns_counts_of(struct ctbpf_cpu_state *st, __u32 netns,
+								   __u32 identity)
 {
 	__u32 home = (netns * 2654435761U) >> 22; /* the top 10 bits: CTBPF_NETNS_SLOTS = 1 << 10 */
+	struct ctbpf_netns_counts *other = &st->netns_other.counts;
 
 	for (__u32 i = 0; i < CTBPF_NETNS_PROBES; i++) {
 		struct ctbpf_netns_slot *slot = &st->netns[(home + i) & (CTBPF_NETNS_SLOTS - 1)];
 
-		if (slot->netns == netns)
+		if (slot->netns == netns && slot->identity == identity)
 			return &slot->counts;
-		if (slot->netns == 0) {
-			slot->netns = netns;
-			return &slot->counts;
+		if (slot->netns == netns) {
+			other->inserts += slot->counts.inserts;
+			other->destroys += slot->counts.destroys;
+			slot->counts.inserts = slot->counts.destroys = 0;
+		} else if (slot->netns) {
+			continue;
 		}
+		slot->netns = netns;
+		slot->identity = identity;
+		slot->claimed_ns = bpf_ktime_get_ns();
+		return &slot->counts;
 	}
-	return &st->netns_other.counts;
+	return other;
 }
 
 /* This CPU's counts for the entry's original source address, or NULL (counted) when the map is full. */
@@ -231,7 +243,8 @@ static __always_inline unsigned long ct_status(struct nf_conn *ct)
 struct ct_facts {
 	unsigned long status;
 	struct hlist_nulls_node *next; /* ct_facts_read() only: the origin node's next, for the chain walk */
-	__u32 netns;
+	__u32 netns;	      /* inode */
+	__u32 netns_identity; /* struct net's hash_mix: tells a netns from a later one on the same inode */
 	__u8 l4;
 	__u8 tcp_state; /* TCP entries only, when asked for */
 };
@@ -241,6 +254,7 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 	struct ct_facts f = {
 		.status = ct->status,
 		.netns = ct->ct_net.net->ns.inum,
+		.netns_identity = ct->ct_net.net->hash_mix,
 		.l4 = ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.protonum,
 	};
 
@@ -252,7 +266,7 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 /*
  * Reading, the fields from the origin node's next to ct_net sit in one span of the entry (about 128
  * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read: two helper calls
- * (the span, then the netns inode behind ct_net) where a read per field took five, on confirm's exit,
+ * (the span, then the netns's inode and hash_mix behind ct_net) where a read per field took six, on confirm's exit,
  * which runs once per new flow, and on every kprobe free. Each call is emulated one by one under qemu
  * TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows every load's
  * stack offset and drops the branch a kernel's layout does not take; a layout where the fields are not
@@ -260,6 +274,22 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
  */
 #define CT_SPAN_MAX 192
 #define CT_OFFSET(field) __builtin_preserve_field_info(field, BPF_FIELD_BYTE_OFFSET)
+
+/* The netns's inode and hash_mix, in one probe read where they sit within CT_SPAN_MAX bytes of each
+ * other (188 bytes on 5.10 and 6.1), else one read each. `span` is the caller's scratch. */
+static __always_inline void netns_facts_read(struct net *net, __u64 *span, struct ct_facts *f)
+{
+	__u32 inum_at = CT_OFFSET(net->ns.inum), mix_at = CT_OFFSET(net->hash_mix);
+
+	if (inum_at < mix_at && mix_at + 4 - inum_at <= CT_SPAN_MAX && (mix_at - inum_at) % 4 == 0 &&
+	    bpf_probe_read_kernel(span, mix_at + 4 - inum_at, (void *)net + inum_at) == 0) {
+		f->netns = ((__u32 *)span)[0];
+		f->netns_identity = ((__u32 *)span)[(mix_at - inum_at) / 4];
+		return;
+	}
+	f->netns = BPF_CORE_READ(net, ns.inum);
+	f->netns_identity = BPF_CORE_READ(net, hash_mix);
+}
 
 static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tcp_state)
 {
@@ -278,13 +308,13 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 		f.status = span[(status_at - first) / 8];
 		f.l4 = ((__u8 *)span)[l4_at - first];
 		net = (struct net *)span[(net_at - first) / 8];
-		f.netns = BPF_CORE_READ(net, ns.inum);
 	} else {
 		f.next = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
 		f.status = ct_status(ct);
 		f.l4 = ct_l4proto(ct);
-		f.netns = ct_netns(ct);
+		net = BPF_CORE_READ(ct, ct_net.net);
 	}
+	netns_facts_read(net, span, &f);
 	if (tcp_state && f.l4 == IPPROTO_TCP)
 		f.tcp_state = BPF_CORE_READ(ct, proto.tcp.state);
 	return f;
@@ -483,7 +513,7 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_st
 	c->c[CTBPF_CNT_INSERT]++;
 	keep_birth(ct);
 	c->inserts_by_proto[proto_class(f->l4) & (CTBPF_PROTO_MAX - 1)]++;
-	netns_counts_of(st, f->netns)->inserts++;
+	netns_counts_of(st, f->netns, f->netns_identity)->inserts++;
 	if (track_sources) {
 		netns = source_counts_of(ct);
 		if (netns)
@@ -620,7 +650,7 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	}
 	cls = proto_class(f->l4) & (CTBPF_PROTO_MAX - 1);
 	c->destroys_by_proto[cls]++;
-	netns_counts_of(st, f->netns)->destroys++;
+	netns_counts_of(st, f->netns, f->netns_identity)->destroys++;
 	if (track_sources) {
 		netns = source_counts_of(ct);
 		if (netns)

@@ -290,7 +290,10 @@ int run_serve(const ServeOptions& options) {
     aggregator.add(sample);
     if (recorder) recorder->add(sample);
     auto total = aggregator.summary();
-    if (total.totals.detail) labels.admit(total.totals.detail->by_netns);
+    if (total.totals.detail) {
+      labels.admit(total.totals.detail->by_netns);
+      names.forget_reused(total.totals.detail->by_netns);
+    }
     core::ExpositionInput in{tracer->mode(), &tracer->observability(), &total, &labels, CTBPF_VERSION, false, {}};
     // Tracepoint mode has no conntrack probes, so no drop events: no family rather than a made-up 0.
     if (tracer->observability().conntrack_points) in.drop_events = &drop_events;

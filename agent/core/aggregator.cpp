@@ -158,10 +158,21 @@ Totals minus(const Totals& now, const Totals& before) {
     for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
       out.tcp_deaths_by_state[i] = sub(a.tcp_deaths_by_state[i], b.tcp_deaths_by_state[i]);
     out.lifetime_untracked = sub(a.lifetime_untracked, b.lifetime_untracked);
+    // A netns on a reused inode counts from zero, and the dead one's earlier counts moved to other
+    // (struct NetnsCounts): those are not other's growth in this window.
+    ByNetns earlier = b.by_netns;
     for (const auto& [netns, counts] : a.by_netns) {
-      auto it = b.by_netns.find(netns);
-      NetnsCounts earlier = it == b.by_netns.end() ? NetnsCounts{} : it->second;
-      NetnsCounts delta{sub(counts.inserts, earlier.inserts), sub(counts.destroys, earlier.destroys)};
+      auto it = earlier.find(netns);
+      if (netns == CTBPF_NETNS_OTHER || it == earlier.end() || it->second.identity == counts.identity) continue;
+      earlier[CTBPF_NETNS_OTHER].inserts += it->second.inserts;
+      earlier[CTBPF_NETNS_OTHER].destroys += it->second.destroys;
+      earlier.erase(it);
+    }
+    for (const auto& [netns, counts] : a.by_netns) {
+      auto it = earlier.find(netns);
+      NetnsCounts before_counts = it == earlier.end() ? NetnsCounts{} : it->second;
+      NetnsCounts delta{sub(counts.inserts, before_counts.inserts), sub(counts.destroys, before_counts.destroys),
+                        counts.identity};
       if (delta.inserts || delta.destroys) out.by_netns[netns] = delta;
     }
     d.detail = out;

@@ -43,8 +43,13 @@ using PerProto = std::array<uint64_t, CTBPF_PROTO_MAX>;
 
 struct NetnsCounts {
   uint64_t inserts = 0, destroys = 0;
+  /// Which netns holds the inode (struct ctbpf_netns_slot): a change means a new netns on a reused
+  /// inode, counting from zero, and the dead one's counts moved to CTBPF_NETNS_OTHER. Never in
+  /// JSON: a report read back from a file has 0.
+  uint32_t identity = 0;
 };
-/// Keyed by netns inode; CTBPF_NETNS_OTHER holds the namespaces beyond the kernel map's bound.
+/// Keyed by netns inode; CTBPF_NETNS_OTHER holds the namespaces beyond the kernel map's bound, and
+/// dead namespaces whose inode a later one holds.
 using ByNetns = std::map<uint32_t, NetnsCounts>;
 using LifetimeByProto = std::array<Histogram, CTBPF_PROTO_MAX>;
 

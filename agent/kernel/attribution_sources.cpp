@@ -92,7 +92,21 @@ std::string NetnsNamer::name(uint32_t inode) {
   return it == names_.end() ? "" : it->second;
 }
 
+std::vector<uint32_t> NetnsNamer::forget_reused(const core::ByNetns& counts) {
+  std::vector<uint32_t> reused;
+  for (const auto& [inode, c] : counts) {
+    if (inode == CTBPF_NETNS_OTHER || !c.identity) continue;
+    auto [held, first] = identities_.try_emplace(inode, c.identity);
+    if (first || held->second == c.identity) continue;
+    held->second = c.identity;
+    names_.erase(inode);
+    reused.push_back(inode);
+  }
+  return reused;
+}
+
 void NetnsNamer::name_new(const core::ByNetns& counts, core::NetnsNames& known) {
+  for (auto inode : forget_reused(counts)) known.erase(inode);
   for (const auto& [inode, c] : counts) {
     if (inode == CTBPF_NETNS_OTHER || known.count(inode)) continue;
     // Unknown now (no process in it yet): asked again next time, rescans stay at most one a second.

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/attribution.h"
 #include "core/dump.h"
@@ -35,13 +36,18 @@ SourcesDump dump_sources(const core::DumpLimit& limit);
 class NetnsNamer {
 public:
   std::string name(uint32_t inode);
+  /// Forgets the name of each inode in `counts` that a later netns now holds (core::NetnsCounts::
+  /// identity; 0 is unknown), so that name() asks again. Returns those inodes.
+  std::vector<uint32_t> forget_reused(const core::ByNetns& counts);
   /// Adds to `known` the names of the namespaces in `counts` it lacks (the kernel's "other" bucket
-  /// aside). Called every interval, so a namespace gone by the end of a trace keeps its name.
+  /// aside), renaming reused inodes. Called every interval, so a namespace gone by the end of a trace
+  /// keeps its name.
   void name_new(const core::ByNetns& counts, core::NetnsNames& known);
 
 private:
   void rescan();
   std::map<uint32_t, std::string> names_;
+  std::map<uint32_t, uint32_t> identities_;  // inode -> the netns named for it
   std::chrono::steady_clock::time_point last_scan_{};
 };
 

@@ -457,12 +457,25 @@ std::optional<uint64_t> Tracer::kprobe_misses() const {
   return missed;
 }
 
+namespace {
+
+void add_netns(core::ByNetns& out, uint32_t netns, uint32_t identity, const ctbpf_netns_counts& counts) {
+  if (!counts.inserts && !counts.destroys) return;
+  auto& total = out[netns];
+  total.identity = identity;
+  total.inserts += counts.inserts;
+  total.destroys += counts.destroys;
+}
+
+}  // namespace
+
 core::Sample Tracer::sample() const {
   core::Sample s;
   s.t_s = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 
   // Plain loads from the mapping, never a map syscall (struct ctbpf_cpu_state says why); each word is
   // an aligned 8-byte load, so no count is ever read torn.
+  std::vector<const ctbpf_netns_slot*> netns_slots;
   for (int cpu = 0; cpu < cpus_; ++cpu) {
     const ctbpf_cpu_state& st = cpu_state_[cpu];
     const ctbpf_counters& c = st.counters;
@@ -481,15 +494,21 @@ core::Sample Tracer::sample() const {
       std::copy(std::begin(st.lifetime.slot[p]), std::end(st.lifetime.slot[p]), slots.begin());
       s.lifetime[p].merge(core::Histogram(core::SlotKind::log2, slots, st.lifetime.sum_ms[p]));
     }
-    auto add = [&](uint32_t netns, const ctbpf_netns_counts& counts) {
-      if (!counts.inserts && !counts.destroys) return;
-      auto& total = s.by_netns[netns];
-      total.inserts += counts.inserts;
-      total.destroys += counts.destroys;
-    };
-    add(CTBPF_NETNS_OTHER, st.netns_other.counts);
+    add_netns(s.by_netns, CTBPF_NETNS_OTHER, 0, st.netns_other.counts);
     for (const auto& slot : st.netns)
-      if (slot.netns) add(slot.netns, slot.counts);
+      if (slot.netns) netns_slots.push_back(&slot);
+  }
+  // An inode in several CPUs' slots under different identities was reused: the newest claim is the
+  // netns that holds it now, the others are dead namespaces, whose counts go to other as the kernel
+  // side moves them when it meets the new one (struct ctbpf_netns_slot).
+  std::map<uint32_t, const ctbpf_netns_slot*> newest;
+  for (const auto* slot : netns_slots) {
+    auto& n = newest[slot->netns];
+    if (!n || slot->claimed_ns > n->claimed_ns) n = slot;
+  }
+  for (const auto* slot : netns_slots) {
+    bool live = slot->identity == newest[slot->netns]->identity;
+    add_netns(s.by_netns, live ? slot->netns : uint32_t{CTBPF_NETNS_OTHER}, live ? slot->identity : 0, slot->counts);
   }
   // The kernel skips a program rather than recurse into it (e.g. a probe firing inside another
   // ctbpf program on the same CPU); each skip is a missed count, so it is reported.

@@ -59,7 +59,11 @@ struct ctbpf_counters {
 
 /* Per-netns counts: CTBPF_NETNS_SLOTS slots per CPU (struct ctbpf_cpu_state), found by a hash of the
  * netns inode and up to CTBPF_NETNS_PROBES steps from it. A netns that finds none counts in the
- * CTBPF_NETNS_OTHER slot, so a node with 10,000 namespaces costs what one with a thousand does. */
+ * CTBPF_NETNS_OTHER slot, so a node with 10,000 namespaces costs what one with a thousand does.
+ * The kernel hands a dead netns's inode to the next netns made (the lowest free number), so a slot
+ * also keeps which netns holds the inode (struct net's random hash_mix): a later netns on the same
+ * inode moves the dead one's counts to CTBPF_NETNS_OTHER and starts from zero. Slots are reused as
+ * inodes are, so pod churn does not fill them. */
 #define CTBPF_NETNS_SLOTS 1024 /* a power of two */
 #define CTBPF_NETNS_PROBES 16
 #define CTBPF_NETNS_OTHER 0
@@ -70,8 +74,9 @@ struct ctbpf_netns_counts {
 };
 
 struct ctbpf_netns_slot {
-	__u32 netns; /* inode; 0: free */
-	__u32 _pad;
+	__u32 netns;	  /* inode; 0: free */
+	__u32 identity;	  /* the netns holding the inode (its hash_mix): a new one on a reused inode differs */
+	__u64 claimed_ns; /* when this CPU first counted this identity: across CPUs the newest is the live one */
 	struct ctbpf_netns_counts counts;
 };
 
@@ -214,10 +219,10 @@ CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_lifetime_hist) == 8 * CTBPF_PROTO_MAX * 
 		    "lifetime_hist layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event) == 64, "ctbpf_event layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_counts) == 16, "ctbpf_netns_counts layout");
-CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_slot) == 24, "ctbpf_netns_slot layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_netns_slot) == 32, "ctbpf_netns_slot layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_cpu_state) ==
 			    sizeof(struct ctbpf_counters) + sizeof(struct ctbpf_chain_hist) +
-				    sizeof(struct ctbpf_lifetime_hist) + 24 * (CTBPF_NETNS_SLOTS + 1),
+				    sizeof(struct ctbpf_lifetime_hist) + 32 * (CTBPF_NETNS_SLOTS + 1),
 		    "ctbpf_cpu_state layout");
 CTBPF_STATIC_ASSERT((CTBPF_NETNS_SLOTS & (CTBPF_NETNS_SLOTS - 1)) == 0, "CTBPF_NETNS_SLOTS: a power of two");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_source_key) == 24, "ctbpf_source_key layout");

@@ -148,6 +148,26 @@ TEST_CASE("per-netns counts: deltas per namespace, top N then other") {
   CHECK(j["by_netns"][2]["inserts"] == 3);
 }
 
+TEST_CASE("per-netns counts: a new netns on a reused inode counts from zero, the dead one's in other") {
+  Aggregator agg(Mode::fentry, full_probes());
+  Sample a, b;
+  b.t_s = 1;
+  a.by_netns[111] = {300, 0, 7};  // netns 7 holds inode 111
+  a.by_netns[CTBPF_NETNS_OTHER] = {4, 4};
+  // Netns 7 made 10 more and died (its 310 inserts and 310 destroys went to other); netns 9 got
+  // inode 111 and made 20.
+  b.by_netns[111] = {20, 0, 9};
+  b.by_netns[CTBPF_NETNS_OTHER] = {4 + 310, 4 + 310};
+  agg.add(a);
+  auto iv = agg.add(b);
+  REQUIRE(iv);
+  const auto& d = iv->totals.detail->by_netns;
+  CHECK(d.at(111).inserts == 20);  // not 0 (20 - 300, floored), nor the dead netns's 320
+  CHECK(d.at(111).destroys == 0);
+  CHECK(d.at(CTBPF_NETNS_OTHER).inserts == 10);  // the dead netns's inserts in this window
+  CHECK(d.at(CTBPF_NETNS_OTHER).destroys == 310);
+}
+
 TEST_CASE("probe misses are carried and rendered, never dropped") {
   Aggregator agg(Mode::kprobe, full_probes());
   Sample a, b;
