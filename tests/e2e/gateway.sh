@@ -7,7 +7,8 @@
 # receive queues: the router's conntrack works from qdisc timers and RPS IPIs on both vCPUs. The UDP
 # senders pause GAP ms (1) after every BURST datagrams (1), and the TCP clients mostly wait: the CPUs
 # are idle when the timers fire, and each softirq has little to do, so it runs on irq exit with the
-# idle task (pid 0) current rather than in ksoftirqd (a pid per CPU): both CPUs confirm as pid 0.
+# idle task (pid 0) current rather than in ksoftirqd (a pid per CPU): both CPUs confirm as pid 0,
+# which bpftrace checks (gateway_lib.sh's idle_confirms_check).
 # ctbpf runs in the router's netns. Then the router's table is flushed.
 # Oracles, all the router's: allocations = the nft counter of unconfirmed `ct state new` packets in
 # prerouting = the flows the generators made; conntrack -C before the flush; conntrack -S deltas.
@@ -28,6 +29,7 @@ gateway_tcp_serve
 gateway_flush
 inode=$(gateway_router_inode)
 start_trace "$mode" -i 1
+idle_confirms_start
 causes=(insert_failed drop early_drop chaintoolong clash_resolve invalid)
 declare -A stat0 kern
 ct_stats_read stat0 "${causes[@]}"
@@ -52,6 +54,7 @@ for pid in "${gens[@]}"; do wait "$pid" || { echo "e2e: a generator failed (or r
 log "traffic: $(($(date +%s) - started)) s"
 # netem holds the last packets for NETEM: let them land.
 sleep 1
+idle_confirms_check
 read -r udp_sent udp_refused <<<"$(cat "$WORK"/gen.udp.* | awk '{s+=$1; r+=$2} END {print s+0, r+0}')"
 read -r tcp_done tcp_failed <<<"$(cat "$WORK"/gen.tcp.* | awk '{s+=$1; f+=$2} END {print s+0, f+0}')"
 flows=$((udp_sent + tcp_done))

@@ -206,3 +206,28 @@ in_client() {
 confirm_unpaired_allowed() {
 	if [ "$1" = kprobe ]; then summary .probe_misses.confirm_unpaired; else echo 0; fi
 }
+
+# idle_confirms_start / idle_confirms_check: the scenario's premise, checked by an oracle of its own.
+# bpftrace counts, per CPU, the confirms that run with the idle task current (pid 0: a softirq on irq
+# exit from idle); the check fails unless every CPU had some. fentry where the kernel has module BTF (it
+# never holds bpf_prog_active, so ctbpf's kprobes run beside it), a kprobe on 5.10.
+idle_confirms_start() {
+	local probe=kprobe:__nf_conntrack_confirm
+	[ ! -e /sys/kernel/btf/nf_conntrack ] || probe=kfunc:nf_conntrack:__nf_conntrack_confirm
+	bpftrace -e "$probe /pid == 0/ { @idle[cpu] = count(); }" >"$WORK/idle.out" 2>&1 &
+	IDLE_PID=$!
+	BG_PIDS+=($IDLE_PID)
+	wait_file "$WORK/idle.out" "$IDLE_PID" "bpftrace ($probe)"
+	grep -q '^Attaching' "$WORK/idle.out" || { cat "$WORK/idle.out" >&2; exit 1; }
+}
+idle_confirms_check() {
+	local cpu n
+	# bpftrace prints its map at SIGINT; its exit is polled (bench/lib.sh's stop_tracer says why).
+	kill -INT "$IDLE_PID"
+	for _ in $(seq 100); do kill -0 "$IDLE_PID" 2>/dev/null || break; sleep 0.1; done
+	log "confirms with the idle task current, per CPU: $(grep '^@idle' "$WORK/idle.out" | tr '\n' ' ')"
+	for ((cpu = 0; cpu < $(nproc); cpu++)); do
+		n=$(sed -n "s/^@idle\[$cpu\]: //p" "$WORK/idle.out")
+		expect "confirms in softirq with the idle task current on CPU $cpu" "$([ "${n:-0}" -gt 0 ] && echo some || echo none)" some
+	done
+}
