@@ -266,17 +266,17 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 /*
  * Reading, the fields from the origin node's next to ct_net sit in one span of the entry (about 128
  * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read: two helper calls
- * (the span, then the netns's inode and hash_mix behind ct_net) where a read per field took six, on confirm's exit,
- * which runs once per new flow, and on every kprobe free. Each call is emulated one by one under qemu
- * TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows every load's
+ * (the span, then the netns's inode and hash_mix behind ct_net) where a read per field took six, on
+ * confirm's exit, which runs once per new flow, and on every kprobe free. Each call is emulated one by
+ * one under qemu TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows every load's
  * stack offset and drops the branch a kernel's layout does not take; a layout where the fields are not
  * in that order within CT_SPAN_MAX bytes (a randomized struct layout) reads field by field.
  */
-#define CT_SPAN_MAX 192
+#define CT_SPAN_MAX 256
 #define CT_OFFSET(field) __builtin_preserve_field_info(field, BPF_FIELD_BYTE_OFFSET)
 
 /* The netns's inode and hash_mix, in one probe read where they sit within CT_SPAN_MAX bytes of each
- * other (188 bytes on 5.10 and 6.1), else one read each. `span` is the caller's scratch. */
+ * other (188 bytes on 5.10 and 6.1, 212 on 6.12), else one read each. `span` is the caller's scratch. */
 static __always_inline void netns_facts_read(struct net *net, __u64 *span, struct ct_facts *f)
 {
 	__u32 inum_at = CT_OFFSET(net->ns.inum), mix_at = CT_OFFSET(net->hash_mix);
