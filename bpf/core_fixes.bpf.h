@@ -76,8 +76,11 @@ static __always_inline __u16 ct_zone_id(struct nf_conn *ct)
  * an entry that is confirmed, not dying and still linked from its bucket is the already-confirmed
  * case; confirmed and dying is the killed one (or, on those kernels only, one that was dying before
  * the insert: counted as inserted, and its free as a destroy, which keeps the two balanced).
- * ext_valid_pre() cannot be told from the chain limit without the kernel's ext genid: such a drop
- * (a conntrack extension unregistered during the confirm) is counted as chaintoolong.
+ * ext_valid_pre() cannot be told from the chain limit without the kernel's ext genid (a module variable
+ * with no BTF, absent from 6.12's kallsyms): such a drop would count as chaintoolong. Traffic does not
+ * reach it: nf_ct_iterate_destroy(), the one place that bumps the genid (6.1), first drops every queued
+ * packet and waits out RCU (synchronize_net()), so only a packet reinjected inside that window can
+ * meet a stale genid at confirm.
  */
 /* The entry is linked from its origin bucket: what points at its node is the node. */
 static __always_inline bool ct_is_linked(struct nf_conn *ct)
