@@ -420,17 +420,19 @@ static __always_inline struct early_drop_call *inside_early_drop(void)
 }
 
 /*
- * At nf_ct_delete()'s return, and only when it returns true: the call that set IPS_DYING (its
- * test_and_set_bit) is the one that unlinks the entry, and two paths racing to delete one expired
- * entry (gc and a lookup) both see the bit clear at entry. A false return also comes from a winner
- * whose destroy event could not be delivered (reliable ctnetlink events: the entry is unlinked and
- * put later by the event worker); that delete is not counted (its destroy is), and the kernel's
- * early_drop() does not count it either.
+ * At nf_ct_delete()'s return, when it returns true: the call that set IPS_DYING (its test_and_set_bit)
+ * is the one that unlinks the entry, and two paths racing to delete one expired entry (gc and a
+ * lookup) both see the bit clear at entry. A false return is the loser of such a race, or a delete
+ * whose destroy event could not be delivered (ct_delete_undelivered()): counted as a delete, never as
+ * an eviction (the kernel's early_drop() counts only a true return). `ct` is NULL where unknown.
  */
 static __always_inline void on_delete_exit(struct nf_conn *ct, bool deleted)
 {
-	if (!deleted)
+	if (!deleted) {
+		if (ct && ct_delete_undelivered(ct))
+			count(CTBPF_CNT_DELETE);
 		return;
+	}
 	count(CTBPF_CNT_DELETE);
 	/* Inside early_drop(), a live entry being deleted is an eviction; expired ones are plain gc. */
 	if (ct && inside_early_drop() && !ct_is_expired(ct)) {
@@ -791,23 +793,30 @@ int BPF_KRETPROBE(kretprobe_early_drop, int ret)
 	return 0;
 }
 
-/* kretprobe cannot see the entry: inside early_drop() (the only case that needs it) it is kept. */
+/* kretprobe cannot see the entry: kept per CPU (the `deleting` map) from the entry. */
 SEC("kprobe/nf_ct_delete")
 int BPF_KPROBE(kprobe_delete, struct nf_conn *ct)
 {
-	struct early_drop_call *call = inside_early_drop();
+	__u32 zero = 0;
+	__u64 *deleting_ct = bpf_map_lookup_elem(&deleting, &zero);
 
-	if (call)
-		call->victim = ct;
+	if (deleting_ct)
+		*deleting_ct = (__u64)ct;
 	return 0;
 }
 
 SEC("kretprobe/nf_ct_delete")
 int BPF_KRETPROBE(kretprobe_delete, long ret)
 {
-	struct early_drop_call *call = inside_early_drop();
+	__u32 zero = 0;
+	__u64 *deleting_ct = bpf_map_lookup_elem(&deleting, &zero);
+	struct nf_conn *ct = NULL;
 
-	on_delete_exit(call ? call->victim : NULL, (__u8)ret);
+	if (deleting_ct) {
+		ct = (struct nf_conn *)*deleting_ct;
+		*deleting_ct = 0;
+	}
+	on_delete_exit(ct, (__u8)ret);
 	return 0;
 }
 

@@ -111,9 +111,7 @@ struct {
 
 /* Inside early_drop(), per context_key(): nf_ct_delete there is an eviction. */
 struct early_drop_call {
-	struct nf_conn *victim; /* kprobe family: the entry nf_ct_delete is deleting, for its kretprobe */
-	__u32 netns;		/* early_drop()'s netns, for the drop event when it finds no victim */
-	__u32 _pad;
+	__u32 netns; /* early_drop()'s netns, for the drop event when it finds no victim */
 };
 
 struct {
@@ -122,6 +120,19 @@ struct {
 	__type(key, __u64); /* context_key() */
 	__type(value, struct early_drop_call);
 } early_drop_calls SEC(".maps");
+
+/*
+ * kprobe family: the entry this CPU's running nf_ct_delete() is deleting, for its kretprobe, which
+ * cannot see it (an eviction inside early_drop(); a false return that still deleted it:
+ * ct_delete_undelivered()). A delete nested in another on this CPU (a softirq's) clears it at its
+ * return, and the outer return then looks no further.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64); /* struct nf_conn * */
+} deleting SEC(".maps");
 
 static __always_inline struct ctbpf_cpu_state *this_cpu_state(void)
 {

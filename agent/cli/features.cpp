@@ -81,6 +81,11 @@ int run_features(const FeaturesOptions& options) {
       // Skipped program runs: fentry and tracepoint programs' are always counted (probe_misses.recursion);
       // kprobe hits the kernel skips are reported from 6.7 on (probe_misses.kprobe), unknown before.
       {"kprobe_misses_reported", kernel::btf_has_nested_member("bpf_link_info", "missed")},
+      // A delete whose destroy event a reliable ctnetlink listener (conntrackd) could not take at once
+      // is told from a lost race from 5.19 on (core_fixes.bpf.h, ct_delete_undelivered()); null
+      // until nf_conntrack's BTF is there to say.
+      {"undelivered_deletes_counted",
+       conntrack ? json(kernel::btf_has_member("nf_conntrack_net", "ecache")) : json(nullptr)},
   };
 
   if (options.json) {
@@ -116,6 +121,13 @@ int run_features(const FeaturesOptions& options) {
     std::printf("skipped kprobe hits  %s\n", report["kprobe_misses_reported"].get<bool>()
                                                  ? "counted (probe_misses.kprobe)"
                                                  : "not reported by this kernel (6.7+): probe_misses.kprobe is null");
+    const json& undelivered = report["undelivered_deletes_counted"];
+    std::printf("undelivered deletes  %s\n",
+                undelivered.is_null() ? "unknown until nf_conntrack is loaded"
+                : undelivered.get<bool>()
+                    ? "counted in deletes (fentry, kprobe): a destroy event waiting for a reliable ctnetlink listener"
+                    : "not told apart before 5.19: with a reliable ctnetlink listener (conntrackd), deletes may "
+                      "fall short of destroys");
   }
   return mode.empty() ? kExitUnsupported : kExitOk;
 }

@@ -32,6 +32,13 @@ for family in fentry kprobe tracepoint; do
 	# tracepoint from the kernel's own drop counter.
 	expect "families.$family.causes.table_full" "$(summary ".families.$family.causes.table_full")" true
 done
+# The kernel's fact (its own BTF): the ecache list a delete with an undelivered event waits on (5.19+).
+ecache_types() { bpftool "$@" 2>/dev/null | grep -c "STRUCT 'nf_conntrack_net_ecache'" || true; }
+undelivered=false
+[ "$(ecache_types btf dump file /sys/kernel/btf/vmlinux)" = 0 ] || undelivered=true
+[ ! -e /sys/kernel/btf/nf_conntrack ] ||
+	[ "$(ecache_types -B /sys/kernel/btf/vmlinux btf dump file /sys/kernel/btf/nf_conntrack)" = 0 ] || undelivered=true
+expect "undelivered_deletes_counted" "$(summary .undelivered_deletes_counted)" "$undelivered"
 expect "causes = the picked mode's" "$(summary ".causes == .families.$want_mode.causes")" true
 if [ "$want_fentry" = false ] && [ -e /sys/module/nf_conntrack/initstate ] && [ ! -e /sys/kernel/btf/nf_conntrack ]; then
 	expect "fentry reason names module BTF" "$(summary '.families.fentry.reason | test("module BTF")')" true

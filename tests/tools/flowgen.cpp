@@ -26,9 +26,15 @@
 //   flowgen tcp-requests --dst ADDR --port P --count N [--sport FIRST]  N connections one after the
 //                other, no keep-alive: connect, send a request, read the response to its end, close;
 //                prints N. With --sport, connection i comes from port FIRST + i: no tuple is reused
+//   flowgen ct-events-stall [--ready FILE]                           a ctnetlink listener of destroy
+//                events that asks for reliable delivery (NETLINK_BROADCAST_ERROR, as conntrackd does) and
+//                never reads: once its small buffer is full the kernel cannot deliver destroy events,
+//                and parks deleted entries until it can (after SIGTERM closes the socket)
 #include <arpa/inet.h>
 #include <poll.h>
 #include <netinet/in.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sched.h>
 #include <unistd.h>
@@ -322,10 +328,28 @@ int tcp_requests(const Args& a) {
   return 0;
 }
 
+int ct_events_stall(const Args& a) {
+  int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER);
+  if (fd < 0) die(std::string("netlink socket: ") + std::strerror(errno));
+  int one = 1, small = 1;  // the kernel rounds SO_RCVBUF up to its minimum
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_BROADCAST_ERROR, &one, sizeof(one)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) != 0)
+    die(std::string("netlink setsockopt: ") + std::strerror(errno));
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  sa.nl_groups = NF_NETLINK_CONNTRACK_DESTROY;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) die(std::string("netlink bind: ") + std::strerror(errno));
+  if (!a.ready.empty()) std::ofstream(a.ready) << "ready\n";
+  std::signal(SIGTERM, on_signal);
+  while (!g_stop) pause();
+  close(fd);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold|tcp-serve|tcp-connect|tcp-half-close|http-serve|tcp-requests [options]");
+  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold|tcp-serve|tcp-connect|tcp-half-close|http-serve|tcp-requests|ct-events-stall [options]");
   std::string cmd = argv[1];
   Args a = parse(argc, argv);
   if (cmd == "udp") return udp(a);
@@ -337,5 +361,6 @@ int main(int argc, char** argv) {
   if (cmd == "tcp-half-close") return hold_connections(a, true);
   if (cmd == "http-serve") return http_serve(a);
   if (cmd == "tcp-requests") return tcp_requests(a);
+  if (cmd == "ct-events-stall") return ct_events_stall(a);
   die("unknown command " + cmd);
 }
