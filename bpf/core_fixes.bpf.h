@@ -119,19 +119,28 @@ static __always_inline bool ct_was_inserted(unsigned long status)
  * this call deleted the entry but could not deliver its destroy event (reliable ctnetlink delivery, as
  * conntrackd asks for). That delete unhashes both nodes (hlist_nulls_del_rcu() leaves LIST_POISON2 in
  * pprev) and parks the entry, by its origin node, on the netns's ecache list until the event worker
- * delivers the event and frees it. Since the "netfilter: remove pcpu dying list" series (5.19, whose
- * struct nf_conntrack_net_ecache holds that list) nothing else links an origin node whose reply node
- * is unhashed, so that is this call's delete (or, rarer still, a loser's whose winner also failed to
- * deliver). Before it every delete parks the entry on a per-CPU dying list in the same way, and the
- * two cannot be told apart: there an undelivered delete is not counted (its destroy is).
+ * delivers the event and frees it. Since the "netfilter: remove pcpu dying list" series (5.19, which
+ * added struct nf_conntrack_net_ecache to hold that list) nothing else links an origin node whose
+ * reply node is unhashed, so that is this call's delete (or, rarer still, a loser's whose winner also
+ * failed to deliver). Before it every delete parks the entry on a per-CPU dying list in the same way,
+ * and the two cannot be told apart: there an undelivered delete is not counted (its destroy is).
  */
 #define CT_LIST_POISON2 (0xdead000000000000ULL + 0x122) /* x86_64 POISON_POINTER_DELTA, linux/poison.h */
+
+/*
+ * The same series removed netns_ct's per-CPU lists: a vmlinux type, where struct
+ * nf_conntrack_net_ecache is nf_conntrack's (a module's type sends libbpf iterating every module's BTF,
+ * which needs CAP_SYS_ADMIN: the kprobe family must load without it).
+ */
+struct netns_ct___with_pcpu_lists {
+	void *pcpu_lists;
+} __attribute__((preserve_access_index));
 
 static __always_inline bool ct_delete_undelivered(struct nf_conn *ct)
 {
 	__u64 origin, reply;
 
-	if (!bpf_core_type_exists(struct nf_conntrack_net_ecache))
+	if (bpf_core_field_exists(((struct netns_ct___with_pcpu_lists *)0)->pcpu_lists))
 		return false;
 	origin = (__u64)BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.pprev);
 	reply = (__u64)BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_REPLY].hnnode.pprev);

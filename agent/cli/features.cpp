@@ -82,10 +82,10 @@ int run_features(const FeaturesOptions& options) {
       // kprobe hits the kernel skips are reported from 6.7 on (probe_misses.kprobe), unknown before.
       {"kprobe_misses_reported", kernel::btf_has_nested_member("bpf_link_info", "missed")},
       // A delete whose destroy event a reliable ctnetlink listener (conntrackd) could not take at once
-      // is told from a lost race from 5.19 on (core_fixes.bpf.h, ct_delete_undelivered()); null
-      // until nf_conntrack's BTF is there to say.
+      // is told from a lost race from 5.19 on, where netns_ct lost its per-CPU lists (core_fixes.bpf.h,
+      // ct_delete_undelivered()); null until nf_conntrack is loaded.
       {"undelivered_deletes_counted",
-       conntrack ? json(kernel::btf_has_member("nf_conntrack_net", "ecache")) : json(nullptr)},
+       conntrack ? json(!kernel::btf_has_member("netns_ct", "pcpu_lists")) : json(nullptr)},
   };
 
   if (options.json) {
