@@ -268,9 +268,10 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
  * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read: two helper calls
  * (the span, then the netns's inode and hash_mix behind ct_net) where a read per field took six, on
  * confirm's exit, which runs once per new flow, and on every kprobe free. Each call is emulated one by
- * one under qemu TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows every load's
- * stack offset and drops the branch a kernel's layout does not take; a layout where the fields are not
- * in that order within CT_SPAN_MAX bytes (a randomized struct layout) reads field by field.
+ * one under qemu TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows
+ * every load's stack offset and drops the branch a kernel's layout does not take; a layout where the
+ * fields are not in that order within CT_SPAN_MAX bytes (a randomized struct layout) reads field by
+ * field.
  */
 #define CT_SPAN_MAX 256
 #define CT_OFFSET(field) __builtin_preserve_field_info(field, BPF_FIELD_BYTE_OFFSET)
