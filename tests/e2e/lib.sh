@@ -62,12 +62,14 @@ load_modules() {
 	done
 }
 
-# A netns whose output chain needs conntrack (so it tracks at all) and whose input chain drops the
-# test's UDP ports with a counter: no socket answers, no ICMP, one entry per datagram.
+# make_netns [NAME]: a netns (the test netns, $NS, unless named) whose output chain needs conntrack
+# (so it tracks at all) and whose input chain drops the test's UDP ports with a counter: no socket
+# answers, no ICMP, one entry per datagram.
 make_netns() {
-	ip netns add "$NS"
-	ip -n "$NS" link set lo up
-	ip netns exec "$NS" nft -f - <<-'NFT'
+	local name=${1:-$NS}
+	ip netns add "$name"
+	ip -n "$name" link set lo up
+	ip netns exec "$name" nft -f - <<-'NFT'
 	table inet ctbpf_e2e {
 		chain out {
 			type filter hook output priority 0;

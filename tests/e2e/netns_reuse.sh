@@ -10,17 +10,9 @@ new=ctbpf-new-$$
 cleanup_reuse() { ip netns del "$old" 2>/dev/null || true; ip netns del "$new" 2>/dev/null || true; cleanup; }
 trap cleanup_reuse EXIT
 
-# tracking_netns NAME: a netns whose output needs conntrack, its test ports dropped on input (one
-# entry per datagram), its UDP entries kept 600 s.
+# tracking_netns NAME: lib.sh's netns, its UDP entries kept 600 s.
 tracking_netns() {
-	ip netns add "$1"
-	ip -n "$1" link set lo up
-	ip netns exec "$1" nft -f - <<-'NFT'
-	table inet ctbpf_e2e {
-		chain out { type filter hook output priority 0; ct state new counter; }
-		chain in { type filter hook input priority 0; udp dport 20000-59999 counter drop; }
-	}
-	NFT
+	make_netns "$1"
 	ip netns exec "$1" sh -c 'echo 600 >/proc/sys/net/netfilter/nf_conntrack_udp_timeout'
 }
 
