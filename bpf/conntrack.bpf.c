@@ -74,12 +74,37 @@ static __always_inline __u8 ct_l4proto(struct nf_conn *ct)
 }
 
 /*
- * A uniform 1-in-N sample of entries for lifetimes, decided once at insert: free only asks the births
- * map. (fexit sees `ct` as a typed pointer, and the verifier forbids hashing a pointer's bits.)
+ * A fingerprint of the entry's original tuple, kept with its birth: entries live in a
+ * SLAB_TYPESAFE_BY_RCU cache, so an address is reused at once, and a birth whose free was missed (a
+ * skipped program run) must not become the birth of the next entry at that address.
  */
-static __always_inline bool lifetime_sampled(void)
+static __always_inline __u32 tuple_tag(__u16 sport, __u16 dport, __u32 saddr, __u32 daddr, __u8 l4)
 {
-	return !lifetime_sample_mask || (bpf_get_prandom_u32() & lifetime_sample_mask) == 0;
+	return (sport | (__u32)dport << 16) ^ saddr ^ daddr ^ l4;
+}
+
+static __always_inline __u32 ct_tuple_tag_read(const struct nf_conntrack_tuple *t, __u8 l4)
+{
+	return tuple_tag(BPF_CORE_READ(t, src.u.all), BPF_CORE_READ(t, dst.u.all), BPF_CORE_READ(t, src.u3.ip),
+			 BPF_CORE_READ(t, dst.u3.ip), l4);
+}
+
+/*
+ * A uniform 1-in-N sample of entries for lifetimes, decided once at insert (free only asks the births
+ * map): a mix (murmur3's finalizer) of the entry's tuple tag and this CPU's insert count, where
+ * bpf_get_prandom_u32() was a helper call per new flow. The count keeps a tuple that comes back from
+ * always or never being sampled; the tag keeps a workload's period from lining up with the count's.
+ */
+static __always_inline bool lifetime_sampled(__u32 tag, __u64 inserts)
+{
+	__u32 x = tag ^ (__u32)inserts;
+
+	x ^= x >> 16;
+	x *= 0x85ebca6bU;
+	x ^= x >> 13;
+	x *= 0xc2b2ae35U;
+	x ^= x >> 16;
+	return (x & lifetime_sample_mask) == 0;
 }
 
 static __always_inline __u32 ct_netns(struct nf_conn *ct)
@@ -245,18 +270,22 @@ struct ct_facts {
 	struct hlist_nulls_node *next; /* ct_facts_read() only: the origin node's next, for the chain walk */
 	__u32 netns;	      /* inode */
 	__u32 netns_identity; /* struct net's hash_mix: tells a netns from a later one on the same inode */
+	__u32 tag; /* tuple_tag() of the original tuple */
 	__u8 l4;
 	__u8 tcp_state; /* TCP entries only, when asked for */
 };
 
 static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 {
+	const struct nf_conntrack_tuple *t = &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple;
 	struct ct_facts f = {
 		.status = ct->status,
 		.netns = ct->ct_net.net->ns.inum,
 		.netns_identity = ct->ct_net.net->hash_mix,
-		.l4 = ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.protonum,
+		.l4 = t->dst.protonum,
 	};
+
+	f.tag = tuple_tag(t->src.u.all, t->dst.u.all, t->src.u3.ip, t->dst.u3.ip, f.l4);
 
 	if (f.l4 == IPPROTO_TCP)
 		f.tcp_state = ct->proto.tcp.state;
@@ -292,14 +321,29 @@ static __always_inline void netns_facts_read(struct net *net, __u64 *span, struc
 	f->netns_identity = BPF_CORE_READ(net, hash_mix);
 }
 
+/* A field of the entry inside the span that ct_facts_read() took from offset `first`: a load from the
+ * stack, at an offset the verifier knows (every operand is a CO-RE constant). */
+#define CT_SPAN_HAS(field, first, end)                                                              \
+	(CT_OFFSET(field) >= (first) && CT_OFFSET(field) + sizeof(field) <= (end) &&                    \
+	 (CT_OFFSET(field) - (first)) % sizeof(field) == 0)
+#define CT_SPAN_GET(span, field, first)                                                             \
+	({                                                                                          \
+		/* the offset first: the verifier forbids subtracting from a stack pointer */       \
+		__u32 at_ = CT_OFFSET(field) - (first);                                             \
+		barrier_var(at_);                                                                   \
+		*(typeof(field) *)((__u8 *)(span) + at_);                                           \
+	})
+
 static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tcp_state)
 {
 	__u64 span[CT_SPAN_MAX / 8];
+	/* Every CT_OFFSET path starts at ct: through a tuple pointer it gives offsets in the tuple. */
 	__u32 first = CT_OFFSET(ct->tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
 	__u32 l4_at = CT_OFFSET(ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.protonum);
 	__u32 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
 	struct ct_facts f = {};
 	struct net *net;
+#define ORIG (ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple)
 
 	/* A failed span read (never seen) falls back to reading field by field, never to made-up zeros. */
 	if (first < l4_at && l4_at < net_at && first < status_at && status_at < net_at &&
@@ -309,16 +353,27 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 		f.status = span[(status_at - first) / 8];
 		f.l4 = ((__u8 *)span)[l4_at - first];
 		net = (struct net *)span[(net_at - first) / 8];
+		/* The original tuple lies between the node and status on every kernel: its tag comes free. */
+		if (CT_SPAN_HAS(ORIG.src.u.all, first, net_at) && CT_SPAN_HAS(ORIG.dst.u.all, first, net_at) &&
+		    CT_SPAN_HAS(ORIG.src.u3.ip, first, net_at) && CT_SPAN_HAS(ORIG.dst.u3.ip, first, net_at))
+			f.tag = tuple_tag(CT_SPAN_GET(span, ORIG.src.u.all, first),
+					  CT_SPAN_GET(span, ORIG.dst.u.all, first),
+					  CT_SPAN_GET(span, ORIG.src.u3.ip, first),
+					  CT_SPAN_GET(span, ORIG.dst.u3.ip, first), f.l4);
+		else
+			f.tag = ct_tuple_tag_read(&ORIG, f.l4);
 	} else {
 		f.next = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
 		f.status = ct_status(ct);
 		f.l4 = ct_l4proto(ct);
 		net = BPF_CORE_READ(ct, ct_net.net);
+		f.tag = ct_tuple_tag_read(&ORIG, f.l4);
 	}
 	netns_facts_read(net, span, &f);
 	if (tcp_state && f.l4 == IPPROTO_TCP)
 		f.tcp_state = BPF_CORE_READ(ct, proto.tcp.state);
 	return f;
+#undef ORIG
 }
 
 /* nf_ct_is_expired(): (s32)(ct->timeout - nfct_time_stamp) <= 0, nfct_time_stamp = (u32)jiffies */
@@ -329,30 +384,17 @@ static __always_inline bool ct_is_expired(struct nf_conn *ct)
 	return (__s32)(timeout - (__u32)bpf_jiffies64()) <= 0;
 }
 
-/*
- * A fingerprint of the entry's original tuple, kept with its birth: entries live in a
- * SLAB_TYPESAFE_BY_RCU cache, so an address is reused at once, and a birth whose free was missed (a
- * skipped program run) must not become the birth of the next entry at that address.
- */
-static __always_inline __u32 birth_tag(struct nf_conn *ct)
-{
-	const struct nf_conntrack_tuple *t = &ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple;
-	__u32 ports = BPF_CORE_READ(t, src.u.all) | (__u32)BPF_CORE_READ(t, dst.u.all) << 16;
-
-	return ports ^ BPF_CORE_READ(t, src.u3.all[0]) ^ BPF_CORE_READ(t, dst.u3.all[0]) ^
-	       BPF_CORE_READ(t, dst.protonum);
-}
-
-/* Lifetimes run from the insert: 1 entry in N is stamped there (lifetime_sampled()). */
-static __always_inline void keep_birth(struct nf_conn *ct)
+/* Lifetimes run from the insert: 1 entry in N is stamped there (lifetime_sampled()). `inserts` is
+ * this CPU's insert count, this one included. */
+static __always_inline void keep_birth(struct nf_conn *ct, const struct ct_facts *f, __u64 inserts)
 {
 	__u64 key = (__u64)ct;
 	struct birth birth = {};
 
-	if (!lifetime_sampled())
+	if (!lifetime_sampled(f->tag, inserts))
 		return;
 	birth.ns = bpf_ktime_get_ns();
-	birth.tag = birth_tag(ct);
+	birth.tag = f->tag;
 	if (bpf_map_update_elem(&births, &key, &birth, BPF_ANY))
 		count(CTBPF_CNT_LIFETIME_UNTRACKED);
 }
@@ -514,7 +556,7 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_st
 	__u32 len = 0;
 
 	c->c[CTBPF_CNT_INSERT]++;
-	keep_birth(ct);
+	keep_birth(ct, f, c->c[CTBPF_CNT_INSERT]);
 	c->inserts_by_proto[proto_class(f->l4) & (CTBPF_PROTO_MAX - 1)]++;
 	netns_counts_of(st, f->netns, f->netns_identity)->inserts++;
 	if (track_sources) {
@@ -662,7 +704,7 @@ static __always_inline void on_free_enter(struct nf_conn *ct, const struct ct_fa
 	if (f->l4 == IPPROTO_TCP && f->tcp_state < CTBPF_TCP_STATES)
 		c->tcp_deaths_by_state[f->tcp_state]++;
 	born = bpf_map_lookup_elem(&births, &key);
-	if (born && born->tag == birth_tag(ct)) {
+	if (born && born->tag == f->tag) {
 		ms = (bpf_ktime_get_ns() - born->ns) / 1000000;
 		slot = ctbpf_log2_slot(ms);
 		/* clang knows slot < CTBPF_LOG2_SLOTS and drops the check the verifier needs */

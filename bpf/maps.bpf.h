@@ -29,7 +29,7 @@ struct {
  */
 struct birth {
 	__u64 ns;  /* bpf_ktime_get_ns() at alloc */
-	__u32 tag; /* birth_tag() of the entry: a free whose entry does not match is another life's */
+	__u32 tag; /* tuple_tag() of the entry: a free whose entry does not match is another life's */
 	__u32 _pad;
 };
 

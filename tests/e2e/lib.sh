@@ -141,6 +141,7 @@ udp_flood() {
 start_trace() {
 	local mode=$1
 	shift
+	rm -f "$WORK/ready" # a test's second trace must not take the first one's file for its own
 	# ip netns exec execs ctbpf in place (a shell function here would fork): $! is ctbpf itself.
 	ip netns exec "$NS" "$CTBPF_BIN" trace --json --mode "$mode" --ready-file "$WORK/ready" "$@" \
 		>"$WORK/trace.out" 2>"$WORK/trace.err" &

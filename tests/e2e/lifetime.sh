@@ -7,6 +7,9 @@
 # loaded machine took 6-11 s for what takes 1 s when it is idle): the flood is timed, and the flows
 # live from the start of a bucket [2^(k-1), 2^k) at least 4096 ms long whose first half leaves room for
 # twice the flood and the flush (taken to cost what the flood did) plus 1 s for the sleep's overshoot.
+# Then the sample: with --lifetime-sample 8, N more flows and their flush give lifetimes to about N/8
+# of them (the kernel side decides from the tuple and each CPU's insert count): within 5 standard
+# deviations of N/8, which only a broken sample (none, all, or a skewed hash) falls outside.
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode} n=${2:-1000}
 
@@ -46,4 +49,22 @@ expect "lifetime_ms.count" "$(summary .lifetime_ms.count)" "$n"
 expect "lifetime_ms.by_proto.udp.count" "$(summary .lifetime_ms.by_proto.udp.count)" "$n"
 expect "lifetime_ms.p50" "$(summary .lifetime_ms.p50)" "$le"
 expect "lifetime_ms.untracked" "$(summary .lifetime_ms.untracked)" 0
+
+start_trace "$mode" --lifetime-sample 8
+udp_flood 30000 "$n" >/dev/null
+in_ns conntrack -F 2>/dev/null
+sleep 0.5
+stop_trace TERM
+sampled=$(summary .lifetime_ms.count)
+# Binomial(n, 1/8): sd = sqrt(n * 7/64); bounds in integer arithmetic.
+sd=$(awk -v n="$n" 'BEGIN { printf "%d", sqrt(n * 7 / 64) + 1 }')
+low=$((n / 8 - 5 * sd)) high=$((n / 8 + 5 * sd))
+expect destroys "$(summary .destroys)" "$n"
+expect "lifetime_ms.sampled_one_in" "$(summary .lifetime_ms.sampled_one_in)" 8
+if [ "$sampled" -ge "$low" ] && [ "$sampled" -le "$high" ]; then
+	echo "ok   lifetime_ms.count = $sampled, within $low..$high (1 in 8 of $n)"
+else
+	echo "FAIL lifetime_ms.count = $sampled, expected $low..$high (1 in 8 of $n)"
+	FAILED=1
+fi
 finish
