@@ -337,9 +337,9 @@ Command add_serve(CLI::App& parent) {
   add_mode_option(*cmd, o->mode);
   add_ready_file_option(*cmd, o->ready_file, "Write this file once listening and attached");
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
-                  "Keep lifetimes for 1 entry in N (power of two), chosen at random; serve's 64\n"
-                  "(trace: 8) costs new flows an eighth of trace's birth records and lets the\n"
-                  "65536-slot births map cover a 4M-entry table")
+                  "Keep lifetimes for 1 entry in N (power of two), picked by a hash of its tuple\n"
+                  "and the CPU's insert count; serve's 64 (trace: 8) costs new flows an eighth of\n"
+                  "trace's birth records and lets the 65536-slot births map cover a 4M-entry table")
       ->check(bounded(core::kSampleOneIn))
       ->default_val(64);
   cmd->add_option("--chain-sample", o->chain_one_in,

@@ -118,7 +118,8 @@ Command add_snapshot(CLI::App& parent) {
                    "dumps it at start to seed the live counts of its netns.");
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
-                  "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+                  "Keep lifetimes for 1 entry in N (power of two), picked by a hash of its tuple\n"
+                  "and the CPU's insert count")
       ->check(bounded(core::kSampleOneIn))
       ->default_val(8);
   return {cmd, [o] { return run_snapshot(*o); }};

@@ -320,7 +320,8 @@ Command add_trace(CLI::App& parent) {
       ->check(bounded(core::kRingBytes))
       ->default_val(1 << 20);
   cmd->add_option("--lifetime-sample", o->lifetime_one_in,
-                  "Keep lifetimes for 1 entry in N (power of two), chosen at random")
+                  "Keep lifetimes for 1 entry in N (power of two), picked by a hash of its tuple\n"
+                  "and the CPU's insert count")
       ->check(bounded(core::kSampleOneIn))
       ->default_val(8);
   cmd->add_option("--chain-sample", o->chain_one_in,
