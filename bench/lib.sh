@@ -75,3 +75,12 @@ fill_to() {
 	done
 	echo "$(date +%s.%N) - $t0" | bc -l >>"$WORK/fill_s"
 }
+
+# stats PID: "name run_cnt run_time_ns" of every program the process holds, one a line, sorted by name
+# (kernel.bpf_stats_enabled must be 1 for the run figures).
+stats() {
+	local ids
+	ids=$(sed -n 's/^prog_id:[[:space:]]*//p' /proc/"$1"/fdinfo/* 2>/dev/null | sort -un | tr '\n' ' ')
+	"${BPFTOOL:-/usr/sbin/bpftool}" prog show --json | jq -r --arg ids "$ids" '($ids | split(" ") | map(select(. != "") | tonumber)) as $held
+		| .[] | select(.id as $id | $held | index($id)) | "\(.name) \(.run_cnt // 0) \(.run_time_ns // 0)"' | sort
+}

@@ -11,7 +11,6 @@ set -euo pipefail
 flows=${1:-20000}
 shift || true
 configs=("${@:-serve,--mode,fentry}")
-BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
 
 NS=ctbpf-prof-$$
 WORK=$(mktemp -d)
@@ -21,14 +20,6 @@ trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_before; pkill -f "ready-file $W
 source "$(dirname "$0")/lib.sh"
 flood_netns
 sysctl -qw kernel.bpf_stats_enabled=1
-
-# stats PID: "name run_cnt run_time_ns" of every program the process holds, one a line.
-stats() {
-	local ids
-	ids=$(sed -n 's/^prog_id:[[:space:]]*//p' /proc/"$1"/fdinfo/* 2>/dev/null | sort -un | tr '\n' ' ')
-	"$BPFTOOL" prog show --json | jq -r --arg ids "$ids" '($ids | split(" ") | map(select(. != "") | tonumber)) as $held
-		| .[] | select(.id as $id | $held | index($id)) | "\(.name) \(.run_cnt // 0) \(.run_time_ns // 0)"' | sort
-}
 
 # table TITLE BEFORE AFTER: per program, runs and ns per flow between two stats files (the guest has
 # no /dev/fd, so no process substitution).
