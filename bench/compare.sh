@@ -14,12 +14,8 @@ rounds=${1:?rounds} flows=${2:?flows} bin_a=${3:?binary A} bin_b=${4:?binary B} 
 
 NS=ctbpf-cmp-$$
 WORK=$(mktemp -d)
-stats_before=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_before; pkill -f "ready-file $WORK" 2>/dev/null || true;
-	ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/lib.sh"
-flood_netns
-sysctl -qw kernel.bpf_stats_enabled=1
+profile_setup
 
 # per_run ROUND BUILD PHASE BEFORE AFTER: "round build phase program ns_per_run", one line a program.
 per_run() {

@@ -76,6 +76,16 @@ fill_to() {
 	echo "$(date +%s.%N) - $t0" | bc -l >>"$WORK/fill_s"
 }
 
+# profile_setup: the flood's netns and the kernel's BPF statistics on, both undone at exit (with any
+# tracer left and $WORK).
+profile_setup() {
+	stats_before=$(sysctl -n kernel.bpf_stats_enabled)
+	trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_before; pkill -f "ready-file $WORK" 2>/dev/null || true;
+		ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
+	flood_netns
+	sysctl -qw kernel.bpf_stats_enabled=1
+}
+
 # stats PID: "name run_cnt run_time_ns" of every program the process holds, one a line, sorted by name
 # (kernel.bpf_stats_enabled must be 1 for the run figures).
 stats() {

@@ -14,12 +14,8 @@ configs=("${@:-serve,--mode,fentry}")
 
 NS=ctbpf-prof-$$
 WORK=$(mktemp -d)
-stats_before=$(sysctl -n kernel.bpf_stats_enabled)
-trap 'sysctl -qw kernel.bpf_stats_enabled=$stats_before; pkill -f "ready-file $WORK" 2>/dev/null || true;
-	ip netns del $NS 2>/dev/null || true; rm -rf "$WORK"' EXIT
 source "$(dirname "$0")/lib.sh"
-flood_netns
-sysctl -qw kernel.bpf_stats_enabled=1
+profile_setup
 
 # table TITLE BEFORE AFTER: per program, runs and ns per flow between two stats files (the guest has
 # no /dev/fd, so no process substitution).
