@@ -321,8 +321,9 @@ static __always_inline void netns_facts_read(struct net *net, __u64 *span, struc
 	f->netns_identity = BPF_CORE_READ(net, hash_mix);
 }
 
-/* A field of the entry inside the span that ct_facts_read() took from offset `first`: a load from the
- * stack, at an offset the verifier knows (every operand is a CO-RE constant). */
+/* A field of the entry inside the span that ct_facts_read() took from offset `first` to `end`: a load
+ * from the stack, at an offset the verifier knows (every operand is a CO-RE constant), so it drops
+ * the branch a kernel's layout does not take. */
 #define CT_SPAN_HAS(field, first, end)                                                              \
 	(CT_OFFSET(field) >= (first) && CT_OFFSET(field) + sizeof(field) <= (end) &&                    \
 	 (CT_OFFSET(field) - (first)) % sizeof(field) == 0)
@@ -344,29 +345,24 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 	__u64 span[CT_SPAN_MAX / 8];
 	/* Every CT_OFFSET path starts at ct: through a tuple pointer it gives offsets in the tuple. */
 	__u32 first = CT_OFFSET(ct->tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
-	__u32 l4_at = CT_OFFSET(ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.protonum);
-	__u32 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
+	__u32 end = CT_OFFSET(ct->ct_net.net) + sizeof(ct->ct_net.net);
 	struct ct_facts f = {};
 	struct net *net;
 #define ORIG (ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple)
 
 	/* A failed span read (never seen) falls back to reading field by field, never to made-up zeros. */
-	if (first < l4_at && l4_at < net_at && first < status_at && status_at < net_at &&
-	    net_at + 8 - first <= sizeof(span) && (status_at - first) % 8 == 0 && (net_at - first) % 8 == 0 &&
-	    bpf_probe_read_kernel(span, net_at + 8 - first, (void *)ct + first) == 0) {
+	if (end - first <= sizeof(span) && CT_SPAN_HAS(ct->status, first, end) &&
+	    CT_SPAN_HAS(ct->ct_net.net, first, end) && CT_SPAN_HAS(ORIG.dst.protonum, first, end) &&
+	    CT_SPAN_HAS(ORIG.src.u.all, first, end) && CT_SPAN_HAS(ORIG.dst.u.all, first, end) &&
+	    CT_SPAN_HAS(ORIG.src.u3.ip, first, end) && CT_SPAN_HAS(ORIG.dst.u3.ip, first, end) &&
+	    bpf_probe_read_kernel(span, end - first, (void *)ct + first) == 0) {
 		f.next = (struct hlist_nulls_node *)span[0];
-		f.status = span[(status_at - first) / 8];
-		f.l4 = ((__u8 *)span)[l4_at - first];
-		net = (struct net *)span[(net_at - first) / 8];
-		/* The original tuple lies between the node and status on every kernel: its tag comes free. */
-		if (CT_SPAN_HAS(ORIG.src.u.all, first, net_at) && CT_SPAN_HAS(ORIG.dst.u.all, first, net_at) &&
-		    CT_SPAN_HAS(ORIG.src.u3.ip, first, net_at) && CT_SPAN_HAS(ORIG.dst.u3.ip, first, net_at))
-			f.tag = tuple_tag(CT_SPAN_GET(span, ORIG.src.u.all, first),
-					  CT_SPAN_GET(span, ORIG.dst.u.all, first),
-					  CT_SPAN_GET(span, ORIG.src.u3.ip, first),
-					  CT_SPAN_GET(span, ORIG.dst.u3.ip, first), f.l4);
-		else
-			f.tag = ct_tuple_tag_read(&ORIG, f.l4);
+		f.status = CT_SPAN_GET(span, ct->status, first);
+		f.l4 = CT_SPAN_GET(span, ORIG.dst.protonum, first);
+		net = CT_SPAN_GET(span, ct->ct_net.net, first);
+		f.tag = tuple_tag(CT_SPAN_GET(span, ORIG.src.u.all, first), CT_SPAN_GET(span, ORIG.dst.u.all, first),
+				  CT_SPAN_GET(span, ORIG.src.u3.ip, first), CT_SPAN_GET(span, ORIG.dst.u3.ip, first),
+				  f.l4);
 	} else {
 		f.next = BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next);
 		f.status = ct_status(ct);
