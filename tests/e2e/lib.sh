@@ -55,11 +55,23 @@ trap cleanup EXIT
 log() { echo "[$(date +%T)] $*" >&2; }
 
 # On kernels where conntrack and friends are modules (the VM), load them; built in elsewhere.
+# Conntrack's first hash (hash_conntrack_raw's get_random_once) makes a workqueue rewrite a static
+# branch with int3-based text patching. Under qemu TCG a vCPU running that code during the rewrite
+# can trap on a stale int3 and panic the guest (seen once, 6.12, "Fatal exception in interrupt" at
+# hash_conntrack_raw+0x41). So a freshly loaded conntrack hashes once, over ctnetlink, and settles
+# before any ctbpf or traffic runs.
 load_modules() {
-	local m
+	local m fresh=
+	[ -d /sys/module/nf_conntrack ] || fresh=1
 	for m in nf_conntrack nf_tables nft_ct nf_conntrack_netlink veth; do
 		[ -d "/sys/module/$m" ] || modprobe "$m" 2>/dev/null || true
 	done
+	if [ -n "$fresh" ] && [ -d /sys/module/nf_conntrack ]; then
+		local entry=(-p udp -s 192.0.2.1 -d 192.0.2.2 --sport 9 --dport 9)
+		conntrack -I "${entry[@]}" -t 5 >/dev/null 2>&1 || true
+		conntrack -D "${entry[@]}" >/dev/null 2>&1 || true
+		sleep 0.3
+	fi
 }
 
 # make_netns [NAME]: a netns (the test netns, $NS, unless named) whose output chain needs conntrack
