@@ -91,13 +91,14 @@ static __always_inline __u32 ct_tuple_tag_read(const struct nf_conntrack_tuple *
 
 /*
  * A uniform 1-in-N sample of entries for lifetimes, decided once at insert (free only asks the births
- * map): a mix (murmur3's finalizer) of the entry's tuple tag and this CPU's insert count, where
- * bpf_get_prandom_u32() was a helper call per new flow. The count keeps a tuple that comes back from
- * always or never being sampled; the tag keeps a workload's period from lining up with the count's.
+ * map): a mix (murmur3's finalizer) of a seed of the entry (struct ct_facts) and this CPU's insert count,
+ * where bpf_get_prandom_u32() was a helper call per new flow. The count keeps an entry that comes back
+ * from always or never being sampled; the seed keeps a workload's period from lining up with the
+ * count's.
  */
-static __always_inline bool lifetime_sampled(__u32 tag, __u64 inserts)
+static __always_inline bool lifetime_sampled(__u32 seed, __u64 inserts)
 {
-	__u32 x = tag ^ (__u32)inserts;
+	__u32 x = seed ^ (__u32)inserts;
 
 	x ^= x >> 16;
 	x *= 0x85ebca6bU;
@@ -273,6 +274,8 @@ struct ct_facts {
 	__u32 tag; /* tuple_tag() of the original tuple */
 	__u8 l4;
 	__u8 tcp_state; /* TCP entries only, when asked for */
+	bool lean;	/* ct_facts_read_lean(): no tag, no next */
+	__u32 sample_seed; /* lifetime_sampled()'s: the tag, or where there is none yet the entry's address */
 };
 
 static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
@@ -286,6 +289,7 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 	};
 
 	f.tag = tuple_tag(t->src.u.all, t->dst.u.all, t->src.u3.ip, t->dst.u3.ip, f.l4);
+	f.sample_seed = f.tag;
 
 	if (f.l4 == IPPROTO_TCP)
 		f.tcp_state = ct->proto.tcp.state;
@@ -296,8 +300,7 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
  * Reading, the fields from the origin node's next to ct_net sit in one span of the entry (about 128
  * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read: two helper calls
  * (the span, then the netns's inode and hash_mix behind ct_net) where a read per field took six, on
- * confirm's exit, which runs once per new flow, and on every kprobe free. Each call is emulated one by
- * one under qemu TCG (BENCHMARKS.md). The offsets are CO-RE relocated constants, so the verifier knows
+ * every kprobe free. The offsets are CO-RE relocated constants, so the verifier knows
  * every load's stack offset and drops the branch a kernel's layout does not take; a layout where the
  * fields are not in that order within CT_SPAN_MAX bytes (a randomized struct layout) reads field by
  * field.
@@ -335,12 +338,9 @@ static __always_inline void netns_facts_read(struct net *net, __u64 *span, struc
 		*(typeof(field) *)((__u8 *)(span) + at_);                                           \
 	})
 
-/*
- * `likely_net` (fexit on confirm: the netns of skb's device, a typed pointer, or NULL) saves the netns
- * read when it is the entry's: its inode and hash_mix are then direct loads, one helper call less per
- * new flow. Equal pointers are the same netns, so this is never a guess.
- */
-static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tcp_state, struct net *likely_net)
+/* Everything ct_facts_typed() gives, and the origin node's next, for the kprobe family's free and for
+ * ctnetlink's inserts. */
+static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tcp_state)
 {
 	__u64 span[CT_SPAN_MAX / 8];
 	/* Every CT_OFFSET path starts at ct: through a tuple pointer it gives offsets in the tuple. */
@@ -370,16 +370,50 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 		net = BPF_CORE_READ(ct, ct_net.net);
 		f.tag = ct_tuple_tag_read(&ORIG, f.l4);
 	}
-	if (likely_net && net == likely_net) {
-		f.netns = likely_net->ns.inum;
-		f.netns_identity = likely_net->hash_mix;
-	} else {
-		netns_facts_read(net, span, &f);
-	}
+	f.sample_seed = f.tag;
+	netns_facts_read(net, span, &f);
 	if (tcp_state && f.l4 == IPPROTO_TCP)
 		f.tcp_state = BPF_CORE_READ(ct, proto.tcp.state);
 	return f;
 #undef ORIG
+}
+
+/*
+ * What confirm's exit needs of every new entry: status, netns and protocol, in two small probe reads
+ * (status and ct_net are neighbours on 5.10-6.12). The tuple's tag and the origin node's next are read
+ * only for the inserts that are sampled (keep_birth(), record_chain_length()). `likely_net` (the netns
+ * of skb's device, a typed pointer, or NULL) saves the netns read when it is the entry's: its inode and
+ * hash_mix are then direct loads. Equal pointers are the same netns, so this is never a guess. In the
+ * instruction-counted 6.1 guest (BENCHMARKS.md): ct_facts_read()'s 128-byte span, with its layout
+ * checks and extraction, was 40% of fexit_confirm's run time; these two reads take it from 667 to 532
+ * guest instructions per run in serve (one 80-byte read from the protocol to ct_net: 559).
+ */
+static __always_inline struct ct_facts ct_facts_read_lean(struct nf_conn *ct, struct net *likely_net)
+{
+	__u32 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
+	/* ct is a plain number here (skb->_nfct), which may be shifted (a typed pointer may not); entries
+	 * are 64-byte aligned */
+	struct ct_facts f = { .lean = true, .sample_seed = (__u32)((__u64)ct >> 6) ^ (__u32)((__u64)ct >> 38) };
+	unsigned long status_net[2];
+	struct net *net;
+
+	if (net_at == status_at + sizeof(f.status) &&
+	    bpf_probe_read_kernel(status_net, sizeof(status_net), (void *)ct + status_at) == 0) {
+		f.status = status_net[0];
+		net = (struct net *)status_net[1];
+	} else {
+		f.status = ct_status(ct);
+		net = BPF_CORE_READ(ct, ct_net.net);
+	}
+	f.l4 = ct_l4proto(ct);
+	if (likely_net && net == likely_net) {
+		f.netns = likely_net->ns.inum;
+		f.netns_identity = likely_net->hash_mix;
+	} else {
+		f.netns = BPF_CORE_READ(net, ns.inum);
+		f.netns_identity = BPF_CORE_READ(net, hash_mix);
+	}
+	return f;
 }
 
 /* nf_ct_is_expired(): (s32)(ct->timeout - nfct_time_stamp) <= 0, nfct_time_stamp = (u32)jiffies */
@@ -397,10 +431,10 @@ static __always_inline void keep_birth(struct nf_conn *ct, const struct ct_facts
 	__u64 key = (__u64)ct;
 	struct birth birth = {};
 
-	if (!lifetime_sampled(f->tag, inserts))
+	if (!lifetime_sampled(f->sample_seed, inserts))
 		return;
 	birth.ns = bpf_ktime_get_ns();
-	birth.tag = f->tag;
+	birth.tag = f->lean ? ct_tuple_tag_read(&ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple, f->l4) : f->tag;
 	if (bpf_map_update_elem(&births, &key, &birth, BPF_ANY))
 		count(CTBPF_CNT_LIFETIME_UNTRACKED);
 }
@@ -492,7 +526,7 @@ static __always_inline void on_delete_exit(struct nf_conn *ct, bool deleted)
 
 /* ---- confirm: insertion into the hash table ------------------------------------------------------ */
 
-/* `node` is the new entry's origin-direction node's next (ct_facts_read()). */
+/* `node` is the new entry's origin-direction node's next. */
 static __always_inline __u32 record_chain_length(struct hlist_nulls_node *node, struct ctbpf_cpu_state *st)
 {
 	struct ctbpf_counters *c = &st->counters;
@@ -551,7 +585,7 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 
 /*
  * An entry now in the table: by confirm (a packet) or nf_conntrack_hash_check_insert (ctnetlink, kfunc).
- * `f` is what ct_facts_read() found; `walk_chain` is false where there is no chain to walk. The walk
+ * `f` is what ct_facts_read() or ct_facts_read_lean() found; `walk_chain` is false where there is no chain to walk. The walk
  * is sampled (chain_sample_mask, serve): 1 insert in N on each CPU, by that CPU's insert count.
  */
 static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_state *st, bool walk_chain,
@@ -573,7 +607,8 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_st
 	if (track_ports)
 		count_port(ct);
 	if (walk_chain && (c->c[CTBPF_CNT_INSERT] & chain_sample_mask) == 0)
-		len = record_chain_length(f->next, st);
+		len = record_chain_length(f->lean ? BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].hnnode.next) : f->next,
+					  st);
 	emit_ct_event(CTBPF_EV_INSERT, 0, ct, len);
 }
 
@@ -618,7 +653,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 			count_refused(call.ct, c, CTBPF_CNT_INSERT_FAILED);
 			break;
 		case CTBPF_CONFIRM_DROP_AFTER_INSERT:
-			f = ct_facts_read(call.ct, false, likely_net);
+			f = ct_facts_read_lean(call.ct, likely_net);
 			count_insert(call.ct, st, false, &f);
 			break;
 		default: /* CTBPF_CONFIRM_DROP_ALREADY_CONFIRMED: the kernel counts nothing */
@@ -636,7 +671,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 		count_refused(ct, c, CTBPF_CNT_CLASH_RESOLVE);
 		return;
 	}
-	f = ct_facts_read(ct, false, likely_net);
+	f = ct_facts_read_lean(ct, likely_net);
 	/* NF_ACCEPT without IPS_CONFIRMED: a reply-direction packet, nothing was inserted. */
 	if (!status_has(f.status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)))
 		return;
@@ -670,7 +705,7 @@ static __always_inline void on_check_insert_exit(struct nf_conn *ct, int err)
 	if (!st || !ct)
 		return;
 	if (err == 0) {
-		f = ct_facts_read(ct, false, NULL);
+		f = ct_facts_read(ct, false);
 		count_insert(ct, st, true, &f);
 	} else if (err == -CTBPF_ENOSPC) {
 		count_refused(ct, &st->counters, CTBPF_CNT_CHAINTOOLONG);
@@ -943,7 +978,7 @@ int BPF_KRETPROBE(kretprobe_check_insert, int ret)
 SEC("kprobe/nf_conntrack_free")
 int BPF_KPROBE(kprobe_free, struct nf_conn *ct)
 {
-	struct ct_facts f = ct_facts_read(ct, true, NULL);
+	struct ct_facts f = ct_facts_read(ct, true);
 
 	on_free_enter(ct, &f);
 	return 0;
