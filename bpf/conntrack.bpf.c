@@ -298,31 +298,17 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 
 /*
  * Reading, the fields from the origin node's next to ct_net sit in one span of the entry (about 128
- * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read: two helper calls
- * (the span, then the netns's inode and hash_mix behind ct_net) where a read per field took six, on
- * every kprobe free. The offsets are CO-RE relocated constants, so the verifier knows
- * every load's stack offset and drops the branch a kernel's layout does not take; a layout where the
- * fields are not in that order within CT_SPAN_MAX bytes (a randomized struct layout) reads field by
- * field.
+ * bytes on 5.10-6.12: the two tuple hashes, status, ct_net), taken in one probe read, where a read
+ * per field took six, on every kprobe free. The netns's inode and hash_mix are two reads of 4 bytes:
+ * a probe read's cost grows with its length, and the one read of the 188 bytes from one to the other
+ * that this replaced cost kprobe_free 103 more guest instructions a run (977 against 874 in the
+ * instruction-counted 6.1 guest, BENCHMARKS.md). The offsets are CO-RE relocated constants, so the
+ * verifier knows every load's stack offset and drops the branch a kernel's layout does not take; a
+ * layout where the fields are not in that order within CT_SPAN_MAX bytes (a randomized struct layout)
+ * reads field by field.
  */
 #define CT_SPAN_MAX 256
 #define CT_OFFSET(field) __builtin_preserve_field_info(field, BPF_FIELD_BYTE_OFFSET)
-
-/* The netns's inode and hash_mix, in one probe read where they sit within CT_SPAN_MAX bytes of each
- * other (188 bytes on 5.10 and 6.1, 212 on 6.12), else one read each. `span` is the caller's scratch. */
-static __always_inline void netns_facts_read(struct net *net, __u64 *span, struct ct_facts *f)
-{
-	__u32 inum_at = CT_OFFSET(net->ns.inum), mix_at = CT_OFFSET(net->hash_mix);
-
-	if (inum_at < mix_at && mix_at + 4 - inum_at <= CT_SPAN_MAX && (mix_at - inum_at) % 4 == 0 &&
-	    bpf_probe_read_kernel(span, mix_at + 4 - inum_at, (void *)net + inum_at) == 0) {
-		f->netns = ((__u32 *)span)[0];
-		f->netns_identity = ((__u32 *)span)[(mix_at - inum_at) / 4];
-		return;
-	}
-	f->netns = BPF_CORE_READ(net, ns.inum);
-	f->netns_identity = BPF_CORE_READ(net, hash_mix);
-}
 
 /* A field of the entry inside the span that ct_facts_read() took from offset `first` to `end`: a load
  * from the stack, at an offset the verifier knows (every operand is a CO-RE constant), so it drops
@@ -371,7 +357,8 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 		f.tag = ct_tuple_tag_read(&ORIG, f.l4);
 	}
 	f.sample_seed = f.tag;
-	netns_facts_read(net, span, &f);
+	f.netns = BPF_CORE_READ(net, ns.inum);
+	f.netns_identity = BPF_CORE_READ(net, hash_mix);
 	if (tcp_state && f.l4 == IPPROTO_TCP)
 		f.tcp_state = BPF_CORE_READ(ct, proto.tcp.state);
 	return f;
