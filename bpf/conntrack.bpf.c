@@ -310,6 +310,22 @@ static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
 #define CT_SPAN_MAX 256
 #define CT_OFFSET(field) __builtin_preserve_field_info(field, BPF_FIELD_BYTE_OFFSET)
 
+/*
+ * The netns's inode and hash_mix. `likely_net` (fexit on confirm: the netns of skb's device, a typed
+ * pointer, or NULL) saves both reads when it is the entry's: they are then direct loads. Equal
+ * pointers are the same netns, so this is never a guess.
+ */
+static __always_inline void netns_facts_read(struct net *net, struct net *likely_net, struct ct_facts *f)
+{
+	if (likely_net && net == likely_net) {
+		f->netns = likely_net->ns.inum;
+		f->netns_identity = likely_net->hash_mix;
+	} else {
+		f->netns = BPF_CORE_READ(net, ns.inum);
+		f->netns_identity = BPF_CORE_READ(net, hash_mix);
+	}
+}
+
 /* A field of the entry inside the span that ct_facts_read() took from offset `first` to `end`: a load
  * from the stack, at an offset the verifier knows (every operand is a CO-RE constant), so it drops
  * the branch a kernel's layout does not take. */
@@ -357,8 +373,7 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 		f.tag = ct_tuple_tag_read(&ORIG, f.l4);
 	}
 	f.sample_seed = f.tag;
-	f.netns = BPF_CORE_READ(net, ns.inum);
-	f.netns_identity = BPF_CORE_READ(net, hash_mix);
+	netns_facts_read(net, NULL, &f);
 	if (tcp_state && f.l4 == IPPROTO_TCP)
 		f.tcp_state = BPF_CORE_READ(ct, proto.tcp.state);
 	return f;
@@ -368,9 +383,7 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 /*
  * What confirm's exit needs of every new entry: status, netns and protocol, in two small probe reads
  * (status and ct_net are neighbours on 5.10-6.12). The tuple's tag and the origin node's next are read
- * only for the inserts that are sampled (keep_birth(), record_chain_length()). `likely_net` (the netns
- * of skb's device, a typed pointer, or NULL) saves the netns read when it is the entry's: its inode and
- * hash_mix are then direct loads. Equal pointers are the same netns, so this is never a guess. In the
+ * only for the inserts that are sampled (keep_birth(), record_chain_length()). In the
  * instruction-counted 6.1 guest (BENCHMARKS.md): ct_facts_read()'s 128-byte span, with its layout
  * checks and extraction, was 40% of fexit_confirm's run time; these two reads take it from 667 to 532
  * guest instructions per run in serve (one 80-byte read from the protocol to ct_net: 559).
@@ -393,13 +406,7 @@ static __always_inline struct ct_facts ct_facts_read_lean(struct nf_conn *ct, st
 		net = BPF_CORE_READ(ct, ct_net.net);
 	}
 	f.l4 = ct_l4proto(ct);
-	if (likely_net && net == likely_net) {
-		f.netns = likely_net->ns.inum;
-		f.netns_identity = likely_net->hash_mix;
-	} else {
-		f.netns = BPF_CORE_READ(net, ns.inum);
-		f.netns_identity = BPF_CORE_READ(net, hash_mix);
-	}
+	netns_facts_read(net, likely_net, &f);
 	return f;
 }
 
@@ -572,8 +579,9 @@ static __always_inline struct confirm_call confirm_call_of(struct sk_buff *skb)
 
 /*
  * An entry now in the table: by confirm (a packet) or nf_conntrack_hash_check_insert (ctnetlink, kfunc).
- * `f` is what ct_facts_read() or ct_facts_read_lean() found; `walk_chain` is false where there is no chain to walk. The walk
- * is sampled (chain_sample_mask, serve): 1 insert in N on each CPU, by that CPU's insert count.
+ * `f` is what ct_facts_read() or ct_facts_read_lean() found; `walk_chain` is false where there is no
+ * chain to walk. The walk is sampled (chain_sample_mask, serve): 1 insert in N on each CPU, by that
+ * CPU's insert count.
  */
 static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_state *st, bool walk_chain,
 					 const struct ct_facts *f)
