@@ -222,12 +222,19 @@ idle_confirms_start() {
 }
 idle_confirms_check() {
 	local cpu n
-	# bpftrace prints its map at SIGINT; its exit is polled (bench/lib.sh's stop_tracer says why).
+	# bpftrace prints its map at SIGINT, on its way out; its exit is polled (bench/lib.sh's stop_tracer
+	# says why). 10 s was too short once in CI (a loaded host, a TCG guest, bpftrace detaching from the
+	# trampoline it shares with ctbpf): the map was not printed yet and every CPU read as "none".
+	local deadline=$((SECONDS + 120))
 	kill -INT "$IDLE_PID"
-	for _ in $(seq 100); do kill -0 "$IDLE_PID" 2>/dev/null || break; sleep 0.1; done
+	while kill -0 "$IDLE_PID" 2>/dev/null; do
+		[ "$SECONDS" -lt "$deadline" ] || { echo "e2e: bpftrace ($IDLE_PID) still running 120 s after SIGINT" >&2; cat "$WORK/idle.out" >&2; exit 1; }
+		sleep 0.2
+	done
 	log "confirms with the idle task current, per CPU: $(grep '^@idle' "$WORK/idle.out" | tr '\n' ' ')"
 	for ((cpu = 0; cpu < $(nproc); cpu++)); do
 		n=$(sed -n "s/^@idle\[$cpu\]: //p" "$WORK/idle.out")
 		expect "confirms in softirq with the idle task current on CPU $cpu" "$([ "${n:-0}" -gt 0 ] && echo some || echo none)" some
 	done
+	grep -q '^@idle' "$WORK/idle.out" || cat "$WORK/idle.out" >&2
 }
