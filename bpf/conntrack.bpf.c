@@ -91,21 +91,14 @@ static __always_inline __u32 ct_tuple_tag_read(const struct nf_conntrack_tuple *
 
 /*
  * A uniform 1-in-N sample of entries for lifetimes, decided once at insert (free only asks the births
- * map): a mix (murmur3's finalizer) of a seed of the entry (struct ct_facts) and this CPU's insert count,
- * where bpf_get_prandom_u32() was a helper call per new flow. The count keeps an entry that comes back
- * from always or never being sampled; the seed keeps a workload's period from lining up with the
- * count's.
+ * map): a multiplicative (Fibonacci) hash of a seed of the entry (struct ct_facts) and this CPU's
+ * insert count, bits 16 up, where bpf_get_prandom_u32() was a helper call per new flow (and murmur3's
+ * finalizer two multiplies more). The count keeps an entry that comes back from always or never being
+ * sampled; the seed keeps a workload's period from lining up with the count's.
  */
 static __always_inline bool lifetime_sampled(__u32 seed, __u64 inserts)
 {
-	__u32 x = seed ^ (__u32)inserts;
-
-	x ^= x >> 16;
-	x *= 0x85ebca6bU;
-	x ^= x >> 13;
-	x *= 0xc2b2ae35U;
-	x ^= x >> 16;
-	return (x & lifetime_sample_mask) == 0;
+	return ((((seed ^ (__u32)inserts) * 2654435761U) >> 16) & lifetime_sample_mask) == 0;
 }
 
 static __always_inline __u32 ct_netns(struct nf_conn *ct)
@@ -381,31 +374,49 @@ static __always_inline struct ct_facts ct_facts_read(struct nf_conn *ct, bool tc
 }
 
 /*
- * What confirm's exit needs of every new entry: status, netns and protocol, in two small probe reads
- * (status and ct_net are neighbours on 5.10-6.12). The tuple's tag and the origin node's next are read
- * only for the inserts that are sampled (keep_birth(), record_chain_length()). In the
- * instruction-counted 6.1 guest (BENCHMARKS.md): ct_facts_read()'s 128-byte span, with its layout
- * checks and extraction, was 40% of fexit_confirm's run time; these two reads take it from 667 to 532
- * guest instructions per run in serve (one 80-byte read from the protocol to ct_net: 559).
+ * What confirm's exit needs of every new entry: status, netns and protocol, in one probe read from
+ * the end of the reply tuple to ct_net (24 bytes; 32 on 5.10, where a u16 `cpu` for the per-CPU
+ * entry lists sits between status and ct_net: 5.19's series "netfilter: conntrack: remove percpu
+ * lists" removed both; the 5.10 and 6.1 guests' BTF show it there and gone).
+ * The protocol is the reply tuple's (nf_ct_invert_tuple() copies it from the original), right before
+ * status; the original tuple's is 56 bytes further away. The tuple's tag and the origin node's next are
+ * read only for the inserts that are sampled (keep_birth(), record_chain_length()). In the
+ * instruction-counted 6.1 guest (bench/profile.sh, guest instructions per run of fexit_confirm in
+ * serve): ct_facts_read()'s 128-byte span with its range checks 667; a 16-byte read of status and
+ * ct_net plus a 1-byte read of the protocol 532; this read 492, and 430 with its layout tested by
+ * equalities of CO-RE constants, where CT_SPAN_HAS()'s range and alignment tests ran ~40 instructions
+ * (the verifier drops the branch a layout does not take, but the JIT still runs the arithmetic).
  */
 static __always_inline struct ct_facts ct_facts_read_lean(struct nf_conn *ct, struct net *likely_net)
 {
-	__u32 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
+	__u64 l4_at = CT_OFFSET(ct->tuplehash[IP_CT_DIR_REPLY].tuple.dst.protonum);
+	__u64 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
 	/* ct is a plain number here (skb->_nfct), which may be shifted (a typed pointer may not); entries
 	 * are 64-byte aligned */
 	struct ct_facts f = { .lean = true, .sample_seed = (__u32)((__u64)ct >> 6) ^ (__u32)((__u64)ct >> 38) };
-	unsigned long status_net[2];
+	struct {
+		__u8 _tuple_end[6]; /* the 8-byte word that ends with the reply tuple's protocol and dir */
+		__u8 l4;
+		__u8 _dir;
+		unsigned long status;
+		__u64 after_status[2]; /* ct_net: [0], or [1] on 5.10 */
+	} span;
 	struct net *net;
 
-	if (net_at == status_at + sizeof(f.status) &&
-	    bpf_probe_read_kernel(status_net, sizeof(status_net), (void *)ct + status_at) == 0) {
-		f.status = status_net[0];
-		net = (struct net *)status_net[1];
+	/* Two layouts, each tested by its own equalities: the one a kernel has runs only its own. */
+	if (status_at == l4_at + 2 && net_at == status_at + 8 &&
+	    bpf_probe_read_kernel(&span, 24, (void *)ct + status_at - 8) == 0) {
+		net = (struct net *)span.after_status[0];
+	} else if (status_at == l4_at + 2 && net_at == status_at + 16 &&
+		   bpf_probe_read_kernel(&span, 32, (void *)ct + status_at - 8) == 0) {
+		net = (struct net *)span.after_status[1];
 	} else {
-		f.status = ct_status(ct);
+		span.l4 = ct_l4proto(ct);
+		span.status = ct_status(ct);
 		net = BPF_CORE_READ(ct, ct_net.net);
 	}
-	f.l4 = ct_l4proto(ct);
+	f.l4 = span.l4;
+	f.status = span.status;
 	netns_facts_read(net, likely_net, &f);
 	return f;
 }
@@ -442,11 +453,7 @@ static __always_inline void keep_birth(struct nf_conn *ct, const struct ct_facts
 
 static __always_inline void early_drop_in_flight_add(__s64 delta)
 {
-	__u32 zero = 0;
-	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
-
-	if (f)
-		__sync_fetch_and_add(&f->early_drop, delta);
+	__sync_fetch_and_add(&in_flight.early_drop, delta);
 }
 
 static __always_inline void on_early_drop_enter(struct net *net)
@@ -487,12 +494,11 @@ static __always_inline void on_early_drop_exit(int evicted)
 /* This context's early_drop() call, when it is inside one; the common case costs an inlined array read. */
 static __always_inline struct early_drop_call *inside_early_drop(void)
 {
-	__u64 key = context_key();
-	__u32 zero = 0;
-	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
+	__u64 key;
 
-	if (f && f->early_drop == 0)
+	if (in_flight.early_drop == 0)
 		return NULL;
+	key = context_key();
 	return bpf_map_lookup_elem(&early_drop_calls, &key);
 }
 
@@ -782,13 +788,11 @@ int BPF_PROG(fexit_delete, struct nf_conn *ct, u32 portid, int report, u64 ret)
 /* A clash note waiting for skb's confirm exit, taken (deleted) when found; NULL when none waits. */
 static __always_inline bool take_clash_note(struct sk_buff *skb, struct confirm_call *call)
 {
-	__u32 zero = 0;
 	__u64 key = (__u64)skb;
-	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
 	struct confirm_call *note;
 	bool fresh;
 
-	if (!f || f->clash_notes <= 0)
+	if (in_flight.clash_notes <= 0)
 		return false;
 	note = bpf_map_lookup_elem(&clash_notes, &key);
 	if (!note)
@@ -798,7 +802,7 @@ static __always_inline bool take_clash_note(struct sk_buff *skb, struct confirm_
 	if (fresh)
 		*call = *note;
 	if (bpf_map_delete_elem(&clash_notes, &key) == 0)
-		__sync_fetch_and_add(&f->clash_notes, -1);
+		__sync_fetch_and_add(&in_flight.clash_notes, -1);
 	return fresh;
 }
 
@@ -825,17 +829,13 @@ int BPF_PROG(fexit_confirm, struct sk_buff *skb, int ret)
 SEC("fentry/nf_ct_resolve_clash")
 int BPF_PROG(fentry_resolve_clash, struct sk_buff *skb)
 {
-	__u32 zero = 0;
 	__u64 key = (__u64)skb;
-	struct in_flight *f = bpf_map_lookup_elem(&in_flight, &zero);
 	struct confirm_call note = confirm_call_of(skb);
 
-	if (!f)
-		return 0;
 	note.clash_seen = 1;
 	note.ts_ns = bpf_ktime_get_ns();
 	if (bpf_map_update_elem(&clash_notes, &key, &note, BPF_NOEXIST) == 0)
-		__sync_fetch_and_add(&f->clash_notes, 1);
+		__sync_fetch_and_add(&in_flight.clash_notes, 1);
 	else if (bpf_map_update_elem(&clash_notes, &key, &note, BPF_EXIST))
 		count(CTBPF_CNT_CONFIRM_UNPAIRED); /* full: the exit will count this clash as an insert */
 	return 0;
