@@ -96,9 +96,17 @@ static __always_inline __u32 ct_tuple_tag_read(const struct nf_conntrack_tuple *
  * finalizer two multiplies more). The count keeps an entry that comes back from always or never being
  * sampled; the seed keeps a workload's period from lining up with the count's.
  */
-static __always_inline bool lifetime_sampled(__u32 seed, __u64 inserts)
+/*
+ * The Fibonacci multiplier 2654435761 (0x9e3779b1) sign-extended, as the 32-bit immediate of a BPF
+ * multiply is: bits 0-31 of a product depend only on the factors' bits 0-31, so the hashes below, which
+ * keep bits of 16-31, run in plain 64-bit arithmetic with no truncation to a u32 and no 64-bit constant.
+ */
+#define FIBONACCI_MUL 0xffffffff9e3779b1ULL
+
+static __always_inline bool lifetime_sampled(__u64 seed, __u64 inserts)
 {
-	return ((((seed ^ (__u32)inserts) * 2654435761U) >> 16) & lifetime_sample_mask) == 0;
+	/* the mask is below 1 << 16: --lifetime-sample <= 65536 */
+	return ((((seed ^ inserts) * FIBONACCI_MUL) >> 16) & lifetime_sample_mask) == 0;
 }
 
 static __always_inline __u32 ct_netns(struct nf_conn *ct)
@@ -120,19 +128,26 @@ static __always_inline __u32 ct_netns(struct nf_conn *ct)
 static __always_inline struct ctbpf_netns_counts *netns_counts_of(struct ctbpf_cpu_state *st, __u32 netns,
 								   __u32 identity)
 {
-	__u32 home = (netns * 2654435761U) >> 22; /* the top 10 bits: CTBPF_NETNS_SLOTS = 1 << 10 */
+	/* bits 22-31 of the product, once masked below: CTBPF_NETNS_SLOTS = 1 << 10 */
+	__u64 home = (netns * FIBONACCI_MUL) >> 22;
 	struct ctbpf_netns_counts *other = &st->netns_other.counts;
+	/* A slot's netns and identity as the one 8-byte word they are in memory: one load and compare. */
+	__u64 held_by = netns | (__u64)identity << 32;
 
+	_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
+			       __builtin_offsetof(struct ctbpf_netns_slot, identity) == sizeof(__u32),
+		       "netns, then identity, in one little-endian word");
 	for (__u32 i = 0; i < CTBPF_NETNS_PROBES; i++) {
 		struct ctbpf_netns_slot *slot = &st->netns[(home + i) & (CTBPF_NETNS_SLOTS - 1)];
+		__u64 held = *(__u64 *)&slot->netns;
 
-		if (slot->netns == netns && slot->identity == identity)
+		if (held == held_by)
 			return &slot->counts;
-		if (slot->netns == netns) {
+		if ((__u32)held == netns) {
 			other->inserts += slot->counts.inserts;
 			other->destroys += slot->counts.destroys;
 			slot->counts.inserts = slot->counts.destroys = 0;
-		} else if (slot->netns) {
+		} else if ((__u32)held) {
 			continue;
 		}
 		slot->netns = netns;
@@ -239,11 +254,6 @@ static __always_inline void emit_ct_event(enum ctbpf_event_kind kind, __u32 caus
 	submit_event(e);
 }
 
-static __always_inline bool status_has(unsigned long status, unsigned int bit)
-{
-	return status & (1UL << bit);
-}
-
 /* A function, not BPF_CORE_READ(call.ct, status): CO-RE would relocate our struct's field too. */
 static __always_inline unsigned long ct_status(struct nf_conn *ct)
 {
@@ -268,7 +278,7 @@ struct ct_facts {
 	__u8 l4;
 	__u8 tcp_state; /* TCP entries only, when asked for */
 	bool lean;	/* ct_facts_read_lean(): no tag, no next */
-	__u32 sample_seed; /* lifetime_sampled()'s: the tag, or where there is none yet the entry's address */
+	__u64 sample_seed; /* lifetime_sampled()'s: the tag, or where there is none yet the entry's address */
 };
 
 static __always_inline struct ct_facts ct_facts_typed(struct nf_conn *ct)
@@ -391,9 +401,9 @@ static __always_inline struct ct_facts ct_facts_read_lean(struct nf_conn *ct, st
 {
 	__u64 l4_at = CT_OFFSET(ct->tuplehash[IP_CT_DIR_REPLY].tuple.dst.protonum);
 	__u64 status_at = CT_OFFSET(ct->status), net_at = CT_OFFSET(ct->ct_net.net);
-	/* ct is a plain number here (skb->_nfct), which may be shifted (a typed pointer may not); entries
-	 * are 64-byte aligned */
-	struct ct_facts f = { .lean = true, .sample_seed = (__u32)((__u64)ct >> 6) ^ (__u32)((__u64)ct >> 38) };
+	/* Entries are 64-byte aligned: lifetime_sampled()'s multiply mixes the bits above into those it
+	 * keeps. */
+	struct ct_facts f = { .lean = true, .sample_seed = (__u64)ct };
 	struct {
 		__u8 _tuple_end[6]; /* the 8-byte word that ends with the reply tuple's protocol and dir */
 		__u8 l4;
@@ -674,7 +684,7 @@ static __always_inline void on_confirm_exit(const struct confirm_call *paired, i
 	}
 	f = ct_facts_read_lean(ct, likely_net);
 	/* NF_ACCEPT without IPS_CONFIRMED: a reply-direction packet, nothing was inserted. */
-	if (!status_has(f.status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)))
+	if (!(f.status & CT_STATUS_CONFIRMED))
 		return;
 	/*
 	 * A NAT clash is a clash resolved by inserting the entry in the reply direction only: counted as
@@ -817,11 +827,13 @@ SEC("fexit/__nf_conntrack_confirm")
 int BPF_PROG(fexit_confirm, struct sk_buff *skb, int ret)
 {
 	struct confirm_call call;
+	struct net_device *dev;
 
 	if (!take_clash_note(skb, &call))
 		call = (struct confirm_call){ .skb = skb, .ct = skb_conntrack_typed(skb) };
 	/* One call site: clang inlines on_confirm_exit() (and its chain walk) once, the verifier walks it once. */
-	on_confirm_exit(&call, ret, false, skb->dev ? skb->dev->nd_net.net : NULL);
+	dev = skb->dev;
+	on_confirm_exit(&call, ret, false, dev ? dev->nd_net.net : NULL);
 	return 0;
 }
 

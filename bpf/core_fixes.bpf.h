@@ -39,15 +39,21 @@ static __always_inline struct nf_conn *skb_conntrack_typed(struct sk_buff *skb)
 }
 
 /*
- * IPS_NAT_CLASH (5.6) marks an entry that confirm inserted in the reply direction only after an
- * unresolvable origin-direction clash: a clash resolved without a drop, not a new flow. Kernels without
- * the bit have no such path.
+ * The status bits are UAPI (enum ip_conntrack_status, include/uapi/linux/netfilter/
+ * nf_conntrack_common.h): their values are fixed, so they are constants here, where a CO-RE enum
+ * relocation cost each test a 64-bit immediate and two zero-extension shifts, on every new flow and
+ * every free. IPS_NAT_CLASH (5.6) marks an entry that confirm inserted in the reply direction only
+ * after an unresolvable origin-direction clash: a clash resolved without a drop, not a new flow. It
+ * reuses IPS_UNTRACKED's bit, which the header calls "obsolete and not used anymore": on a kernel
+ * without IPS_NAT_CLASH no entry carries the bit.
  */
+#define CT_STATUS_CONFIRMED (1UL << 3) /* IPS_CONFIRMED_BIT */
+#define CT_STATUS_DYING (1UL << 9)     /* IPS_DYING_BIT */
+#define CT_STATUS_NAT_CLASH (1UL << 12) /* IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT */
+
 static __always_inline bool ct_is_nat_clash(unsigned long status)
 {
-	if (!bpf_core_enum_value_exists(enum ip_conntrack_status, IPS_NAT_CLASH_BIT))
-		return false;
-	return status & (1UL << bpf_core_enum_value(enum ip_conntrack_status, IPS_NAT_CLASH_BIT));
+	return status & CT_STATUS_NAT_CLASH;
 }
 
 /* nf_conn::zone exists only with CONFIG_NF_CONNTRACK_ZONES; without it every entry is in zone 0. */
@@ -93,16 +99,10 @@ static __always_inline bool ct_is_linked(struct nf_conn *ct)
 	return at == node;
 }
 
-static __always_inline bool status_bit(unsigned long status, unsigned int bit)
-{
-	return status & (1UL << bit);
-}
-
 static __always_inline enum ctbpf_confirm_drop confirm_drop_kind(struct nf_conn *ct, bool clash_seen)
 {
 	unsigned long status = BPF_CORE_READ(ct, status);
-	bool confirmed = status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT));
-	bool dying = status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT));
+	bool confirmed = status & CT_STATUS_CONFIRMED, dying = status & CT_STATUS_DYING;
 
 	/* Linked matters only for a confirmed entry that is not dying: one probe read, on drops only. */
 	return ctbpf_confirm_drop_kind(confirmed, dying, confirmed && !dying && ct_is_linked(ct), clash_seen);
@@ -110,8 +110,7 @@ static __always_inline enum ctbpf_confirm_drop confirm_drop_kind(struct nf_conn 
 
 static __always_inline bool ct_was_inserted(unsigned long status)
 {
-	return ctbpf_was_inserted(status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_CONFIRMED_BIT)),
-				  status_bit(status, bpf_core_enum_value(enum ip_conntrack_status, IPS_DYING_BIT)));
+	return ctbpf_was_inserted(status & CT_STATUS_CONFIRMED, status & CT_STATUS_DYING);
 }
 
 /*

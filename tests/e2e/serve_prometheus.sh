@@ -2,9 +2,9 @@
 # serve_prometheus.sh MODE N: a real Prometheus (Debian's package) scrapes `ctbpf serve` while the
 # test makes N new flows; through Prometheus's HTTP API, the inserts counter reads N (= conntrack -C),
 # so does the series labelled with the test netns's inode, and so does the chain-length histogram's
-# count of the serve that walks every chain (--chain-sample 1); the default serve walks 1 insert in 16
-# on each CPU (every 16th of that CPU's inserts): its count is the sum over CPUs of floor(inserts/16),
-# between N/16 - CPUs (exclusive) and N/16, and its HELP says "1 insert in 16".
+# count of the serve that walks every chain (--chain-sample 1); the default serve walks 1 insert in 64
+# on each CPU (every 64th of that CPU's inserts): its count is the sum over CPUs of floor(inserts/64),
+# between N/64 - CPUs (exclusive) and N/64, and its HELP says "1 insert in 64".
 # Then the table is filled with M ASSURED entries and K more flows are refused ("table full"): for
 # serve at the default --drop-events-rate and for a second one at 1 event/s per CPU, the sampled
 # drop events (all table_full, all in the test netns) + suppressed + lost = the kernel's `drop`
@@ -75,7 +75,7 @@ for _ in $(seq 60); do
 done
 chain_count=$(query 'ctbpf_conntrack_chain_length_count{job="ctbpf"}')
 chain_count_all=$(query 'ctbpf_conntrack_chain_length_count{job="ctbpf_low"}')
-chain_help=$(in_quiet curl -sf http://127.0.0.1:9640/metrics | grep -c '^# HELP ctbpf_conntrack_chain_length .*1 insert in 16 per CPU$' || true)
+chain_help=$(in_quiet curl -sf http://127.0.0.1:9640/metrics | grep -c '^# HELP ctbpf_conntrack_chain_length .*1 insert in 64 per CPU$' || true)
 inode=$(stat -L -c %i "/run/netns/$NS")
 netns_inserts=$(query "ctbpf_conntrack_netns_inserts_total{job=\"ctbpf\",netns=\"$inode\"}")
 netns_name=$(in_quiet curl -sf --get http://127.0.0.1:9090/api/v1/query \
@@ -147,8 +147,8 @@ expect "conntrack -C" "$count" "$n"
 expect "prometheus: sum(ctbpf_conntrack_inserts_total)" "$inserts" "$count"
 expect "prometheus: ctbpf_conntrack_chain_length_count, --chain-sample 1" "$chain_count_all" "$count"
 cpus=$(nproc)
-expect "prometheus: ctbpf_conntrack_chain_length_count, 1 in 16: above N/16 - CPUs and at most N/16" \
-	"$((chain_count * 16 > count - 16 * cpus && chain_count * 16 <= count))" 1
+expect "prometheus: ctbpf_conntrack_chain_length_count, 1 in 64: above N/64 - CPUs and at most N/64" \
+	"$((chain_count * 64 > count - 64 * cpus && chain_count * 64 <= count))" 1
 expect "serve's chain_length HELP names the sampling" "$chain_help" 1
 expect "prometheus: netns_inserts_total of the test netns" "$netns_inserts" "$count"
 expect "prometheus: ctbpf_netns_info name of the test netns" "$netns_name" "$NS"
