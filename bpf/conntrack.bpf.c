@@ -90,19 +90,20 @@ static __always_inline __u32 ct_tuple_tag_read(const struct nf_conntrack_tuple *
 }
 
 /*
+ * The Fibonacci multiplier 2654435761 (0x9e3779b1) sign-extended, as the 32-bit immediate of a BPF
+ * multiply is: bits 0-31 of a product depend only on the factors' bits 0-31, so the hashes below, which
+ * keep bits within 16-31, run in plain 64-bit arithmetic with no truncation to a u32 and no 64-bit
+ * constant.
+ */
+#define FIBONACCI_MUL 0xffffffff9e3779b1ULL
+
+/*
  * A uniform 1-in-N sample of entries for lifetimes, decided once at insert (free only asks the births
  * map): a multiplicative (Fibonacci) hash of a seed of the entry (struct ct_facts) and this CPU's
  * insert count, bits 16 up, where bpf_get_prandom_u32() was a helper call per new flow (and murmur3's
  * finalizer two multiplies more). The count keeps an entry that comes back from always or never being
  * sampled; the seed keeps a workload's period from lining up with the count's.
  */
-/*
- * The Fibonacci multiplier 2654435761 (0x9e3779b1) sign-extended, as the 32-bit immediate of a BPF
- * multiply is: bits 0-31 of a product depend only on the factors' bits 0-31, so the hashes below, which
- * keep bits of 16-31, run in plain 64-bit arithmetic with no truncation to a u32 and no 64-bit constant.
- */
-#define FIBONACCI_MUL 0xffffffff9e3779b1ULL
-
 static __always_inline bool lifetime_sampled(__u64 seed, __u64 inserts)
 {
 	/* the mask is below 1 << 16: --lifetime-sample <= 65536 */
