@@ -83,9 +83,25 @@ SourcesDump dump_sources(const core::DumpLimit& limit) {
   return out;
 }
 
+namespace {
+// `ip netns` names (bind mounts in /run/netns) into `names`, over what they hold.
+void add_ip_netns_names(std::map<uint32_t, std::string>& names) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
+    if (auto inode = inode_of(entry.path().string())) names[*inode] = entry.path().filename().string();
+  }
+}
+}  // namespace
+
 std::string NetnsNamer::name(uint32_t inode) {
   auto it = names_.find(inode);
-  if (it == names_.end() && std::chrono::steady_clock::now() - last_scan_ > std::chrono::seconds(1)) {
+  if (it != names_.end()) return it->second;
+  // A name from `ip netns` wins over processes anyway (rescan()), and listing /run/netns costs a few
+  // stats where walking every /proc/PID costs milliseconds: a named namespace needs no walk.
+  std::map<uint32_t, std::string> named;
+  add_ip_netns_names(named);
+  if (auto n = named.find(inode); n != named.end()) return names_[inode] = n->second;
+  if (std::chrono::steady_clock::now() - last_scan_ > std::chrono::seconds(1)) {
     rescan();
     it = names_.find(inode);
   }
@@ -138,9 +154,7 @@ void NetnsNamer::rescan() {
     names[inode] = container ? *container + " " + process : process;
   }
   if (auto init = inode_of("/proc/1/ns/net")) names[*init] = "host";
-  for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) {
-    if (auto inode = inode_of(entry.path().string())) names[*inode] = entry.path().filename().string();
-  }
+  add_ip_netns_names(names);
   names_ = std::move(names);
 }
 
