@@ -1,7 +1,8 @@
 // ctbpf serve: always-on, in-kernel aggregation only (no per-insert user-space work), read once per
 // interval and exposed to Prometheus. The ring buffer carries only drop events, rate-limited in the
-// kernel (--drop-events-rate), for attribution by cause and netns. The HTTP side only copies a page
-// that the aggregation loop pre-renders: slow or many clients cannot stall aggregation.
+// kernel (--drop-events-rate), for attribution by cause and netns. The HTTP side renders the last
+// interval's data on a scrape, once per interval and format: slow or many clients cannot stall
+// aggregation for longer than one render.
 #include <netdb.h>
 #include <unistd.h>
 
@@ -9,7 +10,9 @@
 #include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include <httplib.h>
@@ -168,16 +171,47 @@ private:
   core::NetnsNames names_;  // every namespace named so far: a snapshot names all its rows
 };
 
-struct Pages {
-  std::mutex mutex;
-  std::string text, openmetrics;
+/// The page's data as of the last interval, rendered when a scraper asks, once per format per interval:
+/// an agent nobody scrapes between intervals renders nothing (rendering was ~85% of a refresh's CPU).
+/// Each interval's data is an owned copy, so a scrape renders it while the loop reads the next.
+class Pages {
+public:
+  struct Data {
+    core::ExpositionInput in;  // its pointers point at the members below, or are null
+    core::Observability obs;
+    core::Report total;
+    core::NetnsLabels labels{core::kMaxNetnsLabels};
+    core::DropEventCounts drop_events;
+  };
+
+  void publish(std::unique_ptr<const Data> data) {
+    std::lock_guard lock(mutex_);
+    data_ = std::move(data);
+    text_.reset();
+    openmetrics_.reset();
+  }
+
+  std::string page(bool openmetrics) {
+    std::lock_guard lock(mutex_);
+    auto& cached = openmetrics ? openmetrics_ : text_;
+    if (!cached) {
+      auto in = data_->in;
+      in.openmetrics = openmetrics;
+      cached = core::render_exposition(in);
+    }
+    return *cached;
+  }
+
+private:
+  std::mutex mutex_;
+  std::unique_ptr<const Data> data_;
+  std::optional<std::string> text_, openmetrics_;
 };
 
 void install_routes(httplib::Server& server, Pages& pages) {
   server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
     bool om = core::wants_openmetrics(req.get_header_value("Accept"));
-    std::lock_guard lock(pages.mutex);
-    res.set_content(om ? pages.openmetrics : pages.text, core::exposition_content_type(om));
+    res.set_content(pages.page(om), core::exposition_content_type(om));
   });
   server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
@@ -225,19 +259,11 @@ int run_serve(const ServeOptions& options) {
   for (const auto& need : kernel::privilege_needs())
     privileges.push_back({need.capability, need.feature, need.missing});
   Pages pages;
-  auto publish = [&](core::ExpositionInput& in) {
-    in.privileges = privileges;
-    auto text = core::render_exposition(in);
-    in.openmetrics = true;
-    auto om = core::render_exposition(in);
-    std::lock_guard lock(pages.mutex);
-    pages.text = std::move(text);
-    pages.openmetrics = std::move(om);
-  };
-  core::ExpositionInput waiting;
-  waiting.version = CTBPF_VERSION;
-  waiting.attached = false;
-  publish(waiting);
+  auto waiting = std::make_unique<Pages::Data>();
+  waiting->in.version = CTBPF_VERSION;
+  waiting->in.attached = false;
+  waiting->in.privileges = privileges;
+  pages.publish(std::move(waiting));
 
   httplib::Server server;
   install_routes(server, pages);
@@ -289,16 +315,23 @@ int run_serve(const ServeOptions& options) {
     auto sample = tracer->sample();
     aggregator.add(sample);
     if (recorder) recorder->add(sample);
-    auto total = aggregator.summary();
-    if (total.totals.detail) {
-      labels.admit(total.totals.detail->by_netns);
-      names.forget_reused(total.totals.detail->by_netns);
+    auto data = std::make_unique<Pages::Data>();
+    data->total = aggregator.summary();
+    if (data->total.totals.detail) {
+      labels.admit(data->total.totals.detail->by_netns);
+      names.forget_reused(data->total.totals.detail->by_netns);
     }
-    core::ExpositionInput in{tracer->mode(), &tracer->observability(), &total, &labels, CTBPF_VERSION, false, {}};
+    data->obs = tracer->observability();
+    data->labels = labels;
+    data->in = {tracer->mode(), &data->obs, &data->total, &data->labels, CTBPF_VERSION, false, {}};
+    data->in.privileges = privileges;
     // Tracepoint mode has no conntrack probes, so no drop events: no family rather than a made-up 0.
-    if (tracer->observability().conntrack_points) in.drop_events = &drop_events;
-    for (auto netns : labels.all()) in.netns_names[netns] = names.name(netns);
-    publish(in);
+    if (data->obs.conntrack_points) {
+      data->drop_events = drop_events;
+      data->in.drop_events = &data->drop_events;
+    }
+    for (auto netns : labels.all()) data->in.netns_names[netns] = names.name(netns);
+    pages.publish(std::move(data));
   };
   refresh();
 
