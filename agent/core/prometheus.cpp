@@ -1,6 +1,10 @@
 #include "core/prometheus.h"
 
 #include <algorithm>
+#include <iterator>
+#include <mutex>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/format.h>
@@ -45,6 +49,20 @@ bool wants_openmetrics(const std::string& accept_header) {
 
 namespace {
 
+// A histogram kind's bucket bounds (times `scale`) as text, formatted once: fmt's shortest-double
+// formatting of every bound on every page was most of the page's cost.
+const std::vector<std::string>& bucket_bounds(SlotKind kind, double scale) {
+  static std::mutex mutex;
+  static std::map<std::pair<SlotKind, double>, std::vector<std::string>> formatted;
+  std::lock_guard lock(mutex);
+  auto& bounds = formatted[{kind, scale}];
+  if (bounds.empty()) {
+    for (std::size_t i = 0; i < slot_count(kind); ++i)
+      bounds.push_back(fmt::format("{}", scale * static_cast<double>(slot_upper_bound(kind, i))));
+  }
+  return bounds;  // never changed once filled; map nodes do not move
+}
+
 class Page {
 public:
   explicit Page(bool openmetrics) : openmetrics_(openmetrics) {}
@@ -63,29 +81,38 @@ public:
       header(name + "_info", "gauge", help);
   }
 
-  void sample(const std::string& name, const std::string& labels, double value) {
-    out_ += labels.empty() ? name : fmt::format("{}{{{}}}", name, labels);
-    out_ += fmt::format(" {}\n", value);
-  }
-  void sample(const std::string& name, const std::string& labels, uint64_t value) {
-    out_ += labels.empty() ? name : fmt::format("{}{{{}}}", name, labels);
-    out_ += fmt::format(" {}\n", value);
+  // Appended in place: temporary strings were most of a page's cost.
+  template <typename Value>
+  void sample(std::string_view name, std::string_view labels, Value value) {
+    static_assert(std::is_same_v<Value, double> || std::is_same_v<Value, uint64_t>);
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    fmt::format_to(std::back_inserter(out_), " {}\n", value);
   }
 
   // buckets with inclusive upper bounds `scale * slot_upper_bound`, then +Inf, _sum and _count.
   void histogram_samples(const std::string& name, const std::string& labels, const Histogram& h,
                          double scale, double sum) {
-    std::string prefix = labels.empty() ? "" : labels + ",";
+    const std::string bucket = name + "_bucket", prefix = labels.empty() ? "" : labels + ",";
+    const auto& bounds = bucket_bounds(h.kind(), scale);
     uint64_t cumulative = 0;
     const auto& slots = h.slots();
+    std::string le;
     // Every slot but the last (it holds everything above: that is +Inf), so the series set is the
     // same from the first scrape on and histogram_quantile() sees consistent buckets.
     for (std::size_t i = 0; i + 1 < slots.size(); ++i) {
       cumulative += slots[i];
-      sample(name + "_bucket", fmt::format("{}le=\"{}\"", prefix, scale * static_cast<double>(slot_upper_bound(h.kind(), i))),
-             cumulative);
+      le = prefix;
+      le += "le=\"";
+      le += bounds.at(i);
+      le += '"';
+      sample(bucket, le, cumulative);
     }
-    sample(name + "_bucket", prefix + "le=\"+Inf\"", h.count());
+    sample(bucket, prefix + "le=\"+Inf\"", h.count());
     sample(name + "_sum", labels, sum);
     sample(name + "_count", labels, h.count());
   }
