@@ -168,3 +168,36 @@ TEST_CASE("not attached yet: build info, attached 0 and privileges only") {
     CHECK((page.find("# EOF") != std::string::npos) == om);
   }
 }
+
+TEST_CASE("histograms: cumulative buckets at each slot's upper bound, then +Inf, _sum and _count") {
+  Observability obs;
+  obs.conntrack_points = true;
+  Aggregator aggregator(Mode::fentry, obs);
+  Sample s;
+  aggregator.add(s);
+  s.t_s = 1;
+  std::vector<uint64_t> chain(slot_count(SlotKind::chain), 0);
+  chain[0] = 3, chain[2] = 2, chain.back() = 1;  // the last slot only counts in +Inf
+  s.chain = Histogram(SlotKind::chain, chain, 1000);
+  std::vector<uint64_t> udp(slot_count(SlotKind::log2), 0);
+  udp[2] = 4;  // [2, 3] ms
+  s.lifetime[1] = Histogram(SlotKind::log2, udp, 10);
+  aggregator.add(s);
+  auto total = aggregator.summary();
+  NetnsLabels labels(kMaxNetnsLabels);
+  ExpositionInput in{Mode::fentry, &obs, &total, &labels, "test", false, {}};
+  auto page = render_exposition(in);
+  const std::string c = "ctbpf_conntrack_chain_length";
+  CHECK(has_line(page, c + "_bucket{le=\"0\"} 3"));
+  CHECK(has_line(page, c + "_bucket{le=\"1\"} 3"));
+  CHECK(has_line(page, c + "_bucket{le=\"2\"} 5"));
+  CHECK(has_line(page, c + "_bucket{le=\"+Inf\"} 6"));
+  CHECK(has_line(page, c + "_sum 1000"));
+  CHECK(has_line(page, c + "_count 6"));
+  const std::string l = "ctbpf_conntrack_lifetime_seconds";
+  CHECK(has_line(page, l + "_bucket{proto=\"udp\",le=\"0.001\"} 0"));
+  CHECK(has_line(page, l + "_bucket{proto=\"udp\",le=\"0.003\"} 4"));
+  CHECK(has_line(page, l + "_bucket{proto=\"udp\",le=\"+Inf\"} 4"));
+  CHECK(has_line(page, l + "_sum{proto=\"udp\"} 0.01"));
+  CHECK(has_line(page, l + "_count{proto=\"udp\"} 4"));
+}
