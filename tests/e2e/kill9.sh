@@ -6,6 +6,7 @@
 # may still exist (teardown after process death is asynchronous: trampolines, RCU, workqueues).
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode}
+skip_unless_kernel_allows "$mode"
 BPFTOOL=${BPFTOOL:-/usr/sbin/bpftool}
 
 # Program names in bpf/conntrack.bpf.c; the kernel keeps 15 characters of a name (BPF_OBJ_NAME_LEN).

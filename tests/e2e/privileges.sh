@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# privileges.sh FAMILY: ctbpf run with fewer capabilities says, one line each, what it cannot do and why,
+# privileges.sh: ctbpf run with fewer capabilities says, one line each, what it cannot do and why,
 # and serve exports the same as ctbpf_privilege_missing. Facts of this kernel decide which lines
 # are due: a fentry line where nf_conntrack is a module (its BTF object's descriptor needs
 # CAP_SYS_ADMIN), a kprobe line where kernel.perf_event_paranoid > 2 (Debian's default 3: then
 # perf_event_open() needs CAP_SYS_ADMIN).
-#   1. CAP_BPF + CAP_PERFMON only: trace runs (exit 0) in FAMILY, and warns about
+#   1. CAP_BPF + CAP_PERFMON only: trace runs (exit 0) in the family those allow here (fentry on a
+#      built-in conntrack the kernel lets fentry attach to, else kprobe where the kernel has kprobes
+#      and perf_event_paranoid <= 2, else tracepoint: lib.sh kernel_allows's trials), and warns about
 #      CAP_NET_ADMIN (ctnetlink statistics: the kernel's drop counters are null) and CAP_SYS_PTRACE.
 #   2. (where conntrack is a module) + CAP_SYS_ADMIN + CAP_NET_ADMIN: fentry, no line.
-#   3. (where kprobes exist) kernel.perf_event_paranoid = 2, CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN:
+#   3. (in a guest, where kprobes exist: the knob is global) kernel.perf_event_paranoid = 2, CAP_BPF + CAP_PERFMON + CAP_NET_ADMIN:
 #      the kprobe family works without CAP_SYS_ADMIN, inserts = conntrack -C.
 source "$(dirname "$0")/lib.sh"
-family=${1:?the family CAP_BPF and CAP_PERFMON alone get here} n=500
+n=500
 
 load_modules
 make_netns
@@ -18,6 +20,13 @@ module=no
 [ -e /sys/module/nf_conntrack/initstate ] && module=yes
 paranoid=$(cat /proc/sys/kernel/perf_event_paranoid)
 log "nf_conntrack module: $module, perf_event_paranoid: $paranoid"
+if [ "$module" = no ] && kernel_allows fentry; then
+	family=fentry
+elif [ "$paranoid" -le 2 ] && kernel_allows kprobe; then
+	family=kprobe
+else
+	family=tracepoint
+fi
 
 # limited CAPS [trace options...]: ctbpf trace in the test netns with only CAPS (setpriv bounding
 # set, as root), N flows, then its summary in SUMMARY and its stderr in $WORK/trace.err.
@@ -65,14 +74,14 @@ expect "serve: start-up lines = trace's" "$(grep '^ctbpf: without ' "$WORK/serve
 	"$(grep '^ctbpf: without ' "$WORK/trace.err" | sort)"
 kill -TERM "${BG_PIDS[-1]}"
 
-if [ "$module" = yes ]; then
+if [ "$module" = yes ] && kernel_allows fentry; then
 	# 2. With CAP_SYS_ADMIN (and CAP_NET_ADMIN): fentry, nothing to say but CAP_SYS_PTRACE.
 	limited +bpf,+perfmon,+sys_admin,+net_admin
 	expect "2: mode" "$(summary .mode)" '"fentry"'
 	expect "2: lines" "$(grep '^ctbpf: without ' "$WORK/trace.err" | cut -d: -f2)" " without CAP_SYS_PTRACE"
-	expect "2: inserts" "$(summary .inserts)" "$n"
+	expect_global inserts "$n"
 fi
-if [ "$paranoid" -gt 2 ] && [ "$module" = yes ]; then
+if in_guest && [ "$paranoid" -gt 2 ] && [ "$module" = yes ] && kernel_allows kprobe; then
 	# 3. Where perf_event_open() is not restricted, kprobes need no CAP_SYS_ADMIN: CO-RE reads module
 	# BTF by path. (A global knob: set here, in the VM only, and restored on exit.)
 	set_global /proc/sys/kernel/perf_event_paranoid 2

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# host_globals.sh save|check FILE: the host tests' proof that they change nothing global. `save`
+# (before the first host test) records `sysctl net.netfilter` of the initial netns, conntrack's
+# module parameters and kernel.perf_event_paranoid; `check` (after the last) compares, line by line.
+# nf_conntrack_count moves with the machine's own traffic: it is left out.
+set -euo pipefail
+action=${1:?save or check} file=${2:?file}
+
+globals() {
+	sysctl -a 2>/dev/null | grep -E '^net\.netfilter\.' | grep -v '^net\.netfilter\.nf_conntrack_count ' || true
+	local p
+	for p in /sys/module/nf_conntrack/parameters/*; do
+		[ -r "$p" ] && echo "$p = $(cat "$p")"
+	done
+	sysctl kernel.perf_event_paranoid
+}
+
+case "$action" in
+save)
+	globals >"$file"
+	echo "host_globals: $(wc -l <"$file") settings saved"
+	;;
+check)
+	[ -s "$file" ] || { echo "host_globals: no saved settings in $file (host_globals_save did not run)" >&2; exit 1; }
+	if diff -u "$file" <(globals); then
+		echo "host_globals: all $(wc -l <"$file") settings as before the host tests"
+	else
+		echo "FAIL host_globals: the host tests changed global settings (above: - before, + after)"
+		exit 1
+	fi
+	;;
+*) echo "host_globals.sh: unknown action $action (save or check)" >&2; exit 2 ;;
+esac
