@@ -86,19 +86,15 @@ else
 	expect drops.table_full "$(summary .drops.table_full)" "${kern[drop]}"
 	expect drops.alloc_failed "$(summary .drops.alloc_failed)" null # observed in no mode
 	expect allocs "$(summary .allocs)" "$entries"
-	unpaired=$(confirm_unpaired_allowed "$mode")
-	log "confirm returns left unpaired (kprobe only): $unpaired"
-	expect "inserts + unpaired confirms" "$(($(summary .inserts) + unpaired))" "$count"
+	expect inserts "$(summary .inserts)" "$count"
 	expect deletes "$(summary .deletes)" "$count"
 	expect destroys "$(summary .destroys)" "$entries"
 	expect "by_netns rows" "$(summary '.by_netns | length')" 1
-	expect "by_netns[router $inode].inserts + unpaired confirms" \
-		"$(($(summary ".by_netns[] | select(.netns == $inode) | .inserts") + unpaired))" "$count"
+	expect "by_netns[router $inode].inserts" "$(summary ".by_netns[] | select(.netns == $inode) | .inserts")" "$count"
 	expect "by_netns[router $inode].destroys" "$(summary ".by_netns[] | select(.netns == $inode) | .destroys")" "$entries"
 fi
 expect lost_events "$(summary .lost_events)" 0
-for k in chain_walk_truncated recursion; do
+for k in chain_walk_truncated recursion confirm_unpaired; do
 	expect "probe_misses.$k" "$(summary ".probe_misses.$k")" 0
 done
-[ "$mode" = kprobe ] || expect probe_misses.confirm_unpaired "$(summary .probe_misses.confirm_unpaired)" 0
 finish
