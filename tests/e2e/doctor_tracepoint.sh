@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# doctor_tracepoint.sh [N]: `ctbpf doctor` on a kernel where only the tracepoint family works (the
-# host), changing nothing global: a netns holding N established TCP connections. Doctor must run, say
+# doctor_tracepoint.sh [N]: `ctbpf doctor --mode tracepoint` (every kernel allows it; on some, such as
+# microVMs, it is the only family), changing nothing global: a netns holding N established TCP connections. Doctor must run, say
 # what tracepoint mode cannot measure (chain lengths, lifetimes, inserts by protocol) instead of
 # guessing, and report the table and sysctls exactly as the kernel shows them. Bad usage exits 2.
 source "$(dirname "$0")/lib.sh"
