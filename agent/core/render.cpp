@@ -37,8 +37,16 @@ json histogram_json(const std::optional<Histogram>& h, const Count& max) {
           {"p99", h->percentile(0.99)}, {"max", value(max)}, {"buckets", buckets}};
 }
 
+// Not observable (tracepoint mode): every key of the observed form, null (docs/json.md: "null, never
+// absent"; docs/schema/ctbpf.schema.json requires them).
 json lifetime_json(const std::optional<ProbeDetail>& d, uint32_t one_in) {
-  if (!d) return histogram_json(std::nullopt, std::nullopt);
+  if (!d) {
+    json j = histogram_json(std::nullopt, std::nullopt);
+    j["by_proto"] = nullptr;
+    j["sampled_one_in"] = nullptr;
+    j["untracked"] = nullptr;
+    return j;
+  }
   auto all = d->lifetime_all();
   json j = histogram_json(all, all.max_bound());
   json by_proto = json::object();
@@ -161,7 +169,7 @@ json kernel_stats_json(const std::optional<KernelStats>& k) {
 json common(const Report& r, const Observability& obs, const WhoFills* who) {
   const auto& t = r.totals;
   json chain = histogram_json(t.chain, t.chain_max);
-  if (t.chain) chain["sampled_one_in"] = obs.chain_one_in;
+  chain["sampled_one_in"] = t.chain ? json(obs.chain_one_in) : json(nullptr);
   return {{"allocs", value(t.allocs)},
           {"inserts", value(t.inserts)},
           {"destroys", value(t.destroys)},

@@ -317,12 +317,19 @@ std::string report_text(const json& doc, int width) {
                      per_s(s["destroys"], duration), num(s["deletes"]));
   out += "  " + table_line(s["table"]) + "  growth " + growth_text(s["table"]) + "\n";
   out += "  " + histogram_line("chain length", s["chain_length"]);
-  if (s["chain_length"].value("sampled_one_in", 1) > 1)
-    out += fmt::format("  (1 insert in {} per CPU walked)", num(s["chain_length"]["sampled_one_in"]));
+  // sampled_one_in: null where the mode walks no chains and sees no frees (tracepoint), absent in
+  // files older than it; only a number is printed.
+  const auto one_in = [](const json& h) {
+    return h.contains("sampled_one_in") && h["sampled_one_in"].is_number_integer()
+               ? std::max<int64_t>(h["sampled_one_in"].get<int64_t>(), 0)
+               : int64_t{0};
+  };
+  if (one_in(s["chain_length"]) > 1)
+    out += fmt::format("  (1 insert in {} per CPU walked)", one_in(s["chain_length"]));
   out += "\n";
   out += "  " + histogram_line("lifetime ms", s["lifetime_ms"]);
-  if (s["lifetime_ms"].contains("sampled_one_in"))
-    out += fmt::format("  (1 entry in {} sampled)", num(s["lifetime_ms"]["sampled_one_in"]));
+  if (one_in(s["lifetime_ms"]) > 0)
+    out += fmt::format("  (1 entry in {} sampled)", one_in(s["lifetime_ms"]));
   out += "\n";
   if (s["by_proto"].is_object()) {
     out += "  inserts by protocol:";

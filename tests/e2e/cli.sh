@@ -92,6 +92,17 @@ expect "trace --json 0.5 2: summaries" "$(jq -s '[.[] | select(.type == "summary
 expect "trace --json: every record has an RFC 3339 UTC time" \
 	"$(jq -r '.time' "$WORK/out" | grep -cE "$rfc3339")" 3
 expect "trace --json: t kept next to time" "$(jq -s '[.[] | select(.type == "interval" and (.t | type) == "number")] | length' "$WORK/out")" 2
+# The JSON contract (docs/schema/ctbpf.schema.json): every promised key present, null where this
+# mode cannot observe it; also with --top (by_source null in tracepoint mode), top, doctor and features.
+validate_records "$WORK/out"
+"$CTBPF_BIN" trace --mode tracepoint --json --top 3 0.5 1 >"$WORK/trace-top.json" 2>/dev/null
+validate_records "$WORK/trace-top.json"
+"$CTBPF_BIN" top --mode tracepoint --json 0.5 2 >"$WORK/top.json" 2>/dev/null
+validate_records "$WORK/top.json"
+"$CTBPF_BIN" doctor --mode tracepoint --json -d 1 >"$WORK/doctor.json" 2>/dev/null
+validate_records "$WORK/doctor.json"
+"$CTBPF_BIN" features --json >"$WORK/features.json" 2>/dev/null
+validate_records "$WORK/features.json"
 
 # report --json, diff --json; diff exits as diff(1): 0 the same, 1 changed, 2 bad input.
 snap=$(dirname "$0")/../fuzz/corpus/snapshot-tracepoint.json
@@ -100,12 +111,14 @@ rc=0
 "$CTBPF_BIN" report --json "$snap" >"$WORK/out" || rc=$?
 expect "report --json: exit code" "$rc" 0
 expect "report --json: type and charts" "$(jq -r '.type, (.charts | type)' "$WORK/out" | tr '\n' ' ')" "report array "
+validate_records "$WORK/out"
 rc=0
 "$CTBPF_BIN" diff "$snap" "$snap" >"$WORK/out" || rc=$?
 expect "diff of the same snapshot: exit code" "$rc" 0
 rc=0
 "$CTBPF_BIN" diff --json "$snap" "$snap" >"$WORK/out" || rc=$?
 expect "diff --json of the same snapshot" "$rc $(jq -c '[.changed, (.sections | length)]' "$WORK/out")" "0 [false,0]"
+validate_records "$WORK/out"
 rc=0
 "$CTBPF_BIN" diff "$snap" "$WORK/changed.json" >"$WORK/out" || rc=$?
 expect "diff of a changed snapshot: exit code" "$rc" 1
@@ -114,6 +127,7 @@ rc=0
 expect "diff --json of a changed snapshot" \
 	"$rc $(jq -c '[.changed, ([.sections[] | select(.title == "sysctls") | .changes[].name] | index("max") != null)]' "$WORK/out")" \
 	'1 [true,true]'
+validate_records "$WORK/out"
 echo '{' >"$WORK/bad.json"
 run_ctbpf 2 diff "$snap" "$WORK/bad.json"
 

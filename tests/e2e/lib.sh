@@ -6,6 +6,8 @@ set -euo pipefail
 : "${CTBPF_BIN:?set CTBPF_BIN to the ctbpf binary}"
 : "${CTBPF_FLOWGEN:?set CTBPF_FLOWGEN to the flowgen binary}"
 command -v jq >/dev/null || { echo "e2e: jq is missing (apt-get install jq)" >&2; exit 1; }
+# validate_records FILE...: the JSON contract, checked against docs/schema/ctbpf.schema.json.
+source "$(dirname "${BASH_SOURCE[0]}")/schema.sh"
 
 NS=ctbpf-e2e-$$
 # A second netns with no rules, so no conntrack: where observers (serve, Prometheus, curl) live,

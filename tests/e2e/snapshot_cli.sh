@@ -67,4 +67,18 @@ refused "snapshot without -o" "output" snapshot -d 1
 refused "--record-keep 0" "record-keep" trace --record "$WORK/rec" --record-keep 0
 touch "$WORK/file"
 refused "--record into a file" "is not a directory" trace --record "$WORK/file"
+
+# A snapshot this ctbpf writes (tracepoint mode: this host), its report and a diff keep the JSON
+# contract (docs/schema/ctbpf.schema.json): every promised key, null where the mode cannot see it.
+source "$(dirname "$0")/schema.sh"
+rc=0
+"$CTBPF_BIN" snapshot --mode tracepoint -d 1 -i 0.5 -o "$WORK/fresh.json" 2>"$WORK/err" || rc=$?
+expect "snapshot --mode tracepoint: exit code" "$rc" 0
+validate_records "$WORK/fresh.json"
+"$CTBPF_BIN" report --json "$WORK/fresh.json" >"$WORK/report.json"
+validate_records "$WORK/report.json"
+rc=0
+"$CTBPF_BIN" diff --json "$WORK/fresh.json" "$good" >"$WORK/diff.json" || rc=$?
+expect "diff of a fresh snapshot and the seed: exit code" "$rc" 1
+validate_records "$WORK/diff.json"
 exit "$FAILED"

@@ -4,6 +4,13 @@
 # print their snapshot base64 after a "=== KIND MODE" line (files written in the VM stay there), and
 # keeps each as corpus/KIND-MODE.json. Root, like the vm tests. The unit tests read these files back
 # byte for byte, and host_report_html renders snapshot-fentry.json.
+# The seeds here are of two ages. snapshot-tracepoint.json is current (make-tracepoint-seed.sh, on the
+# host) and passes docs/schema/ctbpf.schema.json. The fentry seeds and
+# snapshot-tracepoint-v1-keys-absent.json were written before "scope", "kernel_stats", table growth,
+# probe_misses.kprobe and chain_length.sampled_one_in existed, with drops.alloc_failed 0 and (tracepoint)
+# chain/lifetime keys absent instead of null: they fail the schema, and stay as the evidence that such
+# files still read (the reader accepts them; report, diff and the HTML page render them). Making the
+# fentry seeds again takes this script's four VM runs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "${1:?usage: make-corpus.sh BUILD_DIR}" && pwd)

@@ -153,3 +153,38 @@ TEST_CASE("diff: a snapshot with itself is no change; changes are listed by sect
   // Same insert rate (100/s) in both windows: not a change.
   CHECK(d.text.find("inserts/s") == std::string::npos);
 }
+
+// Issue 29: a key the mode cannot observe is null, never absent (docs/json.md). In tracepoint mode the
+// chain and lifetime histograms are unobserved: every key they have in fentry mode is there, null, in
+// each interval and the summary; the report reads those nulls (it threw on sampled_one_in null).
+TEST_CASE("tracepoint mode: chain_length and lifetime_ms keep every key, null") {
+  const auto doc = tracepoint_document();
+  const auto full = fixture::document();
+  auto check_nulls = [&](const json& record, const json& observed) {
+    for (const char* histogram : {"chain_length", "lifetime_ms"}) {
+      CAPTURE(histogram);
+      REQUIRE(record[histogram].is_object());
+      for (const auto& item : observed[histogram].items()) {
+        const std::string key = item.key();
+        CAPTURE(key);
+        CHECK(record[histogram].contains(key));
+        CHECK(record[histogram].value(key, json(0)).is_null());
+      }
+    }
+  };
+  check_nulls(doc["summary"], full["summary"]);
+  for (const auto& interval : doc["intervals"]) check_nulls(interval, full["intervals"][0]);
+  // The keys compared: sampled_one_in in both, by_proto and untracked in lifetime_ms.
+  CHECK(full["summary"]["chain_length"].contains("sampled_one_in"));
+  CHECK(full["summary"]["lifetime_ms"].contains("untracked"));
+
+  auto text = report_text(doc, 100);
+  CHECK(text.find("  chain length: - (not observable in this mode)\n") != std::string::npos);
+  CHECK(text.find("  lifetime ms: - (not observable in this mode)\n") != std::string::npos);
+  CHECK(text.find("sampled") == std::string::npos);
+  // A file written before the keys were null (absent) still reads the same.
+  auto old = doc;
+  old["summary"]["chain_length"].erase("sampled_one_in");
+  for (const char* key : {"by_proto", "sampled_one_in", "untracked"}) old["summary"]["lifetime_ms"].erase(key);
+  CHECK(report_text(old, 100) == text);
+}
