@@ -179,8 +179,8 @@ static __always_inline struct ctbpf_netns_counts *source_counts_of(struct nf_con
 	return counts;
 }
 
-/* One more insert for the entry's (protocol, destination port); a full map loses it, uncounted by
- * design: doctor only ranks the busiest ports. */
+/* One more insert for the entry's (protocol, destination port). The map is an LRU: when full, a new
+ * port evicts the least recently counted one (its count is lost: doctor only ranks the busiest). */
 static __always_inline void count_port(struct nf_conn *ct)
 {
 	struct ctbpf_port_key key = {};

@@ -47,8 +47,10 @@ struct {
 	__type(value, struct ctbpf_netns_counts); /* inserts, destroys */
 } source_counts SEC(".maps");
 
+/* LRU: once full, a new port evicts the least recently counted one, so a busy port that first shows up
+ * after CTBPF_PORTS_MAX one-off ports (a scan, ephemeral ports) still gets a slot and keeps it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
 	__uint(max_entries, CTBPF_PORTS_MAX);
 	__type(key, struct ctbpf_port_key);
 	__type(value, __u64); /* inserts */

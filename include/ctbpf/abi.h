@@ -91,7 +91,7 @@ struct ctbpf_source_key {
 	__u8 addr[16];
 };
 
-/* Inserts per (L4 protocol, destination port) for `ctbpf doctor` (PERCPU_HASH, bounded; enabled by
+/* Inserts per (L4 protocol, destination port) for `ctbpf doctor` (LRU_PERCPU_HASH, bounded; enabled by
  * the `track_ports` rodata). ICMP's "port" is its type and code. */
 #define CTBPF_PORTS_MAX 1024
 

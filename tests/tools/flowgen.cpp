@@ -7,6 +7,9 @@
 //                too long) fails sendto() with EPERM and is counted as refused, not an error.
 //                --burst B --gap-ms G: sleep G ms after every B datagrams, so the CPUs go idle between
 //                bursts (a gateway's conntrack then runs in softirq with the idle task current)
+//                --src-count K --sport FIRST: K sockets instead of one, socket j bound to source port
+//                FIRST + j (on --src, or any address): K × N flows whose tuples differ by construction,
+//                so N = 1 makes K flows to one busy destination port
 //   flowgen udp-pairs --dst ADDR --port FIRST --count N             for each of N ports, two threads on
 //                two CPUs send one datagram each from ONE socket at the same instant: one flow per
 //                port, whose two first packets race to be confirmed (a clash when both are
@@ -87,7 +90,7 @@ Address address(const std::string& ip, unsigned port) {
 struct Args {
   std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
   std::vector<std::string> sources;
-  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0, sport = 0;
+  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0, sport = 0, src_count = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -101,6 +104,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--src") a.sources.push_back(v);
     else if (k == "--port") a.port = static_cast<unsigned>(std::stoul(v));
     else if (k == "--count") a.count = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--src-count") a.src_count = static_cast<unsigned>(std::stoul(v));
     else if (k == "--sport") a.sport = static_cast<unsigned>(std::stoul(v));
     else if (k == "--ready") a.ready = v;
     else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(v));
@@ -115,12 +119,26 @@ Args parse(int argc, char** argv) {
 int udp(const Args& a) {
   std::vector<std::string> sources = a.sources.empty() ? std::vector<std::string>{""} : a.sources;
   if (a.port + a.count > 65536) die("port range overflows");
+  if (a.src_count) {
+    if (!a.sport) die("--src-count needs --sport FIRST");
+    if (a.sources.size() > 1) die("--src-count takes at most one --src");
+    if (a.sport + a.src_count > 65536) die("source port range overflows");
+    const std::string any = address(a.dst, 0).family() == AF_INET6 ? "::" : "0.0.0.0";
+    const std::string base = a.sources.empty() ? any : a.sources[0];
+    sources.assign(a.src_count, base);
+  }
+  unsigned next_sport = a.sport;
   unsigned sent = 0, refused = 0;
   const auto start = std::chrono::steady_clock::now();
   for (const auto& src : sources) {
     int fd = socket(address(a.dst, 0).family(), SOCK_DGRAM, 0);
     if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
-    if (!src.empty()) {
+    if (a.src_count) {
+      const unsigned sport = next_sport++;
+      auto sa = address(src, sport);
+      if (bind(fd, sa.sa(), sa.len) != 0)
+        die("bind " + src + " port " + std::to_string(sport) + ": " + std::strerror(errno));
+    } else if (!src.empty()) {
       auto sa = address(src, 0);
       if (bind(fd, sa.sa(), sa.len) != 0) die("bind " + src + ": " + std::strerror(errno));
     }

@@ -59,16 +59,92 @@ TEST_CASE("the committed snapshots (written by the real binary) read back byte f
 }
 #endif
 
-TEST_CASE("a snapshot holds the summary exactly as trace --json prints it, and every interval") {
+TEST_CASE("a snapshot holds the summary and every interval: the fixture's arithmetic") {
   auto samples = fixture::series(4, 3, 3);
   Aggregator agg(Mode::fentry, fixture::full_probes());
   std::vector<Report> intervals;
   for (const auto& s : samples)
     if (auto r = agg.add(s)) intervals.push_back(*r);
   auto doc = make_snapshot(fixture::meta(), agg.summary(), intervals);
-  CHECK(doc["summary"] == summary_json(agg.summary(), Mode::fentry, fixture::full_probes()));
   REQUIRE(doc["intervals"].size() == 10);
-  CHECK(doc["intervals"][5] == interval_json(intervals[5], fixture::full_probes()));
+
+  // Expected values: the fixture's arithmetic, by hand (test_core_snapshot_fixture.h). Samples at
+  // t = 100..110 s; sample k has 1000 + 100k inserts, refused 50 for each burst interval (4, 5, 6)
+  // before it; DESTROY = refused + inserts/4; chains: inserts/2 of length 3, the rest 40 ([32, 63]);
+  // UDP lifetimes: inserts/4 in [1024, 2047] ms, each 1500 ms; table count = inserts - inserts/4.
+  // The window: inserts 1000 -> 2000, refused 0 -> 150.
+  const auto& s = doc["summary"];
+  CHECK(s["type"] == "summary");
+  CHECK(s["mode"] == "fentry");
+  CHECK(s["duration_s"] == 10.0);
+  CHECK(s["inserts"] == 1000);
+  CHECK(s["allocs"] == 1150);             // inserts + freed uninserted (150 refused)
+  CHECK(s["destroys"] == 400);            // (150 + 500) - (0 + 250)
+  CHECK(s["deletes"] == 0);
+  CHECK(s["netfilter_drops"] == 150);
+  CHECK(s["lost_events"] == 0);
+  CHECK(s["drops"] == json{{"table_full", 0}, {"early_drop", 0}, {"insert_failed", 150}, {"chaintoolong", 150},
+                           {"clash_resolve", 0}, {"invalid", 0}, {"alloc_failed", nullptr}});
+  // Chains: 2000/2 - 1000/2 = 500 of length 3, as many in [32, 63]: 33 buckets, up to le 63.
+  const auto& chain = s["chain_length"];
+  CHECK(chain["count"] == 1000);
+  CHECK(chain["mean"] == 21.5);  // (3 × 500 + 40 × 500) / 1000
+  CHECK(chain["p50"] == 3);      // the 500th of 1000 is a 3
+  CHECK(chain["p99"] == 40);     // in [32, 63], clamped to the longest chain, 40
+  CHECK(chain["max"] == 40);
+  REQUIRE(chain["buckets"].size() == 33);
+  for (std::size_t i = 0; i < 32; ++i) {
+    CAPTURE(i);
+    CHECK(chain["buckets"][i] == json{{"le", i}, {"count", i == 3 ? 500 : 0}});
+  }
+  CHECK(chain["buckets"][32] == json{{"le", 63}, {"count", 500}});
+  // Lifetimes: 500 - 250 = 250 UDP entries of 1500 ms, in the log2 slot [1024, 2047] (the 12th).
+  const auto& life = s["lifetime_ms"];
+  CHECK(life["count"] == 250);
+  CHECK(life["mean"] == 1500.0);
+  CHECK(life["p50"] == 2047);
+  CHECK(life["p99"] == 2047);
+  CHECK(life["max"] == 2047);
+  REQUIRE(life["buckets"].size() == 12);
+  CHECK(life["buckets"][11] == json{{"le", 2047}, {"count", 250}});
+  CHECK(life["buckets"][10] == json{{"le", 1023}, {"count", 0}});
+  CHECK(life["by_proto"].size() == 1);
+  CHECK(life["by_proto"]["udp"]["count"] == 250);
+  CHECK(s["by_proto"]["udp"] == json{{"inserts", 1000}, {"destroys", 250}});
+  CHECK(s["by_proto"]["tcp"] == json{{"inserts", 0}, {"destroys", 0}});
+  REQUIRE(s["by_netns"].size() == 1);
+  CHECK(s["by_netns"][0]["netns"] == 4026532000);
+  CHECK(s["by_netns"][0]["inserts"] == 1000);
+  CHECK(s["by_netns"][0]["destroys"] == 250);
+  // Table: 1500 entries at the end (2000 - 500), 750 at the start (1000 - 250).
+  CHECK(s["table"]["count"] == 1500);
+  CHECK(s["table"]["max"] == 65536);
+  CHECK(s["table"]["buckets"] == 512);
+  CHECK(s["table"]["fill"] == 1500.0 / 65536);
+  CHECK(s["table"]["growth"] == 750);
+  CHECK(s["table"]["growth_per_s"] == 75.0);
+
+  // Interval 5: samples 5 (t 105: 1500 inserts, 50 refused) to 6 (t 106: 1600 inserts, 100 refused).
+  const auto& r = doc["intervals"][5];
+  CHECK(r["type"] == "interval");
+  CHECK(r["t"] == 6.0);
+  CHECK(r["interval_s"] == 1.0);
+  CHECK(r["inserts"] == 100);
+  CHECK(r["allocs"] == 150);
+  CHECK(r["destroys"] == 75);  // (100 + 400) - (50 + 375)
+  CHECK(r["drops"]["chaintoolong"] == 50);
+  CHECK(r["drops"]["insert_failed"] == 50);
+  CHECK(r["netfilter_drops"] == 50);
+  CHECK(r["rates"] == json{{"allocs_per_s", 150.0}, {"inserts_per_s", 100.0}, {"destroys_per_s", 75.0}});
+  CHECK(r["chain_length"]["count"] == 100);
+  CHECK(r["chain_length"]["mean"] == 21.5);
+  CHECK(r["chain_length"]["max"] == 40);
+  CHECK(r["chain_length"]["buckets"][3]["count"] == 50);
+  CHECK(r["chain_length"]["buckets"][32]["count"] == 50);
+  CHECK(r["lifetime_ms"]["count"] == 25);  // 400 - 375
+  CHECK(r["by_proto"]["udp"] == json{{"inserts", 100}, {"destroys", 25}});
+  CHECK(r["table"]["count"] == 1200);  // 1600 - 400
+  CHECK(r["table"]["growth"] == 75);   // 1200 - (1500 - 375)
   CHECK(doc["schema_version"] == 1);
   CHECK(doc["type"] == "snapshot");
   CHECK(doc["host"] == "gw-1");
@@ -78,8 +154,6 @@ TEST_CASE("a snapshot holds the summary exactly as trace --json prints it, and e
   CHECK(doc["window"]["duration_s"] == 10.0);
   CHECK(doc["sysctls"]["tcp_timeout_established"] == 432000);
   CHECK(doc["trigger"].is_null());
-  CHECK(doc["summary"]["drops"]["chaintoolong"] == 150);
-  CHECK(doc["summary"]["chain_length"]["count"] == 1000);
 
   SUBCASE("replayed from samples it is the same document") {
     CHECK(make_snapshot(fixture::meta(), samples, true) == doc);
