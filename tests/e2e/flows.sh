@@ -45,4 +45,7 @@ expect "nft drop counter" "$dropped" "$n"
 expect_netfilter_drops "$dropped"
 expect lost_events "$(summary .lost_events)" 0
 expect "probe misses" "$(summary '.probe_misses | add')" 0
+# Every record (intervals, summary) against docs/schema/ctbpf.schema.json: a key this mode cannot
+# observe is null, never absent (plain jq reads both as null).
+validate_records "$WORK/trace.out"
 finish
