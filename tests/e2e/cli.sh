@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # cli.sh: bad usage gets one line and exit 2; no privileges gets exit 3 naming what is missing.
 source "$(dirname "$0")/lib.sh"
+# A host where nothing has loaded conntrack yet (a fresh guest; a machine without a stateful
+# firewall) would exit 3 below: the modules first, as every scenario does.
+load_modules
 
 # run_ctbpf EXPECTED_CODE ARGS...: checks the exit code and that stderr is exactly one line.
 run_ctbpf() {
