@@ -60,10 +60,8 @@ std::optional<int64_t> growth(const TableGauge& now, const TableGauge& before) {
 
 KernelStats minus(const KernelStats& now, const KernelStats& before) {
   KernelStats d;
-  for (auto field : {&KernelStats::found, &KernelStats::invalid, &KernelStats::insert, &KernelStats::insert_failed,
-                     &KernelStats::drop, &KernelStats::early_drop, &KernelStats::error,
-                     &KernelStats::search_restart, &KernelStats::clash_resolve, &KernelStats::chaintoolong})
-    d.*field = minus(now.*field, before.*field);
+  for (const auto& counter : kKernelCounters)
+    d.*counter.member = minus(now.*counter.member, before.*counter.member);
   return d;
 }
 
@@ -135,13 +133,8 @@ Totals minus(const Totals& now, const Totals& before) {
   d.misses = {sub(now.misses.confirm_unpaired, before.misses.confirm_unpaired),
               sub(now.misses.chain_truncated, before.misses.chain_truncated),
               sub(now.misses.recursion, before.misses.recursion), minus(now.misses.kprobe, before.misses.kprobe)};
-  d.drops.table_full = minus(now.drops.table_full, before.drops.table_full);
-  d.drops.early_drop = minus(now.drops.early_drop, before.drops.early_drop);
-  d.drops.insert_failed = minus(now.drops.insert_failed, before.drops.insert_failed);
-  d.drops.chaintoolong = minus(now.drops.chaintoolong, before.drops.chaintoolong);
-  d.drops.clash_resolve = minus(now.drops.clash_resolve, before.drops.clash_resolve);
-  d.drops.invalid = minus(now.drops.invalid, before.drops.invalid);
-  d.drops.alloc_failed = minus(now.drops.alloc_failed, before.drops.alloc_failed);
+  for (const auto& cause : kDropCauses)
+    d.drops.*cause.member = minus(now.drops.*cause.member, before.drops.*cause.member);
   if (now.kernel && before.kernel) d.kernel = minus(*now.kernel, *before.kernel);
   if (now.chain && before.chain) {
     d.chain = now.chain->minus(*before.chain);

@@ -10,12 +10,6 @@
 
 namespace ctbpf::core {
 
-using Count = std::optional<uint64_t>;
-
-struct Drops {
-  Count table_full, early_drop, insert_failed, chaintoolong, clash_resolve, invalid, alloc_failed;
-};
-
 /// Counts that only the conntrack probes see; empty as a whole in tracepoint mode.
 struct ProbeDetail {
   PerProto inserts_by_proto{}, destroys_by_proto{};

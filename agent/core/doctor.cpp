@@ -136,9 +136,6 @@ std::string human_seconds(double s) {
   return fmt::format("{:.1f} days", s / 86400);
 }
 
-std::string text(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
-json value(const Count& c) { return c ? json(*c) : json(nullptr); }
-json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
 double ratio(uint64_t a, uint64_t b) { return static_cast<double>(a) / static_cast<double>(b); }
 

@@ -12,19 +12,17 @@ namespace {
 // Columns: the first (time) and then the numbers, right-aligned.
 constexpr const char* kFormat = "{:>10} {:>8} {:>8} {:>9} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>6}";
 
-std::string count(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
-
 std::string rate(const Report& r, const Count& c) {
   auto v = r.rate(c);
   return v ? fmt::format("{:.0f}", *v) : "-";
 }
 
-// Every cause but table_full and early_drop, which have their own columns; clash_resolve is not a
-// drop (the packet went through). "-" only when none of them is observable.
+// The causes without a column of their own (fields.h: in_other_column). "-" only when none of them
+// is observable.
 Count other_drops(const Drops& d) {
   Count sum;
-  for (const auto* c : {&d.insert_failed, &d.chaintoolong, &d.invalid, &d.alloc_failed})
-    if (*c) sum = sum.value_or(0) + **c;
+  for (const auto& cause : kDropCauses)
+    if (const auto& c = d.*cause.member; cause.in_other_column && c) sum = sum.value_or(0) + *c;
   return sum;
 }
 
@@ -44,9 +42,9 @@ std::string interval_table_row(const Report& r, const std::string& time) {
   if (t.chain && t.chain->count()) p99 = fmt::format("{}", t.chain->percentile(0.99));
   // Net growth of the table (ctbpf's netns): in tracepoint mode, the one rate there is.
   if (auto g = r.growth_per_s()) growth = fmt::format("{:+.0f}", *g);
-  return fmt::format(fmt::runtime(kFormat), time, rate(r, t.inserts), rate(r, t.destroys), count(r.table.count),
-                     fill, p99, growth, count(t.drops.table_full), count(t.drops.early_drop),
-                     count(other_drops(t.drops)), count(t.netfilter_drops), count(t.lost_events));
+  return fmt::format(fmt::runtime(kFormat), time, rate(r, t.inserts), rate(r, t.destroys), text(r.table.count),
+                     fill, p99, growth, text(t.drops.table_full), text(t.drops.early_drop),
+                     text(other_drops(t.drops)), text(t.netfilter_drops), text(t.lost_events));
 }
 
 std::string clock_text(double epoch_s) {

@@ -214,13 +214,7 @@ std::string render_exposition(const ExpositionInput& in) {
   auto drop = [&](const char* cause, const Count& value) {
     if (value) page.sample(p + "drops_total", fmt::format("cause=\"{}\"", cause), *value);
   };
-  drop("table_full", t.drops.table_full);
-  drop("early_drop", t.drops.early_drop);
-  drop("insert_failed", t.drops.insert_failed);
-  drop("chaintoolong", t.drops.chaintoolong);
-  drop("clash_resolve", t.drops.clash_resolve);
-  drop("invalid", t.drops.invalid);
-  drop("alloc_failed", t.drops.alloc_failed);
+  for (const auto& cause : kDropCauses) drop(cause.key, t.drops.*cause.member);
   if (in.drop_events) {
     page.counter(p + "drop_events",
                  "Drop events per cause and netns (inode; bounded, rest in other), for attribution. Sampled: "
@@ -243,19 +237,9 @@ std::string render_exposition(const ExpositionInput& in) {
   if (t.kernel) {
     page.counter(p + "kernel_stats",
                  "The kernel's own conntrack statistics (ctnetlink, as conntrack -S), ctbpf's netns, since start");
-    const std::pair<const char*, Count KernelStats::*> stats[] = {
-        {"found", &KernelStats::found},
-        {"invalid", &KernelStats::invalid},
-        {"insert", &KernelStats::insert},
-        {"insert_failed", &KernelStats::insert_failed},
-        {"drop", &KernelStats::drop},
-        {"early_drop", &KernelStats::early_drop},
-        {"error", &KernelStats::error},
-        {"search_restart", &KernelStats::search_restart},
-        {"clash_resolve", &KernelStats::clash_resolve},
-        {"chaintoolong", &KernelStats::chaintoolong}};
-    for (const auto& [name, field] : stats)
-      if (const auto& v = (*t.kernel).*field) page.sample(p + "kernel_stats_total", fmt::format("stat=\"{}\"", name), *v);
+    for (const auto& stat : kKernelCounters)
+      if (const auto& v = (*t.kernel).*stat.member)
+        page.sample(p + "kernel_stats_total", fmt::format("stat=\"{}\"", stat.key), *v);
   }
 
   if (t.chain) {

@@ -6,23 +6,11 @@
 
 namespace ctbpf::core {
 
-namespace {
-
-Count cause_count(const Drops& d, std::string_view cause) {
-  if (cause == "table_full") return d.table_full;
-  if (cause == "early_drop") return d.early_drop;
-  if (cause == "insert_failed") return d.insert_failed;
-  if (cause == "chaintoolong") return d.chaintoolong;
-  if (cause == "alloc_failed") return d.alloc_failed;
-  return {};
-}
-
-}  // namespace
-
 std::vector<std::string> firing_causes(const Report& interval) {
   std::vector<std::string> out;
-  for (const char* cause : kRecorderCauses)
-    if (auto n = cause_count(interval.totals.drops, cause); n && *n > 0) out.emplace_back(cause);
+  for (const auto& cause : kDropCauses)
+    if (const auto& n = interval.totals.drops.*cause.member; cause.table_trouble && n && *n > 0)
+      out.emplace_back(cause.key);
   return out;
 }
 

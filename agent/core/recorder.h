@@ -3,11 +3,8 @@
 // burst of drops deserves a snapshot, and which old snapshot files to delete. Pure: the caller feeds
 // samples and writes (and deletes) files; every decision is here and unit-tested.
 //
-// Trigger causes: table_full, early_drop, insert_failed, chaintoolong, alloc_failed — a packet was
-// dropped or an entry evicted because the table could not take it. clash_resolve is left out: it
-// counts clashes the kernel resolved, so the packet went through. invalid is left out: it counts
-// packets conntrack could not parse or place (out-of-window TCP, bad checksums), a steady trickle on
-// any busy host that says nothing about the table.
+// Trigger causes: the drop causes that say the table could not take a packet or an entry
+// (fields.h: DropCauseField::table_trouble, which says why the others are left out).
 #include <cstddef>
 #include <deque>
 #include <optional>
@@ -17,9 +14,6 @@
 #include "core/aggregator.h"
 
 namespace ctbpf::core {
-
-inline constexpr const char* kRecorderCauses[] = {"table_full", "early_drop", "insert_failed",
-                                                  "chaintoolong", "alloc_failed"};
 
 struct RecorderOptions {
   std::size_t before = 120;         // intervals kept before the one that fired
@@ -37,7 +31,7 @@ struct Recording {
   std::size_t trigger_interval = 0;  // index of the interval that fired, among the recording's
 };
 
-/// The causes of kRecorderCauses with a non-zero count in this interval.
+/// The table_trouble causes with a non-zero count in this interval.
 std::vector<std::string> firing_causes(const Report& interval);
 
 class Recorder {

@@ -11,14 +11,10 @@ using nlohmann::json;
 
 namespace {
 
-json value(const Count& c) { return c ? json(*c) : json(nullptr); }
-json value(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
-
 json drops_json(const Drops& d) {
-  return {{"table_full", value(d.table_full)},       {"early_drop", value(d.early_drop)},
-          {"insert_failed", value(d.insert_failed)}, {"chaintoolong", value(d.chaintoolong)},
-          {"clash_resolve", value(d.clash_resolve)}, {"invalid", value(d.invalid)},
-          {"alloc_failed", value(d.alloc_failed)}};
+  json j = json::object();
+  for (const auto& cause : kDropCauses) j[cause.key] = value(d.*cause.member);
+  return j;
 }
 
 json histogram_json(const std::optional<Histogram>& h, const Count& max) {
@@ -154,16 +150,9 @@ json table_json(const Report& r) {
 
 json kernel_stats_json(const std::optional<KernelStats>& k) {
   if (!k) return nullptr;
-  return {{"found", value(k->found)},
-          {"invalid", value(k->invalid)},
-          {"insert", value(k->insert)},
-          {"insert_failed", value(k->insert_failed)},
-          {"drop", value(k->drop)},
-          {"early_drop", value(k->early_drop)},
-          {"error", value(k->error)},
-          {"search_restart", value(k->search_restart)},
-          {"clash_resolve", value(k->clash_resolve)},
-          {"chaintoolong", value(k->chaintoolong)}};
+  json j = json::object();
+  for (const auto& counter : kKernelCounters) j[counter.key] = value((*k).*counter.member);
+  return j;
 }
 
 json common(const Report& r, const Observability& obs, const WhoFills* who) {
@@ -191,8 +180,6 @@ json common(const Report& r, const Observability& obs, const WhoFills* who) {
           {"kernel_stats", kernel_stats_json(t.kernel)}};
 }
 
-std::string text(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
-
 std::string rate_text(const Report& r, const Count& c) {
   auto v = r.rate(c);
   return v ? fmt::format("{:.0f}/s", *v) : "-";
@@ -211,11 +198,10 @@ std::string growth_text(const Report& r) {
 }
 
 std::string drops_text(const Drops& d) {
-  return fmt::format(
-      "table_full {} early_drop {} insert_failed {} chaintoolong {} clash_resolve {} invalid {} "
-      "alloc_failed {}",
-      text(d.table_full), text(d.early_drop), text(d.insert_failed), text(d.chaintoolong),
-      text(d.clash_resolve), text(d.invalid), text(d.alloc_failed));
+  std::string out;
+  for (const auto& cause : kDropCauses)
+    out += fmt::format("{}{} {}", out.empty() ? "" : " ", cause.key, text(d.*cause.member));
+  return out;
 }
 
 }  // namespace
@@ -227,10 +213,10 @@ json scope_json(const Observability& obs) {
   const char* all = "all_netns";
   const json probes = obs.conntrack_points ? json(all) : json(nullptr);
   json drops = json::object();
-  for (const char* cause : {"table_full", "early_drop", "insert_failed", "chaintoolong", "clash_resolve"})
-    drops[cause] = obs.conntrack_points ? all : own;
-  drops["invalid"] = own;
-  drops["alloc_failed"] = nullptr;  // observed in no mode (aggregator.cpp, derive())
+  for (const auto& cause : kDropCauses)
+    drops[cause.key] = cause.never_observed                              ? json(nullptr)
+                       : obs.conntrack_points && !cause.own_netns_only ? json(all)
+                                                                       : json(own);
   return {{"allocs", probes},          {"inserts", probes}, {"destroys", probes}, {"deletes", probes},
           {"drops", drops},            {"table", own},      {"kernel_stats", own},
           {"netfilter_drops", obs.netfilter_drop_reason ? json(all) : json(nullptr)}};
@@ -259,9 +245,8 @@ json observable_json(const Sample& probe, Mode mode, const Observability& obs) {
   out["chain_length"] = present(s["chain_length"]["count"]);
   out["lifetime_ms"] = present(s["lifetime_ms"]["count"]);
   for (const char* key : {"count", "max", "buckets", "growth"}) out["table"][key] = present(s["table"][key]);
-  for (const char* key : {"found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
-                          "search_restart", "clash_resolve", "chaintoolong"})
-    out["kernel_stats"][key] = s["kernel_stats"].is_object() && present(s["kernel_stats"][key]);
+  for (const auto& counter : kKernelCounters)
+    out["kernel_stats"][counter.key] = s["kernel_stats"].is_object() && present(s["kernel_stats"][counter.key]);
   return out;
 }
 
@@ -328,11 +313,10 @@ std::string interval_line(const Report& r) {
 }
 
 std::string kernel_stats_text(const KernelStats& k) {
-  return fmt::format("found {} invalid {} insert {} insert_failed {} drop {} early_drop {} error {} "
-                     "search_restart {} clash_resolve {} chaintoolong {}",
-                     text(k.found), text(k.invalid), text(k.insert), text(k.insert_failed), text(k.drop),
-                     text(k.early_drop), text(k.error), text(k.search_restart), text(k.clash_resolve),
-                     text(k.chaintoolong));
+  std::string out;
+  for (const auto& counter : kKernelCounters)
+    out += fmt::format("{}{} {}", out.empty() ? "" : " ", counter.key, text(k.*counter.member));
+  return out;
 }
 
 std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32_t chain_one_in) {

@@ -68,7 +68,7 @@ std::string kernel_stats_line(const json& stats) {
 std::string drops_note(const json& doc) {
   const auto& drops = doc["summary"]["drops"];
   std::string seen;
-  for (const char* cause : kDropCauses) {
+  for (const char* cause : drop_cause_keys()) {
     const auto& v = drops[cause];
     if (v.is_number_unsigned() && v.get<uint64_t>() > 0) return {};
     if (!v.is_null()) seen += (seen.empty() ? "" : ", ") + std::string(cause);
@@ -153,7 +153,7 @@ std::vector<Chart> report_charts(const json& doc) {
   // (drops_note() says "no drops in this window" instead).
   Chart causes{"drops_by_cause", "Drops by cause (whole window)", Chart::Kind::causes, {}};
   bool dropped = false;
-  for (const char* cause : kDropCauses) {
+  for (const char* cause : drop_cause_keys()) {
     const auto& v = s["drops"][cause];
     if (v.is_null()) continue;
     dropped = dropped || v.get<uint64_t>() > 0;
@@ -227,7 +227,7 @@ std::vector<Chart> report_charts(const json& doc) {
     if (known) charts.push_back(std::move(growth));
   }
 
-  for (const char* cause : kDropCauses) {
+  for (const char* cause : drop_cause_keys()) {
     Chart c{fmt::format("drops_{}", cause), fmt::format("{} per interval (end time in s)", cause),
             Chart::Kind::timeline, {}};
     bool fired = false;

@@ -79,7 +79,7 @@ SnapshotDiff diff_snapshots(const json& a, const std::string& name_a, const json
   sections.push_back(std::move(life));
 
   Section drops{"drops: count (per second)", {}};
-  for (const char* cause : kDropCauses)
+  for (const char* cause : drop_cause_keys())
     drops.compare(cause, count_and_rate(sa["drops"][cause], da), count_and_rate(sb["drops"][cause], db));
   drops.compare("netfilter_drops", count_and_rate(sa["netfilter_drops"], da),
                 count_and_rate(sb["netfilter_drops"], db));

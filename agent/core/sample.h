@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "core/fields.h"
 #include "core/histogram.h"
 #include "ctbpf/abi.h"
 
@@ -15,13 +16,6 @@ namespace ctbpf::core {
 enum class Mode { fentry, kprobe, tracepoint };
 std::string to_string(Mode mode);
 std::optional<Mode> mode_from_string(const std::string& text);
-
-/// The kernel's own per-netns conntrack statistics (ctnetlink CTA_STATS_*), summed over CPUs.
-/// A field is empty when the running kernel does not have that counter.
-struct KernelStats {
-  std::optional<uint64_t> found, invalid, insert, insert_failed, drop, early_drop, error, search_restart,
-      clash_resolve, chaintoolong;
-};
 
 /// Table gauges from the sysctls (count is per netns, max and buckets are global).
 struct TableGauge {

@@ -9,7 +9,6 @@ namespace ctbpf::core {
 
 namespace {
 
-std::string num(const Count& c) { return c ? fmt::format("{}", *c) : "-"; }
 
 std::string per_s(const Report& r, const Count& c) {
   auto v = r.rate(c);
@@ -59,7 +58,7 @@ std::string render_screen(const ScreenInput& in) {
   const auto& t = iv.table;
   double fill = (t.count && t.max && *t.max) ? static_cast<double>(*t.count) / static_cast<double>(*t.max) : 0;
   out += fmt::format("table   [{}] {:5.1f}%  {} / {}  buckets {}\n", bar(fill, bar_width), 100 * fill,
-                     num(t.count), num(t.max), num(t.buckets));
+                     text(t.count), text(t.max), text(t.buckets));
   auto growth = iv.growth_per_s();
   out += fmt::format("rates   inserts {}  destroys {}  allocs {}  net growth {}\n", per_s(iv, iv.totals.inserts),
                      per_s(iv, iv.totals.destroys), per_s(iv, iv.totals.allocs),
@@ -74,35 +73,23 @@ std::string render_screen(const ScreenInput& in) {
 
   out += "\ndrops            last interval        total\n";
   auto drop_row = [&](const char* name, const Count& a, const Count& b) {
-    out += fmt::format("  {:<14} {:>13} {:>12}\n", name, num(a), num(b));
+    out += fmt::format("  {:<14} {:>13} {:>12}\n", name, text(a), text(b));
   };
   const auto &di = iv.totals.drops, &da = all.totals.drops;
-  drop_row("table_full", di.table_full, da.table_full);
-  drop_row("early_drop", di.early_drop, da.early_drop);
-  drop_row("insert_failed", di.insert_failed, da.insert_failed);
-  drop_row("chaintoolong", di.chaintoolong, da.chaintoolong);
-  drop_row("clash_resolve", di.clash_resolve, da.clash_resolve);
-  drop_row("invalid", di.invalid, da.invalid);
-  drop_row("alloc_failed", di.alloc_failed, da.alloc_failed);
+  for (const auto& cause : kDropCauses) drop_row(cause.key, di.*cause.member, da.*cause.member);
   drop_row("netfilter (all)", iv.totals.netfilter_drops, all.totals.netfilter_drops);
   if (all.totals.kernel) {
     const auto &ki = iv.totals.kernel, &ka = all.totals.kernel;
-    auto stat = [&](const char* name, Count KernelStats::*field) {
-      drop_row(name, ki ? (*ki).*field : Count{}, (*ka).*field);
-    };
     out += "\nkernel stats (ctnetlink, this netns)\n";
-    stat("insert", &KernelStats::insert);
-    stat("found", &KernelStats::found);
-    stat("drop", &KernelStats::drop);
-    stat("error", &KernelStats::error);
-    stat("search_restart", &KernelStats::search_restart);
+    for (const auto& counter : kKernelCounters)
+      if (counter.on_screen) drop_row(counter.key, ki ? (*ki).*counter.member : Count{}, (*ka).*counter.member);
   }
 
   if (all.totals.chain) {
     const auto& c = *all.totals.chain;
     out += fmt::format("\nchain length at insert (total{})  n {}  mean {:.1f}  p50 {}  p99 {}  max {}\n",
                        in.chain_one_in > 1 ? fmt::format(", 1 insert in {} per CPU", in.chain_one_in) : "",
-                       c.count(), c.mean(), c.percentile(0.5), c.percentile(0.99), num(all.totals.chain_max));
+                       c.count(), c.mean(), c.percentile(0.5), c.percentile(0.99), text(all.totals.chain_max));
     histogram_rows(out, c, bar_width, 10);
   }
   if (all.totals.detail) {
@@ -111,7 +98,7 @@ std::string render_screen(const ScreenInput& in) {
                        life.percentile(0.5), life.percentile(0.99));
     histogram_rows(out, life, bar_width, 8);
   }
-  out += fmt::format("\nlost events {}  events suppressed {}\n", num(all.totals.lost_events),
+  out += fmt::format("\nlost events {}  events suppressed {}\n", text(all.totals.lost_events),
                      in.events_suppressed);
   return out;
 }

@@ -27,11 +27,6 @@ inline constexpr std::size_t kSnapshotMaxBytes = std::size_t{64} << 20;
 inline constexpr std::size_t kSnapshotMaxIntervals = 3600;  // an hour at -i 1, a day at -i 24
 inline constexpr std::size_t kSnapshotMaxDepth = 32;
 
-/// The drop causes, in the order the contract lists them.
-inline constexpr const char* kDropCauses[] = {"table_full",    "early_drop", "insert_failed",
-                                              "chaintoolong",  "clash_resolve", "invalid",
-                                              "alloc_failed"};
-
 /// Why the flight recorder wrote a snapshot: which causes fired, in which of its intervals.
 struct SnapshotTrigger {
   std::vector<std::string> causes;
