@@ -38,7 +38,7 @@ nlohmann::json report_json(const nlohmann::json& doc, const std::string& file) {
     charts.push_back({{"id", c.id}, {"title", c.title}, {"kind", kind}, {"bars", bars}});
   }
   return {{"type", "report"}, {"file", file},       {"host", doc["host"]},       {"kernel", doc["kernel"]},
-          {"mode", doc["mode"]}, {"window", doc["window"]}, {"summary", doc["summary"]}, {"charts", charts}};
+          {"mode", doc["mode"]}, {"window", doc["window"]}, {"summary", core::summary_as_now(doc["summary"])}, {"charts", charts}};
 }
 
 nlohmann::json load_snapshot(const std::string& path) {

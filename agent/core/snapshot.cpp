@@ -479,6 +479,14 @@ json read_snapshot(std::string_view bytes, const std::string& name) {
   return doc;
 }
 
+json summary_as_now(const json& summary) {
+  json s = summary;
+  if (s.contains("kernel_stats") && s["kernel_stats"].is_object())
+    for (const auto& counter : kKernelCounters)
+      if (!s["kernel_stats"].contains(counter.key)) s["kernel_stats"][counter.key] = nullptr;
+  return s;
+}
+
 std::string rfc3339_utc(double epoch_s) {
   using namespace std::chrono;
   const sys_time<milliseconds> t{milliseconds{std::llround(epoch_s * 1000.0)}};

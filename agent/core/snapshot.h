@@ -66,6 +66,10 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// A summary read from a snapshot, with the kernel counters newer than the file (absent from it)
+/// as null: what the contract promises of a record ctbpf writes (fields.h, "null, never absent").
+nlohmann::json summary_as_now(const nlohmann::json& summary);
+
 /// Parses and validates a snapshot; `name` (the file) prefixes every error message.
 nlohmann::json read_snapshot(std::string_view bytes, const std::string& name);
 
