@@ -31,7 +31,7 @@ std::string text(const Count& c);
 /// /proc/net/stat/nf_conntrack name them), summed over CPUs. Empty: this kernel lacks the counter.
 struct KernelStats {
   Count found, invalid, insert, insert_failed, drop, early_drop, error, search_restart, clash_resolve,
-      chaintoolong;
+      chaintoolong, expect_new, expect_create, expect_delete;
 };
 
 struct KernelCounterField {
@@ -51,6 +51,11 @@ inline constexpr KernelCounterField kKernelCounters[] = {
     {"search_restart", &KernelStats::search_restart, true},
     {"clash_resolve", &KernelStats::clash_resolve, false},
     {"chaintoolong", &KernelStats::chaintoolong, false},
+    // The expectation table's (conntrack helpers': FTP, SIP...), named as /proc/net/stat/nf_conntrack
+    // names them: created by a helper, matched by a new connection, removed.
+    {"expect_create", &KernelStats::expect_create, false},
+    {"expect_new", &KernelStats::expect_new, false},
+    {"expect_delete", &KernelStats::expect_delete, false},
 };
 
 /// Why conntrack lost a packet or an entry, one count per cause (the contract's "drops").

@@ -23,7 +23,7 @@ struct SocketCloser {
 using Field = std::optional<uint64_t> core::KernelStats::*;
 
 // CTA_STATS_* attribute -> field; an attribute a kernel does not send leaves its field empty.
-Field field_of(uint16_t type) {
+Field conntrack_field(uint16_t type) {
   switch (type) {
     case CTA_STATS_FOUND: return &core::KernelStats::found;
     case CTA_STATS_INVALID: return &core::KernelStats::invalid;
@@ -39,11 +39,26 @@ Field field_of(uint16_t type) {
   }
 }
 
+// CTA_STATS_EXP_* attribute (the expectation table's statistics, a message of its own) -> field.
+Field expectation_field(uint16_t type) {
+  switch (type) {
+    case CTA_STATS_EXP_NEW: return &core::KernelStats::expect_new;
+    case CTA_STATS_EXP_CREATE: return &core::KernelStats::expect_create;
+    case CTA_STATS_EXP_DELETE: return &core::KernelStats::expect_delete;
+    default: return nullptr;
+  }
+}
+
+struct Parse {
+  Field (*field_of)(uint16_t);
+  core::KernelStats* stats;
+};
+
 int on_attribute(const nlattr* attr, void* data) {
-  auto* stats = static_cast<core::KernelStats*>(data);
-  Field field = field_of(mnl_attr_get_type(attr));
+  auto* parse = static_cast<Parse*>(data);
+  Field field = parse->field_of(mnl_attr_get_type(attr));
   if (!field || mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return MNL_CB_OK;
-  auto& slot = stats->*field;
+  auto& slot = parse->stats->*field;
   slot = slot.value_or(0) + ntohl(mnl_attr_get_u32(attr));
   return MNL_CB_OK;
 }
@@ -53,15 +68,11 @@ int on_message(const nlmsghdr* nlh, void* data) {
   return MNL_CB_OK;
 }
 
-}  // namespace
-
-std::optional<core::KernelStats> read_kernel_stats() {
-  std::unique_ptr<mnl_socket, SocketCloser> nl{mnl_socket_open(NETLINK_NETFILTER)};
-  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return std::nullopt;
-
+// One per-CPU statistics dump (`type`: subsystem << 8 | message), summed into `stats`.
+bool dump_stats(mnl_socket* nl, uint16_t type, Field (*field_of)(uint16_t), core::KernelStats& stats) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU;
+  nlh->nlmsg_type = type;
   nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   const auto seq = static_cast<uint32_t>(time(nullptr));
   nlh->nlmsg_seq = seq;
@@ -69,17 +80,30 @@ std::optional<core::KernelStats> read_kernel_stats() {
   nfg->nfgen_family = AF_UNSPEC;
   nfg->version = NFNETLINK_V0;
   nfg->res_id = 0;
-  if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0) return std::nullopt;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return false;
 
-  core::KernelStats stats;
-  const unsigned portid = mnl_socket_get_portid(nl.get());
+  Parse parse{field_of, &stats};
+  const unsigned portid = mnl_socket_get_portid(nl);
   for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
-    if (n <= 0) return std::nullopt;
-    int ret = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, on_message, &stats);
-    if (ret == MNL_CB_STOP) break;
-    if (ret < 0) return std::nullopt;
+    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    if (n <= 0) return false;
+    int ret = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, on_message, &parse);
+    if (ret == MNL_CB_STOP) return true;
+    if (ret < 0) return false;
   }
+}
+
+}  // namespace
+
+std::optional<core::KernelStats> read_kernel_stats() {
+  std::unique_ptr<mnl_socket, SocketCloser> nl{mnl_socket_open(NETLINK_NETFILTER)};
+  if (!nl || mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0) return std::nullopt;
+  core::KernelStats stats;
+  if (!dump_stats(nl.get(), (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU, conntrack_field, stats))
+    return std::nullopt;
+  // The expectation statistics are optional: without them (a kernel or a policy that refuses the
+  // message) their fields stay empty and read as null, like any counter a kernel lacks.
+  dump_stats(nl.get(), (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_GET_STATS_CPU, expectation_field, stats);
   return stats;
 }
 

@@ -21,6 +21,7 @@ save)
 	# The host tests load conntrack's modules (lib.sh load_modules), as any stateful firewall does:
 	# loaded first, so that their sysctls are in the record and only a changed value is a change.
 	modprobe -a nf_conntrack nf_tables nft_ct nf_conntrack_netlink veth 2>/dev/null || true
+	modprobe nf_conntrack_ftp 2>/dev/null || true # expect_stats.sh; absent from some kernels
 	globals >"$file"
 	echo "host_globals: $(wc -l <"$file") settings saved"
 	;;
