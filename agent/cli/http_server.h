@@ -1,13 +1,13 @@
 #pragma once
-// serve's HTTP front door: libmicrohttpd in its epoll mode, one thread for every connection.
+// serve's HTTP front door: libmicrohttpd in its epoll mode, one thread for all connections.
 //
 // Why libmicrohttpd and not cpp-httplib (which serve used until issue 33): cpp-httplib gives each
 // connection a pool thread for as long as it is open, so N slow or idle clients starve a scrape as
 // soon as N reaches the pool's size (16 workers: 32 clients sending a header line every 2 s made
 // every scrape time out), and its listen socket takes SO_REUSEPORT, so a second serve on the same
 // port shares it silently. Growing the pool only moves the cliff (a thread per connection, 1,000
-// idle clients = 1,000 threads). libmicrohttpd (Debian's libmicrohttpd12, GNU, the server under
-// many embedded exporters) multiplexes every connection on one epoll thread, bounds their number
+// idle clients = 1,000 threads). libmicrohttpd (GNU; Debian's libmicrohttpd12)
+// multiplexes every connection on one epoll thread, bounds their number
 // (in all and per address), their idle time and the memory each may hold (which bounds a request's
 // headers), and takes a listen socket made here, so the bind is ours: no SO_REUSEPORT, our backlog,
 // and a clear error when the port is taken. What it lacks, a bound on the time a request takes to
