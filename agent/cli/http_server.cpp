@@ -231,9 +231,18 @@ struct HttpServer::State {
     try {
       reply = self->handler(request);
     } catch (const std::exception&) {
-      reply = {500, "internal error\n", "text/plain", {}};
+      reply = {500, "internal error\n", nullptr, "text/plain", {}};
     }
-    auto* response = MHD_create_response_from_buffer(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
+    MHD_Response* response = nullptr;
+    if (reply.shared_body) {
+      auto* held = new std::shared_ptr<const std::string>(std::move(reply.shared_body));
+      response = MHD_create_response_from_buffer_with_free_callback_cls(
+          (*held)->size(), const_cast<char*>((*held)->data()),
+          [](void* page) { delete static_cast<std::shared_ptr<const std::string>*>(page); }, held);
+      if (!response) delete held;
+    } else {
+      response = MHD_create_response_from_buffer(reply.body.size(), reply.body.data(), MHD_RESPMEM_MUST_COPY);
+    }
     if (!response) return MHD_NO;
     MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, reply.content_type.c_str());
     for (const auto& [name, value] : reply.headers) MHD_add_response_header(response, name.c_str(), value.c_str());

@@ -41,6 +41,9 @@ struct HttpRequest {
 struct HttpReply {
   unsigned status = 200;
   std::string body;
+  // Instead of body: a page shared by every reply that sends it, held until the last one is sent, so
+  // a client that asks and never reads holds no copy of its own.
+  std::shared_ptr<const std::string> shared_body;
   std::string content_type = "text/plain";
   std::vector<std::pair<std::string, std::string>> headers;
 };

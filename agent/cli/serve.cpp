@@ -190,35 +190,37 @@ public:
     openmetrics_.reset();
   }
 
-  std::string page(bool openmetrics) {
+  /// Shared by every reply that sends it until the next interval's: a scraper that never reads its
+  /// reply holds no copy of its own.
+  std::shared_ptr<const std::string> page(bool openmetrics) {
     std::lock_guard lock(mutex_);
     auto& cached = openmetrics ? openmetrics_ : text_;
     if (!cached) {
       auto in = data_->in;
       in.openmetrics = openmetrics;
-      cached = core::render_exposition(in);
+      cached = std::make_shared<const std::string>(core::render_exposition(in));
     }
-    return *cached;
+    return cached;
   }
 
 private:
   std::mutex mutex_;
   std::unique_ptr<const Data> data_;
-  std::optional<std::string> text_, openmetrics_;
+  std::shared_ptr<const std::string> text_, openmetrics_;
 };
 
 // The routes: GET (and HEAD, which libmicrohttpd answers without the body) on /metrics, /healthz and
 // /; every other path 404. Read-only: every other method 405 on every path, with or without a body.
 HttpReply route(const HttpRequest& req, Pages& pages) {
   if (req.method != "GET" && req.method != "HEAD")
-    return {405, "method not allowed\n", "text/plain", {{"Allow", "GET, HEAD"}}};
+    return {405, "method not allowed\n", nullptr, "text/plain", {{"Allow", "GET, HEAD"}}};
   if (req.path == "/metrics") {
     bool om = core::wants_openmetrics(req.accept);
-    return {200, pages.page(om), core::exposition_content_type(om), {}};
+    return {200, {}, pages.page(om), core::exposition_content_type(om), {}};
   }
-  if (req.path == "/healthz") return {200, "ok\n", "text/plain", {}};
-  if (req.path == "/") return {200, "ctbpf: GET /metrics (Prometheus), GET /healthz\n", "text/plain", {}};
-  return {404, "not found\n", "text/plain", {}};
+  if (req.path == "/healthz") return {200, "ok\n", nullptr, "text/plain", {}};
+  if (req.path == "/") return {200, "ctbpf: GET /metrics (Prometheus), GET /healthz\n", nullptr, "text/plain", {}};
+  return {404, "not found\n", nullptr, "text/plain", {}};
 }
 
 int run_serve(const ServeOptions& options) {
