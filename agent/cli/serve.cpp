@@ -15,11 +15,10 @@
 #include <optional>
 #include <thread>
 
-#include <httplib.h>
-
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/http_server.h"
 #include "cli/options.h"
 #include "cli/trace_loop.h"
 #include "core/aggregator.h"
@@ -191,53 +190,37 @@ public:
     openmetrics_.reset();
   }
 
-  std::string page(bool openmetrics) {
+  /// Shared by every reply that sends it until the next interval's: a scraper that never reads its
+  /// reply holds no copy of its own.
+  std::shared_ptr<const std::string> page(bool openmetrics) {
     std::lock_guard lock(mutex_);
     auto& cached = openmetrics ? openmetrics_ : text_;
     if (!cached) {
       auto in = data_->in;
       in.openmetrics = openmetrics;
-      cached = core::render_exposition(in);
+      cached = std::make_shared<const std::string>(core::render_exposition(in));
     }
-    return *cached;
+    return cached;
   }
 
 private:
   std::mutex mutex_;
   std::unique_ptr<const Data> data_;
-  std::optional<std::string> text_, openmetrics_;
+  std::shared_ptr<const std::string> text_, openmetrics_;
 };
 
-void install_routes(httplib::Server& server, Pages& pages) {
-  server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
-    bool om = core::wants_openmetrics(req.get_header_value("Accept"));
-    res.set_content(pages.page(om), core::exposition_content_type(om));
-  });
-  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-  });
-  server.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ctbpf: GET /metrics (Prometheus), GET /healthz\n", "text/plain");
-  });
-  // Read-only: every other method is refused on every path.
-  auto refuse = [](const httplib::Request&, httplib::Response& res) {
-    res.status = 405;
-    res.set_header("Allow", "GET, HEAD");
-    res.set_content("method not allowed\n", "text/plain");
-  };
-  server.Post(".*", refuse);
-  server.Put(".*", refuse);
-  server.Patch(".*", refuse);
-  server.Delete(".*", refuse);
-  server.Options(".*", refuse);
-  // Idle clients hold a worker until the read timeout: enough workers, and short enough timeouts,
-  // that they cannot starve a scrape for long.
-  server.new_task_queue = [] { return new httplib::ThreadPool(16); };
-  server.set_read_timeout(2, 0);
-  server.set_write_timeout(2, 0);
-  server.set_keep_alive_timeout(2);
-  server.set_keep_alive_max_count(20);
-  server.set_payload_max_length(4096);
+// The routes: GET (and HEAD, which libmicrohttpd answers without the body) on /metrics, /healthz and
+// /; every other path 404. Read-only: every other method 405 on every path, with or without a body.
+HttpReply route(const HttpRequest& req, Pages& pages) {
+  if (req.method != "GET" && req.method != "HEAD")
+    return {405, "method not allowed\n", nullptr, "text/plain", {{"Allow", "GET, HEAD"}}};
+  if (req.path == "/metrics") {
+    bool om = core::wants_openmetrics(req.accept);
+    return {200, {}, pages.page(om), core::exposition_content_type(om), {}};
+  }
+  if (req.path == "/healthz") return {200, "ok\n", nullptr, "text/plain", {}};
+  if (req.path == "/") return {200, "ctbpf: GET /metrics (Prometheus), GET /healthz\n", nullptr, "text/plain", {}};
+  return {404, "not found\n", nullptr, "text/plain", {}};
 }
 
 int run_serve(const ServeOptions& options) {
@@ -265,19 +248,8 @@ int run_serve(const ServeOptions& options) {
   waiting->in.privileges = privileges;
   pages.publish(std::move(waiting));
 
-  httplib::Server server;
-  install_routes(server, pages);
-  if (!server.bind_to_port(endpoint.host.c_str(), endpoint.port))
-    throw Error(kExitFailure, fmt::format("cannot listen on {}: {}", options.listen, std::strerror(errno)));
-  std::thread http([&] { server.listen_after_bind(); });
-  struct Joiner {
-    httplib::Server& server;
-    std::thread& http;
-    ~Joiner() {
-      server.stop();
-      http.join();
-    }
-  } joiner{server, http};
+  // Binds before anything else: a taken port is exit 2, one line, before any kernel work.
+  HttpServer server(endpoint.host, endpoint.port, [&](const HttpRequest& req) { return route(req, pages); });
 
   // Started at boot, serve usually comes before the firewall loads conntrack: it serves
   // ctbpf_attached 0 until the module is there, then attaches. It never loads the module itself.

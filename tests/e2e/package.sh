@@ -27,7 +27,7 @@ for path in ./usr/sbin/ctbpf ./lib/systemd/system/ctbpf.service ./usr/share/man/
 done
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
-for lib in libbpf1 libc6 libfmt9 libmnl0 libnetfilter-conntrack3 libcpp-httplib; do
+for lib in libbpf1 libc6 libfmt9 libmnl0 libnetfilter-conntrack3 libmicrohttpd12; do
 	expect "depends on $lib" "$(grep -c "$lib" <<<"$depends")" 1
 done
 dpkg-deb -x "$deb" "$work/root"
