@@ -199,6 +199,16 @@ expect "--record's help names no cause that is null in every mode" \
 	"$("$CTBPF_BIN" trace --help | sed -n '/--record DIR/,/--record-before/p' | grep -c alloc_failed)" 0
 expect "README: --top's absence said at start-up" "$(grep -c 'no (said at start-up)' "$src/README.md")" 1
 
+# The README opens with what ctbpf shows (a captured trace, whose header is the binary's), then the
+# two commands; kernel internals are in docs/internals.md.
+expect "README: what you see, before the two commands" \
+	"$(grep -n '^## ' "$src/README.md" | sed -n '1,2p' | cut -d' ' -f2- | tr '\n' '|')" "What you see|Two commands (Debian 12, as root)|"
+"$CTBPF_BIN" trace --mode tracepoint -T 0.5 1 >"$WORK/out" 2>/dev/null
+head -n 1 "$WORK/out" >"$WORK/header"
+expect "README: the captured header is the binary's" "$(grep -cxF -f "$WORK/header" "$src/README.md")" 1
+expect "README: no kernel internals" "$(grep -c 'softirq\|idle task\|bpf_prog_active' "$src/README.md")" 0
+expect "docs/internals.md has them" "$(grep -o 'softirq\|idle task\|bpf_prog_active' "$src/docs/internals.md" | sort -u | wc -l)" 3
+
 # Every --help fits 100 columns and ends with examples (two or three).
 for cmd in "" trace features serve doctor snapshot report diff top; do
 	# shellcheck disable=SC2086 # no subcommand: the top-level help
