@@ -102,7 +102,7 @@ public:
   }
   std::string make_description(const CLI::App* app) const override {
     auto description = CLI::Formatter::make_description(app);
-    return description.empty() ? description : reflow(description, kHelpWidth) + "\n\n";
+    return description.empty() ? description : reflow(description, kHelpWidth) + "\n";
   }
 };
 
