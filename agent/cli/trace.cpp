@@ -15,6 +15,7 @@
 #include "core/aggregator.h"
 #include "core/events.h"
 #include "core/interval_table.h"
+#include "core/readings.h"
 #include "core/recorder.h"
 #include "core/render.h"
 #include "core/screen.h"
@@ -292,7 +293,7 @@ int run_trace(const TraceOptions& options) {
   } else {
     std::fputs(core::summary_text(summary, tracer->mode(), &attribution, obs.chain_one_in).c_str(), stdout);
     if (no_events)
-      std::printf("  events: none (%s)\n", no_events->c_str());
+      std::fputs(core::wrap_lines(fmt::format("  events: none ({})\n", *no_events)).c_str(), stdout);
     else if (topts.event_mask)
       std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
                   static_cast<unsigned long long>(limiter.delivered()),

@@ -223,6 +223,8 @@ done
 wide() { awk 'length > 100' "$@" | wc -l; }
 "$CTBPF_BIN" trace --mode tracepoint -d 1 >"$WORK/out" 2>"$WORK/err"
 expect "trace -d 1: stdout and stderr within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+"$CTBPF_BIN" trace --mode tracepoint --events drop -d 0.5 >"$WORK/out" 2>"$WORK/err"
+expect "trace --events in tracepoint mode: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
 "$CTBPF_BIN" trace --mode tracepoint 0.5 1 --top 3 >"$WORK/out" 2>"$WORK/err"
 expect "trace --top: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
 expect "features: within 100 columns" "$(wide "$WORK/features.txt")" 0
