@@ -203,11 +203,6 @@ int run_trace(const TraceOptions& options) {
   // and in the summary's "events".
   const auto no_events = core::events_unavailable(topts.event_mask, tracer->mode(), obs);
   if (no_events) std::fprintf(stderr, "ctbpf: %s\n", no_events->c_str());
-  // --top without per-source counts: said now, not only in the summary at the end.
-  if (options.top && !obs.conntrack_points)
-    std::fprintf(stderr, "ctbpf: --top: no per-source counts in %s mode (they need fentry or kprobe); see "
-                         "ctbpf top\n",
-                 core::to_string(tracer->mode()).c_str());
   write_ready_file(options.ready_file, tracer->mode());
 
   // A terminal gets the live screen; pipes, files and --json get one line per interval, and so does

@@ -236,7 +236,8 @@ for f in "$snap" "$(dirname "$0")/../fuzz/corpus/snapshot-fentry.json"; do
 	"$CTBPF_BIN" diff "$snap" "$f" >"$WORK/out" || true
 	expect "diff with $(basename "$f"): within 100 columns" "$(wide "$WORK/out")" 0
 done
-"$CTBPF_BIN" snapshot --mode tracepoint -d 1 -o "$WORK/s.json" >"$WORK/out" 2>"$WORK/err"
+"$CTBPF_BIN" snapshot --mode tracepoint --top 3 -d 1 -o "$WORK/s.json" >"$WORK/out" 2>"$WORK/err"
+expect "snapshot --top in tracepoint mode: said at start-up" "$(grep -c '^ctbpf: --top: no per-source counts in tracepoint mode' "$WORK/err")" 1
 expect "snapshot: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
 
 # serve --listen :PORT (every address) and a host name, in a netns of our own.
