@@ -132,6 +132,10 @@ Command add_doctor(CLI::App& parent) {
                    "state; past the bound they are those of the entries read (a fair sample: the\n"
                    "dump goes in hash order, not by age).");
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached (for scripts and tests)");
+  cmd->footer("Examples:\n"
+             "  ctbpf doctor                     # watch 10 s, then findings and the commands that fix them\n"
+             "  ctbpf doctor -d 60 --json        # a minute, as one JSON object\n"
+             "  ip netns exec NAME ctbpf doctor  # the table of netns NAME");
   return {cmd, [o] { return run_doctor(*o); }};
 }
 }  // namespace ctbpf::cli

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/readings.h"
 #include "core/render.h"
 #include "kernel/netlink_stats.h"
 #include "kernel/error.h"
@@ -95,10 +96,28 @@ int run_features(const FeaturesOptions& options) {
     std::printf("btf         %s\n", report["btf"].get<bool>() ? "yes" : "no");
     std::printf("ringbuf     %s\n", report["ringbuf"].get<bool>() ? "yes" : "no");
     std::printf("conntrack   %s\n", conntrack ? "yes" : "no (modprobe nf_conntrack)");
+    // Whether this process lacks a capability that `family` needs (then an EPERM is that, not policy).
+    const auto needs = kernel::privilege_needs();
+    auto privileged_for = [&](const std::string& family) {
+      for (const auto& need : needs)
+        if (need.feature == family && need.missing) return false;
+      return true;
+    };
     for (auto& [name, f] : families.items()) {
-      std::printf("%-11s %s\n", name.c_str(),
-                  f["usable"].get<bool>() ? "usable"
-                                          : ("unusable: " + f["reason"].get<std::string>()).c_str());
+      std::fputs(core::wrap_lines(fmt::format("{:<11} {}\n", name,
+                                              f["usable"].get<bool>() ? "usable"
+                                                                      : "unusable: " + f["reason"].get<std::string>()),
+                                  100, 12)
+                     .c_str(),
+                 stdout);
+      if (!f["usable"].get<bool>()) {
+        auto reading = core::family_failure_reading(*core::mode_from_string(name), f["reason"].get<std::string>(),
+                                                    privileged_for(name));
+        for (std::size_t at = 0, end = 0; at < reading.size(); at = end + 1) {
+          end = std::min(reading.find('\n', at), reading.size());
+          std::printf("%-11s %s\n", "", reading.substr(at, end - at).c_str());
+        }
+      }
       if (f.contains("once_loaded"))
         std::printf("%-11s once nf_conntrack is loaded: %s (%s)\n", "",
                     f["once_loaded"]["expected"].get<bool>() ? "expected to work" : "not expected to work",
@@ -116,18 +135,22 @@ int run_features(const FeaturesOptions& options) {
       (observable["kernel_stats"]["drop"].get<bool>() ? shown : hidden) += " kernel_stats";
       std::printf("shows      %s\n", shown.empty() ? " -" : shown.c_str());
       if (!hidden.empty()) std::printf("not shown  %s (null / -)\n", hidden.c_str());
-      std::printf("%s\n", core::scope_text(*core::mode_from_string(mode)).c_str());
+      std::fputs(core::wrap_lines(core::scope_text(*core::mode_from_string(mode)) + "\n").c_str(), stdout);
     }
-    std::printf("skipped kprobe hits  %s\n", report["kprobe_misses_reported"].get<bool>()
+    // What only the probe families show: under their own heading when the mode used here is tracepoint.
+    const bool probe_lines_apply = mode != "tracepoint";
+    if (!probe_lines_apply) std::printf("only with fentry or kprobe (not in %s mode):\n", mode.c_str());
+    const char* indent = probe_lines_apply ? "" : "  ";
+    std::printf("%sskipped kprobe hits  %s\n", indent, report["kprobe_misses_reported"].get<bool>()
                                                  ? "counted (probe_misses.kprobe)"
                                                  : "not reported by this kernel (6.7+): probe_misses.kprobe is null");
     const json& undelivered = report["undelivered_deletes_counted"];
-    std::printf("undelivered deletes  %s\n",
+    std::printf("%sundelivered deletes  %s\n", indent,
                 undelivered.is_null() ? "unknown until nf_conntrack is loaded"
                 : undelivered.get<bool>()
-                    ? "counted in deletes (fentry, kprobe): a destroy event waiting for a reliable ctnetlink listener"
-                    : "not told apart before 5.19: with a reliable ctnetlink listener (conntrackd), deletes may "
-                      "fall short of destroys");
+                    ? "counted in deletes, also when the destroy event waits for conntrackd"
+                    : "not told apart before 5.19: with conntrackd listening, deletes may fall short\n"
+                      "                     of destroys");
   }
   return mode.empty() ? kExitUnsupported : kExitOk;
 }
@@ -139,6 +162,9 @@ Command add_features(CLI::App& parent) {
   auto* cmd = parent.add_subcommand(
       "features", "What this kernel offers: BTF, ring buffer, which attach families work (by trial)");
   cmd->add_flag("--json", o->json, "One JSON object on stdout");
+  cmd->footer("Examples:\n"
+             "  ctbpf features                    # which attach families work here, and what each shows\n"
+             "  ctbpf features --json | jq .mode  # the family trace and serve would pick");
   return {cmd, [o] { return run_features(*o); }};
 }
 }  // namespace ctbpf::cli

@@ -1,6 +1,7 @@
 #pragma once
 // Option definitions more than one subcommand shares, so they read and check the same everywhere.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -32,6 +33,13 @@ uint64_t resolve_interval_count(const CLI::App& cmd, const IntervalCount& positi
 /// --dump-max-entries N and --dump-max-seconds S: the bounds of each ctnetlink dump the subcommand
 /// makes; `what` says what its dumps are for, so --help teaches what a smaller bound costs.
 void add_dump_options(CLI::App& cmd, core::DumpLimit& limit, const std::string& what);
+
+/// Fails (exit 2, as any bad input) unless `path` names a file whose directory takes a new file:
+/// before minutes of tracing or rendering, not after. `option` names it in the message ("-o").
+void check_output_file(const std::string& path, const std::string& option);
+
+/// The --help layout of every subcommand: descriptions reflowed so that no line passes 100 columns.
+std::shared_ptr<CLI::Formatter> help_formatter();
 
 /// --ready-file PATH, with what it waits for.
 void add_ready_file_option(CLI::App& cmd, std::string& path, const std::string& what);

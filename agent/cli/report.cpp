@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "core/report.h"
 #include "core/snapshot.h"
 #include "kernel/error.h"
@@ -57,6 +58,7 @@ int terminal_width() {
 
 /// Renders a snapshot in the terminal, or as one self-contained HTML page.
 int run_report(const ReportOptions& options) {
+  if (!options.html.empty()) check_output_file(options.html, "--html");
   auto doc = load_snapshot(options.file);
   if (options.json) {
     std::puts(report_json(doc, options.file).dump().c_str());
@@ -89,6 +91,9 @@ Command add_report(CLI::App& parent) {
   cmd->add_option("FILE", o->file, "A snapshot written by ctbpf snapshot or trace --record")->required();
   cmd->add_option("--html", o->html, "Write one self-contained HTML page (inline SVG) here");
   cmd->add_flag("--json", o->json, "One JSON object: the snapshot's identity and summary, and the report's charts");
+  cmd->footer("Examples:\n"
+             "  ctbpf report before.json                 # summary, drops, histograms, timelines\n"
+             "  ctbpf report before.json --html r.html  # one page, inline SVG, no script");
   return {cmd, [o] { return run_report(*o); }};
 }
 
@@ -99,7 +104,10 @@ Command add_diff(CLI::App& parent) {
   cmd->add_option("A", o->a, "The earlier snapshot")->required();
   cmd->add_option("B", o->b, "The later snapshot")->required();
   cmd->add_flag("--json", o->json, "One JSON object: each section's changes, values as the text prints them");
-  cmd->footer("Exit status: 0 no change, 1 something changed, 2 bad input (as diff(1)).");
+  cmd->footer("Exit status: 0 no change, 1 something changed, 2 bad input (as diff(1)).\n\n"
+             "Examples:\n"
+             "  ctbpf diff before.json after.json         # what changed, section by section\n"
+             "  ctbpf diff --json before.json after.json  # the same, as one JSON object");
   return {cmd, [o] {
             // diff(1)'s convention: 1 means "changed", so any trouble must be 2, never 1.
             try {

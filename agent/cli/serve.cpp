@@ -352,7 +352,7 @@ Command add_serve(CLI::App& parent) {
                   "ctbpf_conntrack_chain_length: the walk is the costliest part of an insert's\n"
                   "program (a read per node), and 1 in 64 still gives the histogram hundreds of\n"
                   "samples a minute at 1000 new flows/s. Counts and drops stay exact. 1: every\n"
-                  "insert (what trace does)")
+                  "insert (trace's default is 16, snapshot's and doctor's 1)")
       ->check(bounded(core::kSampleOneIn))
       ->default_val(64);
   cmd->add_option("--drop-events-rate", o->drop_events_rate,
@@ -373,6 +373,10 @@ Command add_serve(CLI::App& parent) {
   cmd->add_option("--record-max-age", o->record_retention.max_age_s, "Seconds after which snapshot files are deleted")
       ->check(bounded(core::kRecordMaxAgeSeconds))
       ->default_val(7 * 86400);
+  cmd->footer("Examples:\n"
+             "  ctbpf serve                          # metrics on http://127.0.0.1:9640/metrics\n"
+             "  curl -s 127.0.0.1:9640/metrics       # what a scrape sees\n"
+             "  ctbpf serve --record /var/lib/ctbpf  # also a snapshot file every 5 minutes");
   return {cmd, [o] { return run_serve(*o); }};
 }
 }  // namespace ctbpf::cli

@@ -34,18 +34,9 @@ struct SnapshotOptions {
   core::DumpLimit dump;  // --dump-max-*: the dump that seeds --top's live counts
 };
 
-// Fail before tracing for a minute, not after: the output's directory must take a new file.
-void check_output(const std::string& path) {
-  auto slash = path.rfind('/');
-  std::string dir = slash == std::string::npos ? "." : path.substr(0, std::max<std::size_t>(slash, 1));
-  if (path.empty() || path.back() == '/') throw Error(kExitUsage, "-o needs a file name");
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    throw Error(kExitUsage, fmt::format("-o {}: directory {}: {}", path, dir, std::strerror(errno)));
-}
-
 /// Traces for duration_s (or until Ctrl-C / SIGTERM) and writes one snapshot document.
 int run_snapshot(const SnapshotOptions& options) {
-  check_output(options.output);
+  check_output_file(options.output, "-o");
   // Every interval but the tail is full; the tail may add one.
   const double most_intervals = std::ceil(options.duration_s / options.interval_s) + 1;
   if (most_intervals > static_cast<double>(core::kSnapshotMaxIntervals))
@@ -122,6 +113,9 @@ Command add_snapshot(CLI::App& parent) {
                   "and the CPU's insert count")
       ->check(bounded(core::kSampleOneIn))
       ->default_val(8);
+  cmd->footer("Examples:\n"
+             "  ctbpf snapshot -d 60 -o before.json  # a minute of intervals in one file\n"
+             "  ctbpf report before.json             # read it back");
   return {cmd, [o] { return run_snapshot(*o); }};
 }
 }  // namespace ctbpf::cli

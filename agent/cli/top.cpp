@@ -93,7 +93,8 @@ std::string counts(const core::TopRow& r) {
 }
 
 std::string screen(const core::TopList& netns, const core::TopList& sources, const core::NetnsNames& names,
-                   double t, uint64_t untracked, const std::string& note, const DumpState& dump) {
+                   double t, uint64_t untracked, const std::string& note, const DumpState& dump,
+                   const std::string& empty) {
   std::string out = fmt::format("\x1b[H\x1b[2Jctbpf top - who fills the conntrack table, {:.0f} s\n", t);
   if (!note.empty()) out += note + "\n";
   out += dump_lines(dump) + "\n";
@@ -102,11 +103,14 @@ std::string screen(const core::TopList& netns, const core::TopList& sources, con
   for (const auto& r : netns.rows)
     out += fmt::format("{}  {:<12} {}\n", counts(r), r.key.netns, name_text(names, r.key.netns));
   if (const auto& o = netns.other) out += fmt::format("{}  {:<12}\n", counts(*o), "other");
+  // Headers over nothing read as a failure: say that the table is empty, and where to look.
+  if (netns.rows.empty() && !netns.other) out += empty + "\n";
   out += fmt::format("\n{:>10} {:>10} {:>10} {:>9}  {:<40} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "SOURCE",
                      "NETNS");
   for (const auto& r : sources.rows)
     out += fmt::format("{}  {:<40} {}\n", counts(r), core::address_text(r.key), name_text(names, r.key.netns));
   if (const auto& o = sources.other) out += fmt::format("{}  {:<40}\n", counts(*o), "other");
+  if (sources.rows.empty() && !sources.other) out += "(no entries)\n";
   if (untracked) out += fmt::format("\n{} inserts/destroys beyond the source map's bound were not attributed\n", untracked);
   return out;
 }
@@ -123,10 +127,13 @@ int run_top(const TopOptions& options) {
   // live entries of ctbpf's own netns, and their change between dumps.
   const bool dumps_only = !tracer->observability().conntrack_points;
   const std::string note =
-      dumps_only ? fmt::format("note: {} mode: live entries of this netns only, from a ctnetlink dump per interval; "
-                               "other namespaces and inserts/destroys are not visible (-)",
+      dumps_only ? fmt::format("note: {} mode: dumps of this netns only; inserts, destroys, other netns not "
+                               "visible: -",
                                core::to_string(tracer->mode()))
                  : "";
+  const std::string empty =
+      dumps_only ? "(no entries in this netns's table; another netns's: ip netns exec NAME ctbpf top)"
+                 : "(no entries yet)";
   if (dumps_only) std::fprintf(stderr, "ctbpf: top: %s\n", note.substr(6).c_str());
   core::Attribution attribution;
   const auto first = tracer->sample();
@@ -191,7 +198,8 @@ int run_top(const TopOptions& options) {
       j["time"] = core::rfc3339_utc(wall_at_start + t);
       std::puts(j.dump().c_str());
     } else {
-      auto text = screen(netns, sources, names, t, untracked, note, dump);
+      // The note once: on stderr at start, and on a screen that is redrawn; not in every refresh of a pipe.
+      auto text = screen(netns, sources, names, t, untracked, live && !final ? note : "", dump, empty);
       // Not a terminal, or the last refresh: no clear-screen codes.
       std::fputs((live && !final ? text : text.substr(text.find("ctbpf top"))).c_str(), stdout);
     }
@@ -224,6 +232,10 @@ Command add_top(CLI::App& parent) {
                    "top dumps it at start to seed\n"
                    "the live counts, and every refresh in tracepoint mode (its only source there).");
   add_ready_file_option(*cmd, o->ready_file, "Write this file once every program is attached");
+  cmd->footer("Examples:\n"
+             "  ctbpf top                     # namespaces and sources by live entries, every second\n"
+             "  ctbpf top 2 5                 # five refreshes, two seconds apart\n"
+             "  ip netns exec NAME ctbpf top  # the entries of netns NAME");
   return {cmd, [o, positional, cmd] {
             o->count = resolve_interval_count(*cmd, *positional, o->interval_s, o->duration_s);
             return run_top(*o);

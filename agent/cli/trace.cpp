@@ -15,6 +15,7 @@
 #include "core/aggregator.h"
 #include "core/events.h"
 #include "core/interval_table.h"
+#include "core/readings.h"
 #include "core/recorder.h"
 #include "core/render.h"
 #include "core/screen.h"
@@ -46,6 +47,7 @@ struct TraceOptions {
   uint64_t count = 0;            // COUNT: stop after this many intervals; 0 = no count
   bool timestamp = false;        // -T: text lines start with the wall-clock time
   bool wide = false;             // -w: every field on one key=value line
+  bool plain = false;            // --plain: interval rows at a terminal too, no live screen
 };
 
 // The wall-clock time of a record, as "time" in NDJSON (every record has one) and -T in text.
@@ -75,6 +77,11 @@ void print(const std::string& line) {
 int terminal_width() {
   winsize ws{};
   return ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 100;
+}
+
+int terminal_height() {
+  winsize ws{};
+  return ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_row ? ws.ws_row : 24;
 }
 
 bool is_power_of_two(uint64_t v) { return v && !(v & (v - 1)); }
@@ -198,8 +205,10 @@ int run_trace(const TraceOptions& options) {
   if (no_events) std::fprintf(stderr, "ctbpf: %s\n", no_events->c_str());
   write_ready_file(options.ready_file, tracer->mode());
 
-  // A terminal gets the live screen; pipes, files and --json get one line per interval.
-  const bool live = !options.json && topts.event_mask == 0 && isatty(STDOUT_FILENO);
+  // A terminal gets the live screen; pipes, files and --json get one line per interval, and so does
+  // a terminal when asked for rows: --plain, or what only rows have (-T, -w, a COUNT as vmstat's).
+  const bool rows_asked = options.plain || options.timestamp || options.wide || options.count;
+  const bool live = !options.json && topts.event_mask == 0 && !rows_asked && isatty(STDOUT_FILENO);
   if (!options.json && !live)
     std::fprintf(stderr, "ctbpf: tracing conntrack in %s mode; Ctrl-C prints the summary\n",
                  core::to_string(tracer->mode()).c_str());
@@ -231,7 +240,8 @@ int run_trace(const TraceOptions& options) {
   auto emit = [&](const core::Report& r) {
     if (live) {
       auto total = aggregator.summary();
-      core::ScreenInput in{tracer->mode(), &r, &total, limiter.suppressed(), terminal_width(), obs.chain_one_in};
+      core::ScreenInput in{tracer->mode(),   &r, &total, limiter.suppressed(), terminal_width(), obs.chain_one_in,
+                           terminal_height()};
       std::fputs(core::render_screen(in).c_str(), stdout);
       std::fflush(stdout);
     } else if (options.json) {
@@ -242,7 +252,12 @@ int run_trace(const TraceOptions& options) {
     } else if (options.wide) {
       print((options.timestamp ? core::clock_text(wall.epoch(r.end_s)) + " " : "") + core::interval_line(r));
     } else {
-      if (header_due) print(core::interval_table_header(options.timestamp));
+      if (header_due) {
+        // What the "-" columns are, once, on stderr (as the start line): a screen's note, for a pipe.
+        if (auto note = core::interval_table_note(r, core::to_string(tracer->mode())); !note.empty())
+          std::fprintf(stderr, "ctbpf: %s\n", note.c_str());
+        print(core::interval_table_header(options.timestamp));
+      }
       header_due = false;
       print(core::interval_table_row(
           r, options.timestamp ? core::clock_text(wall.epoch(r.end_s)) : fmt::format("{:.1f}", r.end_s)));
@@ -273,7 +288,7 @@ int run_trace(const TraceOptions& options) {
   } else {
     std::fputs(core::summary_text(summary, tracer->mode(), &attribution, obs.chain_one_in).c_str(), stdout);
     if (no_events)
-      std::printf("  events: none (%s)\n", no_events->c_str());
+      std::fputs(core::wrap_lines(fmt::format("  events: none ({})\n", *no_events)).c_str(), stdout);
     else if (topts.event_mask)
       std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
                   static_cast<unsigned long long>(limiter.delivered()),
@@ -300,6 +315,9 @@ Command add_trace(CLI::App& parent) {
   cmd->add_flag("--json", o->json,
                 "NDJSON on stdout: one \"interval\" object per interval, then a \"summary\"; each with\n"
                 "\"time\", the UTC wall-clock time (RFC 3339) at its end");
+  cmd->add_flag("--plain", o->plain,
+                "Text: one row per interval at a terminal too, instead of the live screen (-T, -w and\n"
+                "COUNT imply it; pipes and files always get rows)");
   cmd->add_flag("-T,--timestamp", o->timestamp, "Text: start interval and event lines with the UTC time (HH:MM:SS)");
   cmd->add_flag("-w,--wide", o->wide,
                 "Text: every field of an interval (each drop cause) on one key=value line, wider than\n"
@@ -339,7 +357,7 @@ Command add_trace(CLI::App& parent) {
                    "dumps it at start to seed the live counts of its netns.");
   cmd->add_option("--record", o->record_dir,
                   "Flight recorder: when a drop cause (table_full, early_drop, insert_failed,\n"
-                  "chaintoolong, alloc_failed) fires, write a snapshot of the intervals around it here")
+                  "chaintoolong) fires, write a snapshot of the intervals around it here")
       ->type_name("DIR");
   cmd->add_option("--record-before", o->record.before, "Intervals kept before the one that fires")
       ->check(bounded(core::kRecordIntervals))
@@ -357,6 +375,10 @@ Command add_trace(CLI::App& parent) {
   cmd->add_option("--record-max-age", o->record.max_age_s, "Seconds after which a snapshot file is deleted")
       ->check(bounded(core::kRecordMaxAgeSeconds))
       ->default_val(o->record.max_age_s);
+  cmd->footer("Examples:\n"
+             "  ctbpf trace 1 10 -T                 # ten one-second rows with the UTC time, then the summary\n"
+             "  ctbpf trace -d 30 --json >t.ndjson  # 30 s of NDJSON: an object per interval, a summary\n"
+             "  ctbpf trace --events drop           # one line per dropped packet: tuple, netns, cause");
   return {cmd, [o, positional, cmd] {
             o->count = resolve_interval_count(*cmd, *positional, o->interval_s, o->duration_s);
             return run_trace(*o);

@@ -5,6 +5,7 @@
 // active, at most once a second. Sources are not: they cost a hash update per insert and destroy
 // in the kernel, so only --top turns them on.
 #include <cstddef>
+#include <cstdio>
 
 #include "core/render.h"
 #include "kernel/attribution_sources.h"
@@ -19,6 +20,11 @@ public:
   /// The seed dump reads under `limit`; a dump cut short is said in "by_source.seed_dump".
   WhoFillsTracker(std::size_t top, const kernel::Tracer& tracer, const core::DumpLimit& limit) : tracer_(tracer) {
     who_.top = top;
+    // --top without per-source counts: said at start-up, not only in the summary at the end.
+    if (top && !tracer.observability().conntrack_points)
+      std::fprintf(stderr, "ctbpf: --top: no per-source counts in %s mode (they need fentry or kprobe); see "
+                           "ctbpf top\n",
+                   core::to_string(tracer.mode()).c_str());
     if (top && tracer.observability().conntrack_points) {
       auto seed = kernel::dump_sources(limit);
       who_.sources.emplace();

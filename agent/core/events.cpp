@@ -75,8 +75,7 @@ std::optional<uint32_t> event_mask_from_list(const std::string& comma_list, std:
 std::optional<std::string> events_unavailable(uint32_t asked, Mode mode, const Observability& obs) {
   if (!asked || obs.conntrack_points) return std::nullopt;
   return fmt::format(
-      "--events: {} mode has no conntrack probes, so no event lines (the kfree_skb tracepoint counts netfilter "
-      "drops but cannot tell their flow or cause); drops are counted per interval instead",
+      "--events: no event lines in {} mode (they need fentry or kprobe); drops: per interval",
       to_string(mode));
 }
 

@@ -47,6 +47,27 @@ std::string interval_table_row(const Report& r, const std::string& time) {
                      text(other_drops(t.drops)), text(t.netfilter_drops), text(t.lost_events));
 }
 
+std::string interval_table_note(const Report& r, const std::string& mode) {
+  const auto& t = r.totals;
+  std::string blank;
+  auto add = [&](const char* column, bool unseen) {
+    if (unseen) blank += std::string(blank.empty() ? "" : ", ") + column;
+  };
+  add("INSERT/S", !t.inserts);
+  add("DESTR/S", !t.destroys);
+  add("TABLE", !r.table.count);
+  add("FILL%", !r.table.count || !r.table.max);
+  add("CHAIN99", !t.chain);
+  add("GROW/S", !r.growth);
+  add("FULL", !t.drops.table_full);
+  add("EARLY", !t.drops.early_drop);
+  add("OTHER", !other_drops(t.drops));
+  add("NF_DROP", !t.netfilter_drops);
+  add("LOST", !t.lost_events);
+  if (blank.empty()) return "";
+  return fmt::format("note: - is what {} mode cannot observe (not a 0): {}", mode, blank);
+}
+
 std::string clock_text(double epoch_s) {
   using namespace std::chrono;
   const sys_seconds t{seconds{static_cast<long long>(std::floor(epoch_s))}};

@@ -17,6 +17,10 @@ std::string interval_table_header(bool clock);
 /// seconds); counts per interval, rates per second, "-" for what this mode cannot see.
 std::string interval_table_row(const Report& r, const std::string& time);
 
+/// One line that says which columns of this row are "-" and why (what `mode` cannot observe), for
+/// the reader of a pipe or a file, where the live screen's note is not; empty when none is.
+std::string interval_table_note(const Report& r, const std::string& mode);
+
 /// "HH:MM:SS" in UTC, for -T.
 std::string clock_text(double epoch_s);
 

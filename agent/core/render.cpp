@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "core/readings.h"
+
 namespace ctbpf::core {
 
 using nlohmann::json;
@@ -351,7 +353,7 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32
                        m.kprobe ? fmt::format("{}", *m.kprobe) : "unknown (kernel before 6.7)");
   json attribution = {{"by_netns", by_netns_json(t.detail, who ? &who->netns_names : nullptr)}};
   if (who && who->top) attribution["by_source"] = by_source_json(*who);
-  return out + attribution_text(attribution);
+  return wrap_lines(out + attribution_text(attribution));  // within 100 columns
 }
 
 std::string attribution_text(const json& s) {

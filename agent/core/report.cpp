@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "core/aggregator.h"
+#include "core/readings.h"
 #include "core/render.h"
 #include "core/report_detail.h"
 #include "core/screen.h"
@@ -303,7 +304,7 @@ void timeline_rows(std::string& out, const Chart& c, int width, bool is_rate) {
 }  // namespace
 
 std::string report_text(const json& doc, int width) {
-  width = std::max(width, 40);
+  width = std::clamp(width, 40, 100);  // a wider terminal gets the same 100 columns: reports are read, not scanned
   const auto& s = doc["summary"];
   const double duration = s["duration_s"].get<double>();
   std::string out = fmt::format("ctbpf snapshot: host {}, kernel {}, {} mode\n", doc["host"].get<std::string>(),
@@ -377,7 +378,7 @@ std::string report_text(const json& doc, int width) {
     line += (line.empty() ? "" : "  ") + item;
   }
   if (!line.empty()) out += "  " + line + "\n";
-  return out;
+  return wrap_lines(out, static_cast<std::size_t>(width));  // a long line of values breaks at a space
 }
 
 }  // namespace ctbpf::core

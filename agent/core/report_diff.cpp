@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "core/aggregator.h"
+#include "core/readings.h"
 #include "core/report.h"
 #include "core/report_detail.h"
 #include "core/snapshot.h"
@@ -60,6 +61,12 @@ SnapshotDiff diff_snapshots(const json& a, const std::string& name_a, const json
   Section rates{"rates (per second of each window)", {}};
   for (const char* key : {"allocs", "inserts", "destroys", "deletes"})
     rates.compare(fmt::format("{}/s", key), per_s(sa[key], da), per_s(sb[key], db));
+  // The table's net growth: in tracepoint mode the one rate there is.
+  auto growth_rate = [](const json& summary) {
+    const json rate = summary["table"].value("growth_per_s", json());
+    return rate.is_number() ? fmt::format("{:+.0f}/s", rate.get<double>()) : std::string("-");
+  };
+  rates.compare("net growth/s", growth_rate(sa), growth_rate(sb));
   sections.push_back(std::move(rates));
 
   Section chain{"chain length at insert", {}};
@@ -128,6 +135,7 @@ SnapshotDiff diff_snapshots(const json& a, const std::string& name_a, const json
     for (const auto& r : s.rows) out.text += fmt::format("  {:<{}}  {:>{}} -> {}\n", r[0], w0, r[1], w1, r[2]);
   }
   if (!out.changed) out.text += "\nno change\n";
+  out.text = wrap_lines(out.text);  // within 100 columns (the headers name files and windows)
   out.json["changed"] = out.changed;
   return out;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -50,9 +51,8 @@ std::string render_screen(const ScreenInput& in) {
   out += fmt::format("ctbpf - conntrack live, {} mode, {:.0f} s (Ctrl-C: summary)\n",
                      to_string(in.mode), all.end_s);
   if (in.mode == Mode::tracepoint)
-    out += "note: no fentry or kprobe on this kernel: inserts, chains and lifetimes are unobservable (-);\n"
-           "      table, growth and drop causes are the kernel's own counters for this network namespace,\n"
-           "      netfilter drops count every namespace\n";
+    out += "note: no fentry or kprobe here: inserts, chains and lifetimes are unobservable (-); table,\n"
+           "      growth and drop causes: the kernel's counters for this netns; netfilter drops: every netns\n";
   out += "\n";
 
   const auto& t = iv.table;
@@ -71,32 +71,44 @@ std::string render_screen(const ScreenInput& in) {
     out += "\n";
   }
 
-  out += "\ndrops            last interval        total\n";
+  // Drops on the left, the kernel's statistics beside them on the right: 78 columns, 9 lines.
+  std::vector<std::string> left, right;
+  left.push_back(fmt::format("{:<17} {:>9} {:>10}", "drops", "interval", "total"));
   auto drop_row = [&](const char* name, const Count& a, const Count& b) {
-    out += fmt::format("  {:<14} {:>13} {:>12}\n", name, text(a), text(b));
+    left.push_back(fmt::format("  {:<15} {:>9} {:>10}", name, text(a), text(b)));
   };
   const auto &di = iv.totals.drops, &da = all.totals.drops;
   for (const auto& cause : kDropCauses) drop_row(cause.key, di.*cause.member, da.*cause.member);
   drop_row("netfilter (all)", iv.totals.netfilter_drops, all.totals.netfilter_drops);
   if (all.totals.kernel) {
     const auto &ki = iv.totals.kernel, &ka = all.totals.kernel;
-    out += "\nkernel stats (ctnetlink, this netns)\n";
+    right.push_back(fmt::format("{:<17} {:>9} {:>10}", "ctnetlink stats", "interval", "total"));
     for (const auto& counter : kKernelCounters)
-      if (counter.on_screen) drop_row(counter.key, ki ? (*ki).*counter.member : Count{}, (*ka).*counter.member);
+      if (counter.on_screen)
+        right.push_back(fmt::format("  {:<15} {:>9} {:>10}", counter.key, text(ki ? (*ki).*counter.member : Count{}),
+                                    text((*ka).*counter.member)));
   }
+  out += "\n";
+  for (std::size_t i = 0; i < left.size(); ++i)
+    out += i < right.size() ? fmt::format("{:<38}  {}\n", left[i], right[i]) : left[i] + "\n";
+
+  // What is left of the height goes to the histograms, shared; each keeps its header and longest rows.
+  const int histograms = (all.totals.chain ? 1 : 0) + (all.totals.detail ? 1 : 0);
+  const int used = static_cast<int>(std::count(out.begin(), out.end(), '\n')) + 2 + 2 * histograms;
+  const auto rows = static_cast<std::size_t>(histograms ? std::max(1, (in.height - 1 - used) / histograms) : 0);
 
   if (all.totals.chain) {
     const auto& c = *all.totals.chain;
     out += fmt::format("\nchain length at insert (total{})  n {}  mean {:.1f}  p50 {}  p99 {}  max {}\n",
                        in.chain_one_in > 1 ? fmt::format(", 1 insert in {} per CPU", in.chain_one_in) : "",
                        c.count(), c.mean(), c.percentile(0.5), c.percentile(0.99), text(all.totals.chain_max));
-    histogram_rows(out, c, bar_width, 10);
+    histogram_rows(out, c, bar_width, std::min<std::size_t>(10, rows));
   }
   if (all.totals.detail) {
     auto life = all.totals.detail->lifetime_all();
     out += fmt::format("\nlifetime ms (total, confirmed entries)  n {}  p50 <= {}  p99 <= {}\n", life.count(),
                        life.percentile(0.5), life.percentile(0.99));
-    histogram_rows(out, life, bar_width, 8);
+    histogram_rows(out, life, bar_width, std::min<std::size_t>(8, rows));
   }
   out += fmt::format("\nlost events {}  events suppressed {}\n", text(all.totals.lost_events),
                      in.events_suppressed);

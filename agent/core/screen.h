@@ -13,9 +13,12 @@ struct ScreenInput {
   uint64_t events_suppressed = 0;
   int width = 100;
   uint32_t chain_one_in = 1;  // chains walked for 1 insert in this many per CPU
+  int height = 24;            // the terminal's rows: the frame keeps to one fewer, so its title stays
 };
 
-/// The frame, starting with the escape codes that home the cursor and clear the screen.
+/// The frame, starting with the escape codes that home the cursor and clear the screen; at most
+/// in.height - 1 lines (histograms give up their shortest rows first), each within 80 columns but
+/// for the bars, which follow in.width.
 std::string render_screen(const ScreenInput& in);
 
 /// A bar of `width` cells, `fraction` (0..1) of them filled.

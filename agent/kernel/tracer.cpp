@@ -392,6 +392,24 @@ std::unique_ptr<Tracer> Tracer::start(const Options& options) {
     }
     reasons += fmt::format("{}{}: {}", reasons.empty() ? "" : "; ", core::to_string(family), why_not);
   }
+  if (options.forced) {
+    // A family asked for by name: say it is that one that failed, and which one works instead (a
+    // trial of the others, in auto's order), not that nothing does.
+    std::string works;
+    for (auto family : {core::Mode::fentry, core::Mode::kprobe, core::Mode::tracepoint}) {
+      std::string why_not;
+      if (family == *options.forced || !load(family, Options{}, why_not)) continue;
+      works = core::to_string(family);
+      break;
+    }
+    throw Error(kExitUnsupported,
+                fmt::format("{} mode is not available on this kernel ({}); {}", core::to_string(*options.forced),
+                            reasons.substr(reasons.find(": ") + 2),
+                            works.empty() ? "no other attach family works either (ctbpf features says why)"
+                                          : fmt::format("{} mode works: --mode {}, or leave --mode out (auto "
+                                                        "picks the first that works)",
+                                                        works, works)));
+  }
   throw Error(kExitUnsupported, fmt::format("no attach family works on this kernel ({})", reasons));
 }
 

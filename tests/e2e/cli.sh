@@ -17,11 +17,17 @@ run_ctbpf() {
 }
 
 run_ctbpf 2 --no-such-flag
+expect "an unknown option is called one" "$(grep -c 'unknown option --no-such-flag' "$WORK/err")" 1
 run_ctbpf 2 trace --no-such-flag
 run_ctbpf 2 trace -i 0
 run_ctbpf 2 trace --mode nonsense
 run_ctbpf 2 no-such-command
+expect "an unknown subcommand is called one, with the subcommands" \
+	"$(grep -c 'unknown subcommand no-such-command (the subcommands: trace, ' "$WORK/err")" 1
+run_ctbpf 2 -v frobnicate
+expect "-v then an unknown subcommand" "$(grep -c 'unknown subcommand frobnicate' "$WORK/err")" 1
 run_ctbpf 2
+expect "no subcommand at all" "$(grep -c 'a subcommand is required' "$WORK/err")" 1
 
 # Bounds (core/bounds.h): non-finite and absurd durations, intervals and counts stop at once with
 # exit 2 and one line, before anything is loaded (these once busy-looped or ended at once with exit 0).
@@ -134,8 +140,112 @@ validate_records "$WORK/out"
 echo '{' >"$WORK/bad.json"
 run_ctbpf 2 diff "$snap" "$WORK/bad.json"
 
+# ---- issue 34: the first ten minutes -------------------------------------------------------------
+# A family forced by --mode that this kernel refuses: that family is named, and the one that works.
+for family in fentry kprobe; do
+	kernel_allows "$family" && continue
+	run_ctbpf 3 trace --mode "$family" -d 0.2
+	expect "--mode $family refused: says $family is not available" \
+		"$(grep -c "^ctbpf: $family mode is not available on this kernel (" "$WORK/err")" 1
+	expect "--mode $family refused: names a mode that works" "$(grep -cE ' mode works: --mode (fentry|kprobe|tracepoint)' "$WORK/err")" 1
+	expect "--mode $family refused: not 'no attach family works'" "$(grep -c 'no attach family works' "$WORK/err")" 0
+done
+
+# features: an unusable family's EPERM gets a reading; in tracepoint mode the lines only fentry and
+# kprobe concern sit under their own heading.
+"$CTBPF_BIN" features >"$WORK/features.txt" 2>/dev/null || true
+if grep -q '^fentry .*unusable: .*Operation not permitted' "$WORK/features.txt"; then
+	expect "features: fentry's EPERM is read" "$(sed -n '/^fentry /,/^kprobe /p' "$WORK/features.txt" | grep -c '^  *means: the kernel refuses')" 1
+fi
+if grep -q '^mode        tracepoint$' "$WORK/features.txt"; then
+	expect "features in tracepoint mode: the probe-only lines have a heading" \
+		"$(grep -c '^only with fentry or kprobe (not in tracepoint mode):$' "$WORK/features.txt")" 1
+	expect "features in tracepoint mode: no probe-only line at the margin" \
+		"$(grep -c '^skipped kprobe hits\|^undelivered deletes' "$WORK/features.txt")" 0
+fi
+
+# An output file in a missing directory is bad input (exit 2) for report --html and snapshot -o alike.
+snap=$(dirname "$0")/../fuzz/corpus/snapshot-tracepoint.json
+run_ctbpf 2 report --html "$WORK/no-such-dir/r.html" "$snap"
+run_ctbpf 2 snapshot --mode tracepoint -d 1 -o "$WORK/no-such-dir/s.json"
+
+# -T, -w and COUNT print rows at a terminal too (script(1) gives ctbpf one), and so does --plain.
+for args in "-T 0.5 1" "-w 0.5 1" "0.5 1" "--plain -d 1"; do
+	# shellcheck disable=SC2086 # word splitting wanted
+	script -qec "$CTBPF_BIN trace --mode tracepoint $args" /dev/null >"$WORK/tty.out" 2>/dev/null </dev/null || true
+	expect "trace $args at a terminal: no live screen" "$(grep -c $'\x1b\\[2J' "$WORK/tty.out")" 0
+	expect "trace $args at a terminal: the summary" "$(grep -c '^ctbpf summary' "$WORK/tty.out")" 1
+done
+script -qec "$CTBPF_BIN trace --mode tracepoint -T 0.5 1" /dev/null >"$WORK/tty.out" 2>/dev/null </dev/null || true
+expect "trace -T at a terminal: the TIME header" "$(grep -c '^ *TIME  *INSERT/S' "$WORK/tty.out")" 1
+# In a pipe, the "-" columns are explained once (stderr, as the start line); --top's absence in
+# tracepoint mode is said at start-up.
+"$CTBPF_BIN" trace --mode tracepoint --top 3 0.5 2 >"$WORK/out" 2>"$WORK/err"
+expect "piped rows: one note on what - means" "$(grep -c '^ctbpf: note: - is what tracepoint mode cannot observe (not a 0): ' "$WORK/err")" 1
+expect "piped rows: the note names INSERT/S" "$(grep '^ctbpf: note:' "$WORK/err" | grep -c 'INSERT/S')" 1
+expect "--top in tracepoint mode: said at start-up" "$(head -n 3 "$WORK/err" | grep -c '^ctbpf: --top: no per-source counts in tracepoint mode')" 1
+
+# The docs say the defaults the binary has: --chain-sample (trace 16, serve 64) and --record's causes.
+src=$(dirname "$0")/../..
+serve_chain=$("$CTBPF_BIN" serve --help | sed -n 's/^ *--chain-sample [^ ]*=\([0-9]*\)$/\1/p')
+expect "serve --chain-sample default" "$serve_chain" 64
+expect "serve --help: one default" "$("$CTBPF_BIN" serve --help | grep -c 'what trace does')" 0
+expect "docs/json.md: serve's default" "$(grep -c "serve's $serve_chain, snapshot's and doctor's 1" "$src/docs/json.md")" 1
+expect "README: serve's default" "$(grep -c "1 insert in \`--chain-sample\` ($serve_chain)" "$src/README.md")" 1
+expect "trace --help: default 16" "$("$CTBPF_BIN" trace --help | grep -c 'Default 16,')" 1
+expect "docs/json.md: trace's default" "$(grep -c "trace's default is 16" "$src/docs/json.md")" 1
+expect "README: trace's default" "$(grep -c "\`--chain-sample\` (16)" "$src/README.md")" 1
+expect "--record's help names no cause that is null in every mode" \
+	"$("$CTBPF_BIN" trace --help | sed -n '/--record DIR/,/--record-before/p' | grep -c alloc_failed)" 0
+expect "README: --top's absence said at start-up" "$(grep -c 'no (said at start-up)' "$src/README.md")" 1
+
+# The README opens with what ctbpf shows (a captured trace, whose header is the binary's), then the
+# two commands; kernel internals are in docs/internals.md.
+expect "README: what you see, before the two commands" \
+	"$(grep -n '^## ' "$src/README.md" | sed -n '1,2p' | cut -d' ' -f2- | tr '\n' '|')" "What you see|Two commands (Debian 12, as root)|"
+"$CTBPF_BIN" trace --mode tracepoint -T 0.5 1 >"$WORK/out" 2>/dev/null
+head -n 1 "$WORK/out" >"$WORK/header"
+expect "README: the captured header is the binary's" "$(grep -cxF -f "$WORK/header" "$src/README.md")" 1
+expect "README: no kernel internals" "$(grep -c 'softirq\|idle task\|bpf_prog_active' "$src/README.md")" 0
+expect "docs/internals.md has them" "$(grep -o 'softirq\|idle task\|bpf_prog_active' "$src/docs/internals.md" | sort -u | wc -l)" 3
+
+# Every --help fits 100 columns and ends with examples (two or three).
+for cmd in "" trace features serve doctor snapshot report diff top; do
+	# shellcheck disable=SC2086 # no subcommand: the top-level help
+	"$CTBPF_BIN" $cmd --help >"$WORK/help.txt"
+	expect "ctbpf $cmd --help: within 100 columns" "$(awk 'length > 100' "$WORK/help.txt" | wc -l)" 0
+	examples=$(sed -n '/^Examples:$/,$p' "$WORK/help.txt" | grep -cE '^  (ctbpf|curl|ip netns exec) ' || true)
+	expect "ctbpf $cmd --help: two or three examples" "$((examples >= 2 && examples <= 3))" 1
+done
+
+# Every command's text output that this host can give fits 100 columns (doctor's findings are
+# checked where they are rendered).
+wide() { awk 'length > 100' "$@" | wc -l; }
+"$CTBPF_BIN" trace --mode tracepoint -d 1 >"$WORK/out" 2>"$WORK/err"
+expect "trace -d 1: stdout and stderr within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+"$CTBPF_BIN" trace --mode tracepoint --events drop -d 0.5 >"$WORK/out" 2>"$WORK/err"
+expect "trace --events in tracepoint mode: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+"$CTBPF_BIN" trace --mode tracepoint 0.5 1 --top 3 >"$WORK/out" 2>"$WORK/err"
+expect "trace --top: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+expect "features: within 100 columns" "$(wide "$WORK/features.txt")" 0
+"$CTBPF_BIN" top --mode tracepoint 0.5 2 >"$WORK/out" 2>"$WORK/err"
+expect "top: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+for f in "$snap" "$(dirname "$0")/../fuzz/corpus/snapshot-fentry.json"; do
+	"$CTBPF_BIN" report "$f" >"$WORK/out"
+	expect "report $(basename "$f"): within 100 columns" "$(wide "$WORK/out")" 0
+	"$CTBPF_BIN" diff "$snap" "$f" >"$WORK/out" || true
+	expect "diff with $(basename "$f"): within 100 columns" "$(wide "$WORK/out")" 0
+done
+"$CTBPF_BIN" snapshot --mode tracepoint --top 3 -d 1 -o "$WORK/s.json" >"$WORK/out" 2>"$WORK/err"
+expect "snapshot --top in tracepoint mode: said at start-up" "$(grep -c '^ctbpf: --top: no per-source counts in tracepoint mode' "$WORK/err")" 1
+expect "snapshot: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+
 # serve --listen :PORT (every address) and a host name, in a netns of our own.
 make_quiet_netns
+# top over an empty table says so, rather than printing bare headers.
+in_quiet "$CTBPF_BIN" top --mode tracepoint 0.5 1 >"$WORK/out" 2>"$WORK/err"
+expect "top of an empty netns: a no-entries line" "$(grep -c "^(no entries in this netns's table" "$WORK/out")" 1
+expect "top in a pipe: its note on stderr only, once" "$(grep -c 'not visible' "$WORK/out") $(grep -c 'not visible' "$WORK/err")" "0 1"
 port=$((20000 + $$ % 10000))
 for listen in ":$port" "localhost:$port"; do
 	rm -f "$WORK/ready"

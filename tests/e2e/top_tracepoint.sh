@@ -36,7 +36,7 @@ expect "final" "$(jq .final <<<"$final")" true
 expect "mode" "$(jq -r .mode <<<"$final")" tracepoint
 expect "scope" "$(jq -r .scope <<<"$final")" own_netns
 expect "unobservable names other namespaces" "$(jq '.unobservable | index("other namespaces") != null' <<<"$final")" true
-expect "stderr says what top cannot see, one line" "$(grep -c 'other namespaces and inserts/destroys are not visible' "$WORK/trace.err")" 1
+expect "stderr says what top cannot see, one line" "$(grep -c 'inserts, destroys, other netns not visible' "$WORK/trace.err")" 1
 for i in 2 3 4 5; do
 	want=$(awk -v a="127.0.0.$i" '$2 == a {print $1}' "$WORK/by_src")
 	row=$(jq -c --argjson n "$inode" --arg a "127.0.0.$i" '.sources[] | select(.netns == $n and .src == $a)' <<<"$final")

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -101,6 +102,40 @@ TEST_CASE("the live screen shows fill, drops and histogram bars") {
   CHECK(frame.find("chain length at insert (total)") != std::string::npos);
   CHECK(render_screen({Mode::fentry, &*iv, &total, 0, 100, 16}).find("(total, 1 insert in 16 per CPU)") != std::string::npos);
   CHECK(bar(0.5, 10) == "#####.....");
+}
+
+// Issue 34: a 24-line terminal keeps the title (the frame has at most 23 lines), in every mode.
+TEST_CASE("the live screen fits the terminal's height") {
+  Observability probes;
+  probes.conntrack_points = probes.early_drop = probes.resolve_clash = probes.kernel_has_chaintoolong = true;
+  for (auto [mode, obs] : {std::pair{Mode::fentry, probes}, std::pair{Mode::tracepoint, Observability{}}}) {
+    CAPTURE(to_string(mode));
+    Aggregator agg(mode, obs);
+    Sample a, b;
+    b.t_s = 1;
+    b.counters[CTBPF_CNT_INSERT] = 100;
+    std::vector<uint64_t> slots(slot_count(SlotKind::chain), 0);
+    for (std::size_t i = 0; i < 12; ++i) slots[i] = 10 + i;
+    if (mode == Mode::fentry) b.chain = Histogram(SlotKind::chain, slots, 0);
+    b.table = {500, 1000, 512};
+    b.stats = KernelStats{};
+    b.stats->insert = b.stats->found = b.stats->drop = 0;
+    agg.add(a);
+    auto iv = agg.add(b);
+    auto total = agg.summary();
+    for (int height : {24, 40}) {
+      const auto frame = render_screen({mode, &*iv, &total, 0, 100, 1, height});
+      const auto lines = std::count(frame.begin(), frame.end(), '\n');
+      CHECK(lines <= height - 1);
+      CHECK(frame.find("ctbpf - conntrack live") != std::string::npos);
+      std::size_t widest = 0;
+      for (std::size_t at = 0, end = 0; at < frame.size(); at = end + 1) {
+        end = std::min(frame.find('\n', at), frame.size());
+        widest = std::max(widest, end - at);
+      }
+      CHECK(widest <= 100 + 7);  // the escape codes that home and clear sit on the title's line
+    }
+  }
 }
 
 TEST_CASE("the fast JSON line is the same object as event_json") {

@@ -81,7 +81,7 @@ TEST_CASE("every kernel counter reaches JSON, text, Prometheus and the screen wi
     CHECK(interval["kernel_stats"][counter.key] == v);
     CHECK(contains(text, fmt::format(" {} {}", counter.key, v)));
     CHECK(contains(page, fmt::format("ctbpf_conntrack_kernel_stats_total{{stat=\"{}\"}} {}\n", counter.key, v)));
-    if (counter.on_screen) CHECK(contains(screen, fmt::format("  {:<14} {:>13} {:>12}\n", counter.key, v, v)));
+    if (counter.on_screen) CHECK(contains(screen, fmt::format("  {:<15} {:>9} {:>10}", counter.key, v, v)));
   }
 }
 
@@ -102,7 +102,7 @@ TEST_CASE("every drop cause reaches JSON, text, Prometheus and the screen with i
     CHECK(summary["drops"][cause.key] == v);
     CHECK(contains(text, fmt::format(" {} {}", cause.key, v)));
     CHECK(contains(page, fmt::format("ctbpf_conntrack_drops_total{{cause=\"{}\"}} {}\n", cause.key, v)));
-    CHECK(contains(screen, fmt::format("  {:<14} {:>13} {:>12}\n", cause.key, v, v)));
+    CHECK(contains(screen, fmt::format("  {:<15} {:>9} {:>10}", cause.key, v, v)));
     CHECK(drop_cause(cause.key) == &cause);
     CHECK(summary["scope"]["drops"][cause.key].is_null() == cause.never_observed);
   }

@@ -38,3 +38,28 @@ TEST_CASE("interval table: header and rows fit 100 columns, '-' for what the mod
   CHECK(tp_row.rfind("  14:30:00 ", 0) == 0);
   CHECK(tp_row.find(" - ") != std::string::npos);
 }
+
+TEST_CASE("interval table: a note names the columns that are '-', once, for pipes and files") {
+  Report tp;  // tracepoint mode: table, growth and the kernel's drop counter only
+  tp.start_s = 0;
+  tp.end_s = 1;
+  tp.table = {930, 262144, 262144};
+  tp.growth = 3;
+  tp.totals.drops.table_full = 5;
+  tp.totals.drops.early_drop = 0;
+  tp.totals.drops.insert_failed = 0;
+  tp.totals.netfilter_drops = 0;
+  const auto note = interval_table_note(tp, "tracepoint");
+  CHECK(std::string("ctbpf: ").size() + note.size() <= kIntervalTableWidth);  // as trace prints it
+  CHECK(note.find("tracepoint mode") != std::string::npos);
+  CHECK(note.find("INSERT/S, DESTR/S, CHAIN99, LOST") != std::string::npos);
+  CHECK(note.find("FULL") == std::string::npos);
+  CHECK(note.find("TABLE") == std::string::npos);
+
+  Report all = tp;  // every column observed: no note
+  all.totals.inserts = 10;
+  all.totals.destroys = 7;
+  all.totals.chain.emplace(SlotKind::chain);
+  all.totals.lost_events = 0;
+  CHECK(interval_table_note(all, "fentry").empty());
+}

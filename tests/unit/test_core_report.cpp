@@ -154,6 +154,33 @@ TEST_CASE("diff: a snapshot with itself is no change; changes are listed by sect
   CHECK(d.text.find("inserts/s") == std::string::npos);
 }
 
+// Issue 34: the report keeps to 100 columns, however wide the terminal (it was up to 167).
+TEST_CASE("report: every line within 100 columns") {
+  for (const auto& doc : {fixture::document(), tracepoint_document()})
+    for (int width : {80, 100, 200}) {
+      CAPTURE(width);
+      const auto text = report_text(doc, width);
+      std::size_t widest = 0;
+      for (std::size_t at = 0, end = 0; at < text.size(); at = end + 1) {
+        end = std::min(text.find('\n', at), text.size());
+        widest = std::max(widest, end - at);
+      }
+      CHECK(widest <= 100);
+    }
+}
+
+// Issue 34: diff shows the table's net growth, the one rate tracepoint mode has.
+TEST_CASE("diff: net growth per second is compared") {
+  const auto a = tracepoint_document();
+  auto b = a;
+  b["summary"]["table"]["growth"] = 600;
+  b["summary"]["table"]["growth_per_s"] = 60.0;
+  auto d = diff_snapshots(a, "a.json", b, "b.json");
+  CHECK(d.changed);
+  CHECK(std::regex_search(d.text, std::regex("\n  net growth/s +\\S+ -> \\+60/s\n")));
+  CHECK_FALSE(diff_snapshots(a, "a.json", a, "a.json").changed);
+}
+
 // Issue 29: a key the mode cannot observe is null, never absent (docs/json.md). In tracepoint mode the
 // chain and lifetime histograms are unobserved: every key they have in fentry mode is there, null, in
 // each interval and the summary; the report reads those nulls (it threw on sampled_one_in null).

@@ -118,6 +118,14 @@ TEST_CASE("tracepoint mode: table_full and every kernel statistic per interval, 
   CHECK(interval_line(intervals[3]).find("table_full 1500") != std::string::npos);
   CHECK(interval_line(intervals[3]).find("netfilter 1500") != std::string::npos);
   CHECK(summary_text(s, Mode::tracepoint).find("netfilter drops: every netns") != std::string::npos);
+  // Issue 34: the summary keeps to 100 columns (its kernel stats line was 134), in every mode.
+  for (auto mode : {Mode::tracepoint, Mode::fentry}) {
+    const auto text = summary_text(s, mode);
+    for (std::size_t at = 0, end = 0; at < text.size(); at = end + 1) {
+      end = std::min(text.find('\n', at), text.size());
+      CHECK_MESSAGE(end - at <= 100, text.substr(at, end - at));
+    }
+  }
 
   SUBCASE("probe modes keep the probe's table_full and say the drops are every netns's") {
     auto probes = fixture::full_probes();
@@ -230,6 +238,7 @@ TEST_CASE("--events in a mode without events says so") {
   REQUIRE(why.has_value());
   CHECK(why->find("tracepoint mode") != std::string::npos);
   CHECK(why->find('\n') == std::string::npos);
+  CHECK(std::string("ctbpf: ").size() + why->size() <= 100);  // as trace prints it (it was 201 columns)
   CHECK_FALSE(events_unavailable(0, Mode::tracepoint, tracepoint_obs()).has_value());
   CHECK_FALSE(events_unavailable(drops, Mode::fentry, fixture::full_probes()).has_value());
 }
