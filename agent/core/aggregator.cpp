@@ -79,7 +79,8 @@ Totals derive(const Sample& s, const Observability& obs) {
   t.deletes = when(bpf, c[CTBPF_CNT_DELETE]);
   t.lost_events = c[CTBPF_CNT_LOST_EVENTS];
   t.drop_events_suppressed = c[CTBPF_CNT_DROP_EVENTS_SUPPRESSED];
-  t.misses = {c[CTBPF_CNT_CONFIRM_UNPAIRED], c[CTBPF_CNT_CHAIN_TRUNCATED], s.recursion_misses, s.kprobe_misses};
+  t.misses = {when(bpf, c[CTBPF_CNT_CONFIRM_UNPAIRED]), when(bpf, c[CTBPF_CNT_CHAIN_TRUNCATED]),
+              s.recursion_misses, bpf ? s.kprobe_misses : Count{}};
   t.netfilter_drops = when(obs.netfilter_drop_reason, c[CTBPF_CNT_NETFILTER_DROP]);
 
   if (bpf) {
@@ -130,9 +131,9 @@ Totals minus(const Totals& now, const Totals& before) {
   d.lost_events = minus(now.lost_events, before.lost_events);
   auto sub = [](uint64_t x, uint64_t y) { return x >= y ? x - y : 0; };
   d.drop_events_suppressed = sub(now.drop_events_suppressed, before.drop_events_suppressed);
-  d.misses = {sub(now.misses.confirm_unpaired, before.misses.confirm_unpaired),
-              sub(now.misses.chain_truncated, before.misses.chain_truncated),
-              sub(now.misses.recursion, before.misses.recursion), minus(now.misses.kprobe, before.misses.kprobe)};
+  d.misses = {minus(now.misses.confirm_unpaired, before.misses.confirm_unpaired),
+              minus(now.misses.chain_truncated, before.misses.chain_truncated),
+              minus(now.misses.recursion, before.misses.recursion), minus(now.misses.kprobe, before.misses.kprobe)};
   for (const auto& cause : kDropCauses)
     d.drops.*cause.member = minus(now.drops.*cause.member, before.drops.*cause.member);
   if (now.kernel && before.kernel) d.kernel = minus(*now.kernel, *before.kernel);

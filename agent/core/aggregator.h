@@ -20,12 +20,14 @@ struct ProbeDetail {
   Histogram lifetime_all() const;                // every protocol merged
 };
 
-/// Where ctbpf itself may have missed something: shown, never hidden.
+/// Where ctbpf itself may have missed something: shown, never hidden. Empty where it cannot happen
+/// because the probe does not exist (tracepoint mode has no conntrack probes, so nothing to pair or
+/// walk, and no kprobes) or where the kernel does not say: null, like every unobservable field.
 struct ProbeMisses {
-  uint64_t confirm_unpaired = 0;  // a confirm exit that could not be matched with its entry
-  uint64_t chain_truncated = 0;   // chain walks that hit their bound
-  uint64_t recursion = 0;         // program runs the kernel skipped to avoid recursion
-  Count kprobe;                   // kprobe hits the kernel skipped; empty: the kernel does not say
+  Count confirm_unpaired;  // a confirm exit that could not be matched with its entry
+  Count chain_truncated;   // chain walks that hit their bound
+  Count recursion;         // program runs the kernel skipped to avoid recursion (every mode's programs)
+  Count kprobe;            // kprobe hits the kernel skipped; empty: no conntrack probes, or the kernel does not say
 };
 
 struct Totals {

@@ -277,11 +277,12 @@ std::string render_exposition(const ExpositionInput& in) {
     page.sample("ctbpf_lost_events_total", "", *t.lost_events);
   }
   page.counter("ctbpf_probe_misses", "Probe runs or pairings ctbpf missed");
-  page.sample("ctbpf_probe_misses_total", "kind=\"confirm_unpaired\"", t.misses.confirm_unpaired);
-  page.sample("ctbpf_probe_misses_total", "kind=\"chain_walk_truncated\"", t.misses.chain_truncated);
-  page.sample("ctbpf_probe_misses_total", "kind=\"recursion\"", t.misses.recursion);
-  // Absent, not 0, where the kernel does not say (kprobe family before 6.7).
-  if (t.misses.kprobe) page.sample("ctbpf_probe_misses_total", "kind=\"kprobe\"", *t.misses.kprobe);
+  // Absent, not 0, where the probe does not exist (tracepoint mode) or the kernel does not say
+  // (kprobe family before 6.7).
+  for (const auto& [kind, count] : {std::pair{"confirm_unpaired", t.misses.confirm_unpaired},
+                                    std::pair{"chain_walk_truncated", t.misses.chain_truncated},
+                                    std::pair{"recursion", t.misses.recursion}, std::pair{"kprobe", t.misses.kprobe}})
+    if (count) page.sample("ctbpf_probe_misses_total", fmt::format("kind=\"{}\"", kind), *count);
   return page.finish();
 }
 

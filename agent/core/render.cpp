@@ -174,9 +174,9 @@ json common(const Report& r, const Observability& obs, const WhoFills* who) {
           {"tcp_state_at_death", tcp_states_json(t.detail)},
           {"lost_events", value(t.lost_events)},
           {"probe_misses",
-           {{"confirm_unpaired", t.misses.confirm_unpaired},
-            {"chain_walk_truncated", t.misses.chain_truncated},
-            {"recursion", t.misses.recursion},
+           {{"confirm_unpaired", value(t.misses.confirm_unpaired)},
+            {"chain_walk_truncated", value(t.misses.chain_truncated)},
+            {"recursion", value(t.misses.recursion)},
             {"kprobe", value(t.misses.kprobe)}}},
           {"table", table_json(r)},
           {"kernel_stats", kernel_stats_json(t.kernel)}};
@@ -346,11 +346,15 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));
   const auto& m = t.misses;
-  if (m.confirm_unpaired || m.chain_truncated || m.recursion || m.kprobe != Count{0})
+  // Said when something was missed, or when the kernel will not say whether its kprobes were.
+  auto missed = [](const Count& c) { return c && *c > 0; };
+  const bool kprobe_unknown = !m.kprobe && m.confirm_unpaired;  // conntrack probes, kernel before 6.7
+  if (missed(m.confirm_unpaired) || missed(m.chain_truncated) || missed(m.recursion) || missed(m.kprobe) ||
+      kprobe_unknown)
     out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}, "
                        "skipped kprobe hits {}\n",
-                       m.confirm_unpaired, m.chain_truncated, m.recursion,
-                       m.kprobe ? fmt::format("{}", *m.kprobe) : "unknown (kernel before 6.7)");
+                       text(m.confirm_unpaired), text(m.chain_truncated), text(m.recursion),
+                       kprobe_unknown ? "unknown (kernel before 6.7)" : text(m.kprobe));
   json attribution = {{"by_netns", by_netns_json(t.detail, who ? &who->netns_names : nullptr)}};
   if (who && who->top) attribution["by_source"] = by_source_json(*who);
   return wrap_lines(out + attribution_text(attribution));  // within 100 columns

@@ -246,8 +246,9 @@ public:
       }
     }
     const json& misses = object(r, path, "probe_misses");
+    // Counts, or null where the probe does not exist (files before that was said hold 0).
     for (const char* key : {"confirm_unpaired", "chain_walk_truncated", "recursion"})
-      uint(misses, path + "/probe_misses", key);
+      count(misses, path + "/probe_misses", key);
     const json& table = object(r, path, "table");
     for (const char* key : {"count", "max", "buckets"}) count(table, path + "/table", key);
     number_or_null(table, path + "/table", "fill", 0);

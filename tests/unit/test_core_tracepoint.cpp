@@ -399,3 +399,27 @@ TEST_CASE("top from dumps alone: live by source, growth between dumps, inserts u
   CHECK(a.top_sources(10).rows[0].growth_seen);
   CHECK(a.top_sources(10).rows[0].growth == 5);
 }
+
+TEST_CASE("tracepoint mode: the conntrack probes' misses are null, not a measured 0; recursion is counted") {
+  // No conntrack probes and no kprobes in this mode: nothing can be unpaired, truncated or skipped,
+  // and saying 0 would read as a measurement (issue: "zeros that read as measurements").
+  Aggregator aggregator(Mode::tracepoint, {});
+  Sample s;
+  s.kprobe_misses = 0;  // what the kernel layer hands over where ctbpf has no kprobes
+  aggregator.add(s);
+  s.t_s = 1;
+  s.recursion_misses = 3;
+  aggregator.add(s);
+  const auto summary = summary_json(aggregator.summary(), Mode::tracepoint, {});
+  CHECK(summary["probe_misses"]["confirm_unpaired"].is_null());
+  CHECK(summary["probe_misses"]["chain_walk_truncated"].is_null());
+  CHECK(summary["probe_misses"]["kprobe"].is_null());
+  CHECK(summary["probe_misses"]["recursion"] == 3);
+  const Report r = aggregator.summary();
+  const Observability obs;
+  ExpositionInput in{Mode::tracepoint, &obs, &r, nullptr, "test", false, {}};
+  const std::string page = render_exposition(in);
+  CHECK(page.find("ctbpf_probe_misses_total{kind=\"recursion\"} 3\n") != std::string::npos);
+  for (const char* kind : {"confirm_unpaired", "chain_walk_truncated", "kprobe"})
+    CHECK(page.find(std::string("kind=\"") + kind + "\"") == std::string::npos);
+}
