@@ -54,14 +54,8 @@ std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>
 /// Observes for duration_s, then prints findings with the commands to fix them. Changes nothing.
 int run_doctor(const DoctorOptions& options) {
   kernel::Tracer::Options topts;
-  if (options.mode != "auto") {
-    topts.forced = core::mode_from_string(options.mode);
-    if (!topts.forced) throw Error(kExitUsage, fmt::format("--mode: unknown mode '{}'", options.mode));
-  }
   topts.track_ports = true;
-  install_stop_handlers();
-
-  auto tracer = kernel::Tracer::start(topts);
+  auto tracer = start_tracer(options.mode, topts);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   // The table per protocol and TCP state at the window's start: what it grows by, next to the end's.
   const auto idle_start = read_idle(kernel::read_conntrack_sysctls(), options.dump);

@@ -44,13 +44,10 @@ int run_snapshot(const SnapshotOptions& options) {
                                         "use a longer -i",
                                         options.duration_s, options.interval_s, core::kSnapshotMaxIntervals));
   kernel::Tracer::Options topts;
-  if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.lifetime_one_in = options.lifetime_one_in;
   // Per-source counts cost kernel work on every insert and destroy: only with --top (as in trace).
   topts.track_sources = options.top > 0;
-  install_stop_handlers();
-
-  auto tracer = kernel::Tracer::start(topts);
+  auto tracer = start_tracer(options.mode, topts);
   WhoFillsTracker who(options.top, *tracer, options.dump);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   const double wall_at_baseline = kernel::wall_clock_s();

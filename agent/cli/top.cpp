@@ -118,11 +118,8 @@ std::string screen(const core::TopList& netns, const core::TopList& sources, con
 /// The namespaces and source addresses holding the most conntrack entries, live.
 int run_top(const TopOptions& options) {
   kernel::Tracer::Options topts;
-  if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.track_sources = true;
-  install_stop_handlers();
-
-  auto tracer = kernel::Tracer::start(topts);
+  auto tracer = start_tracer(options.mode, topts);
   // Without conntrack probes (tracepoint mode) a ctnetlink dump every interval is the only source:
   // live entries of ctbpf's own netns, and their change between dumps.
   const bool dumps_only = !tracer->observability().conntrack_points;

@@ -88,7 +88,6 @@ bool is_power_of_two(uint64_t v) { return v && !(v & (v - 1)); }
 
 kernel::Tracer::Options tracer_options(const TraceOptions& options) {
   kernel::Tracer::Options o;
-  if (options.mode != "auto") o.forced = core::mode_from_string(options.mode);
   if (!options.events.empty()) {
     std::string error;
     auto mask = core::event_mask_from_list(options.events, error);
@@ -185,9 +184,7 @@ int run_trace(const TraceOptions& options) {
     check_record_options(options.record);
     kernel::ensure_writable_dir(options.record_dir);
   }
-  install_stop_handlers();
-
-  auto tracer = kernel::Tracer::start(topts);
+  auto tracer = start_tracer(options.mode, topts);
   WhoFillsTracker who(options.top, *tracer, options.dump);
   const auto& obs = tracer->observability();
   core::Aggregator aggregator(tracer->mode(), obs);

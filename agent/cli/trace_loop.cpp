@@ -30,6 +30,12 @@ void install_stop_handlers() {
   sigaction(SIGTERM, &sa, nullptr);
 }
 
+std::unique_ptr<kernel::Tracer> start_tracer(const std::string& mode, kernel::Tracer::Options options) {
+  if (mode != "auto") options.forced = core::mode_from_string(mode);
+  install_stop_handlers();
+  return kernel::Tracer::start(options);
+}
+
 void write_ready_file(const std::string& path, core::Mode mode) {
   if (path.empty()) return;
   // Written to a temporary name and renamed, so a waiter never reads a half-written file.

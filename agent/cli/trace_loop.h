@@ -16,6 +16,11 @@ void install_stop_handlers();
 /// True once Ctrl-C or SIGTERM arrived (for loops of their own, like serve's).
 bool stop_requested();
 
+/// The start-up every tracing command shares: `mode` (--mode, checked by add_mode_option) forced
+/// unless "auto", the stop handlers installed, and the programs loaded and attached, with the
+/// privilege and degradation messages Tracer::start gives.
+std::unique_ptr<kernel::Tracer> start_tracer(const std::string& mode, kernel::Tracer::Options options);
+
 /// Writes the mode to `path` (atomically) once every program is attached; no-op when empty.
 void write_ready_file(const std::string& path, core::Mode mode);
 
