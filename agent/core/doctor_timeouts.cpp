@@ -192,13 +192,143 @@ void rule_proto_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d, con
   d.findings.push_back(std::move(x));
 }
 
+// The lifetimes of the TCP entries that ended in the window; empty without the destroy probe or when
+// none ended.
+std::optional<Histogram> tcp_lifetimes(const Facts& f) {
+  if (f.detail && f.detail->lifetime[CTBPF_PROTO_TCP].count()) return f.detail->lifetime[CTBPF_PROTO_TCP];
+  return std::nullopt;
+}
+
+std::string tcp_lifetime_text(const Histogram& life) {
+  return fmt::format("TCP entries that ended in the window lived p50 {} ms, p99 {} ms", life.percentile(0.5),
+                     life.percentile(0.99));
+}
+
+// Their p50 and p99 in a finding's evidence: null when not measured.
+void add_tcp_lifetime_evidence(json& evidence, const std::optional<Histogram>& life) {
+  evidence["tcp_lifetime_p50_ms"] = life ? json(life->percentile(0.5)) : json(nullptr);
+  evidence["tcp_lifetime_p99_ms"] = life ? json(life->percentile(0.99)) : json(nullptr);
+}
+
+// What the table and the closing states grew by in the window: the same dump at the window's start,
+// when neither dump stopped at its cap.
+struct ClosingGrowth {
+  std::optional<int64_t> table, closing;
+  std::optional<double> share;  // closing / table, when the table grew
+};
+
+ClosingGrowth closing_growth(const DoctorInput& in) {
+  ClosingGrowth g;
+  const auto& idle = *in.idle;
+  if (!in.idle_start || in.idle_start->capped() || idle.capped()) return g;
+  g.table = static_cast<int64_t>(idle.entries) - static_cast<int64_t>(in.idle_start->entries);
+  g.closing = 0;
+  for (const auto& c : kClosingStates)
+    *g.closing += static_cast<int64_t>(idle.live_by_tcp_state[c.state]) -
+                  static_cast<int64_t>(in.idle_start->live_by_tcp_state[c.state]);
+  if (*g.table > 0) g.share = static_cast<double>(*g.closing) / static_cast<double>(*g.table);
+  return g;
+}
+
+// One closing state judged against its proposal.
+struct ClosingVerdict {
+  std::string name;
+  uint64_t live = 0, nat = 0;
+  std::optional<uint64_t> timeout;
+  uint64_t proposal = 0;
+  bool shorter = false;                   // the timeout is longer than the proposal
+  uint64_t would_free = 0, would_cut = 0;  // live entries idle at least the proposal; of those, maybe in use
+  std::string withheld;                   // why the proposal is not made; empty when it is
+  bool propose() const { return would_free > 0 && withheld.empty(); }
+};
+
+ClosingVerdict judge_closing_state(const DoctorInput& in, const ClosingState& c, bool nat_time_wait, bool no_paws) {
+  const auto& idle = *in.idle;
+  const IdleStats& stats = idle.by_tcp_state[c.state];
+  ClosingVerdict v;
+  v.name = tcp_state_name(c.state);
+  v.live = idle.live_by_tcp_state[c.state];
+  v.nat = idle.nat_by_tcp_state[c.state];
+  v.timeout = sysctl(in, c.sysctl);
+  v.proposal = c.proposal_s;
+  if (c.state == TCP_CONNTRACK_TIME_WAIT && nat_time_wait) v.proposal = kTimeWaitBehindNat_s;
+  // What the proposal would not hold: the live entries idle at least that long (exact per second).
+  v.shorter = v.timeout && *v.timeout > v.proposal;
+  if (v.shorter) v.would_free = stats.at_least_s(v.proposal).value_or(idle_beyond(stats, v.proposal * 1000));
+  if (c.open_half) v.would_cut = v.would_free;
+  if (v.would_cut > 0)
+    v.withheld = fmt::format(
+        "{}: {} live entries idle {} s or more (max {} s) would be gone under {} s, and a connection in "
+        "{} may still be in use: if they are (a half-closed long-poll waiting for its answer, a slow "
+        "peer), they would be cut, through NAT or a rule dropping `ct state invalid`. Not proposed; if "
+        "they are leaks (`ss -tan state {}` on the endpoint names the program), fix the program, or set "
+        "it knowing it cuts them: {}.",
+        v.name, v.would_cut, v.proposal, stats.max_ms / 1000, v.proposal, v.name,
+        c.state == TCP_CONNTRACK_CLOSE_WAIT ? "close-wait"
+        : c.state == TCP_CONNTRACK_FIN_WAIT ? "fin-wait-1"
+        : c.state == TCP_CONNTRACK_SYN_RECV ? "syn-recv"
+                                            : "syn-sent",
+        sysctl_now(c.sysctl, v.proposal));
+  else if (c.state == TCP_CONNTRACK_TIME_WAIT && v.would_free > 0 && nat_time_wait && no_paws)
+    v.withheld = fmt::format(
+        "TIME_WAIT: {} of these entries are NAT'd and this host has no PAWS (net.ipv4.tcp_timestamps = 0): "
+        "a translated tuple freed early can be handed to a new connection while a server still holds the "
+        "old one in TIME_WAIT, and without timestamps it refuses the new SYN. Not proposed.",
+        v.nat);
+  return v;
+}
+
+// "NAME live (share%, n NAT'd), timeout T s, idle ..., n idle P s or more".
+std::string closing_state_text(const ClosingVerdict& v, const IdleStats& stats, uint64_t entries) {
+  std::string out = fmt::format("{} {} ({:.1f}%{}), timeout {} s, idle {}", v.name, v.live,
+                                100 * ratio(v.live, entries), v.nat ? fmt::format(", {} NAT'd", v.nat) : "",
+                                text(v.timeout), stats.count() ? idle_text(stats) : "not estimated");
+  if (v.shorter) out += fmt::format(", {} idle {} s or more", v.would_free, v.proposal);
+  return out;
+}
+
+json closing_state_json(const ClosingVerdict& v, const ClosingState& c, const IdleStats& stats, uint64_t entries,
+                        const Facts& f) {
+  Count deaths;
+  if (f.detail) deaths = f.detail->tcp_deaths_by_state[c.state];
+  // Little's law: entries held = rate into the state × time in it; the entries that left the state by
+  // dying in it (timeout or a new SYN on the tuple) stay at most the proposal each.
+  json held_at_proposed = nullptr;
+  if (deaths && *deaths > 0 && f.duration > 0)
+    held_at_proposed = static_cast<double>(*deaths) / f.duration * static_cast<double>(v.proposal);
+  return {{"live", v.live},
+          {"share", ratio(v.live, entries)},
+          {"nat", v.nat},
+          {"timeout_s", value(v.timeout)},
+          {"proposed_s", v.propose() ? json(v.proposal) : json(nullptr)},
+          {"considered_s", v.proposal},
+          {"would_free", v.would_free},
+          {"would_cut", v.would_cut},
+          {"withheld", !v.withheld.empty()},
+          {"idle", stats.count() ? idle_stats_json(stats) : json(nullptr)},
+          {"deaths_in_window", value(deaths)},
+          {"held_at_proposed_at_most", held_at_proposed}};
+}
+
+// The NAT part of the rule's why.
+std::string closing_nat_why(uint64_t nat_total) {
+  if (nat_total)
+    return fmt::format(
+        " {} of these entries are NAT'd: an entry that expires frees its translated tuple for another "
+        "connection, and a server still in TIME_WAIT for it (60 s on Linux) accepts the new SYN only through "
+        "PAWS (timestamps on both ends); TIME_WAIT is considered at {} s here, not {} s.",
+        nat_total, kTimeWaitBehindNat_s, kClosingStates[5].proposal_s);
+  return " None of these entries is NAT'd here; on a NAT gateway, TIME_WAIT stays at least 60 s (a freed "
+         "translated tuple may meet a server still in TIME_WAIT, refused without PAWS), and a NAT'd "
+         "long-poll that half-closes is cut by a short close_wait.";
+}
+
 }  // namespace
 
 void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   auto timeout = sysctl(in, "tcp_timeout_established");
   if (!timeout || *timeout < kLongEstablished_s) return;
-  std::optional<Histogram> tcp_life;
-  if (f.detail && f.detail->lifetime[CTBPF_PROTO_TCP].count()) tcp_life = f.detail->lifetime[CTBPF_PROTO_TCP];
+  const auto tcp_life = tcp_lifetimes(f);
   uint64_t proposal = kEstablishedFloor_s;
   if (tcp_life) {
     // Twice the longest observed connection life (p99), in whole hours: the timeout is idle time, so
@@ -227,11 +357,9 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
   Count established_deaths;
   if (f.detail) established_deaths = f.detail->tcp_deaths_by_state[TCP_CONNTRACK_ESTABLISHED];
   if (tcp_life)
-    x.measured = fmt::format(
-        "nf_conntrack_tcp_timeout_established = {} s; TCP entries that ended in the window lived p50 {} "
-        "ms, p99 {} ms ({} sampled); {} died while still ESTABLISHED",
-        *timeout, tcp_life->percentile(0.5), tcp_life->percentile(0.99), tcp_life->count(),
-        text(established_deaths));
+    x.measured = fmt::format("nf_conntrack_tcp_timeout_established = {} s; {} ({} sampled); {} died while still "
+                             "ESTABLISHED",
+                             *timeout, tcp_lifetime_text(*tcp_life), tcp_life->count(), text(established_deaths));
   else
     x.measured = fmt::format("nf_conntrack_tcp_timeout_established = {} s; {}", *timeout,
                              f.detail ? "no TCP entry ended in the window"
@@ -258,14 +386,13 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
   x.fix_persistent = sysctl_persistent({{"tcp_timeout_established", proposal}}, in.system.build);
   x.evidence = {{"timeout_s", *timeout},
                 {"proposed_s", proposal},
-                {"tcp_lifetime_p50_ms", tcp_life ? json(tcp_life->percentile(0.5)) : json(nullptr)},
-                {"tcp_lifetime_p99_ms", tcp_life ? json(tcp_life->percentile(0.99)) : json(nullptr)},
                 {"tcp_deaths_established", value(established_deaths)},
                 {"established_live", in.idle ? json(live) : json(nullptr)},
                 {"established_idle_p50_ms", live ? json(idle->histogram().percentile(0.5)) : json(nullptr)},
                 {"established_idle_p99_ms", live ? json(idle->histogram().percentile(0.99)) : json(nullptr)},
                 {"established_idle_max_ms", live ? json(idle->max_ms) : json(nullptr)},
                 {"established_idle_beyond_proposed", in.idle ? json(stale) : json(nullptr)}};
+  add_tcp_lifetime_evidence(x.evidence, tcp_life);
   d.findings.push_back(std::move(x));
 }
 
@@ -364,28 +491,16 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
   uint64_t closing = 0;
   for (const auto& c : kClosingStates) closing += idle.live_by_tcp_state[c.state];
   const double share = ratio(closing, idle.entries);
-
-  // Growth: the same dump at the window's start, when neither dump stopped at its cap.
-  std::optional<int64_t> growth, closing_growth;
-  std::optional<double> growth_share;
-  if (in.idle_start && !in.idle_start->capped() && !idle.capped()) {
-    growth = static_cast<int64_t>(idle.entries) - static_cast<int64_t>(in.idle_start->entries);
-    closing_growth = 0;
-    for (const auto& c : kClosingStates)
-      *closing_growth += static_cast<int64_t>(idle.live_by_tcp_state[c.state]) -
-                         static_cast<int64_t>(in.idle_start->live_by_tcp_state[c.state]);
-    if (*growth > 0) growth_share = static_cast<double>(*closing_growth) / static_cast<double>(*growth);
-  }
+  const auto growth = closing_growth(in);
   const bool by_table = closing >= kMinEntries && share >= kClosingShare;
-  const bool by_growth = growth && *growth >= static_cast<int64_t>(kMinEntries) && growth_share &&
-                         *growth_share >= kClosingShare;
+  const bool by_growth = growth.table && *growth.table >= static_cast<int64_t>(kMinEntries) && growth.share &&
+                         *growth.share >= kClosingShare;
   if (!by_table && !by_growth) return;
 
   const bool nat_time_wait = idle.nat_by_tcp_state[TCP_CONNTRACK_TIME_WAIT] > 0;
   const auto timestamps = tcp_sysctl(in, "tcp_timestamps");
   const bool no_paws = timestamps && *timestamps == 0;
-  std::optional<Histogram> tcp_life;
-  if (f.detail && f.detail->lifetime[CTBPF_PROTO_TCP].count()) tcp_life = f.detail->lifetime[CTBPF_PROTO_TCP];
+  const auto tcp_life = tcp_lifetimes(f);
 
   Finding x;
   x.id = "tcp_closing_states";
@@ -394,72 +509,20 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
   uint64_t free_total = 0, cut_total = 0, nat_total = 0;
   json states = json::object();
   for (const auto& c : kClosingStates) {
-    const std::string name = tcp_state_name(c.state);
-    const uint64_t live = idle.live_by_tcp_state[c.state];
-    const uint64_t nat = idle.nat_by_tcp_state[c.state];
-    nat_total += nat;
     const IdleStats& stats = idle.by_tcp_state[c.state];
-    const auto timeout = sysctl(in, c.sysctl);
-    uint64_t proposal = c.proposal_s;
-    if (c.state == TCP_CONNTRACK_TIME_WAIT && nat_time_wait) proposal = kTimeWaitBehindNat_s;
-    // What the proposal would not hold: the live entries idle at least that long (exact per second).
-    uint64_t would_free = 0, would_cut = 0;
-    const bool shorter = timeout && *timeout > proposal;
-    if (shorter) would_free = stats.at_least_s(proposal).value_or(idle_beyond(stats, proposal * 1000));
-    if (c.open_half) would_cut = would_free;
-    std::string withheld;
-    if (would_cut > 0)
-      withheld = fmt::format(
-          "{}: {} live entries idle {} s or more (max {} s) would be gone under {} s, and a connection in "
-          "{} may still be in use: if they are (a half-closed long-poll waiting for its answer, a slow "
-          "peer), they would be cut, through NAT or a rule dropping `ct state invalid`. Not proposed; if "
-          "they are leaks (`ss -tan state {}` on the endpoint names the program), fix the program, or set "
-          "it knowing it cuts them: {}.",
-          name, would_cut, proposal, stats.max_ms / 1000, proposal, name,
-          c.state == TCP_CONNTRACK_CLOSE_WAIT ? "close-wait"
-          : c.state == TCP_CONNTRACK_FIN_WAIT ? "fin-wait-1"
-          : c.state == TCP_CONNTRACK_SYN_RECV ? "syn-recv"
-                                              : "syn-sent",
-          sysctl_now(c.sysctl, proposal));
-    else if (c.state == TCP_CONNTRACK_TIME_WAIT && would_free > 0 && nat_time_wait && no_paws)
-      withheld = fmt::format(
-          "TIME_WAIT: {} of these entries are NAT'd and this host has no PAWS (net.ipv4.tcp_timestamps = 0): "
-          "a translated tuple freed early can be handed to a new connection while a server still holds the "
-          "old one in TIME_WAIT, and without timestamps it refuses the new SYN. Not proposed.",
-          nat);
-    const bool propose = would_free > 0 && withheld.empty();
-    if (propose) {
-      settings.emplace_back(c.sysctl, proposal);
-      free_total += would_free;
+    const auto v = judge_closing_state(in, c, nat_time_wait, no_paws);
+    nat_total += v.nat;
+    if (v.propose()) {
+      settings.emplace_back(c.sysctl, v.proposal);
+      free_total += v.would_free;
     }
-    cut_total += would_cut;
-    if (!withheld.empty()) warnings += " " + withheld;
-    if (live) {
-      per_state += fmt::format("{}{} {} ({:.1f}%{}), timeout {} s, idle {}", per_state.empty() ? "" : "; ", name,
-                               live, 100 * ratio(live, idle.entries), nat ? fmt::format(", {} NAT'd", nat) : "",
-                               text(timeout), stats.count() ? idle_text(stats) : "not estimated");
-      if (shorter) per_state += fmt::format(", {} idle {} s or more", would_free, proposal);
-      whys += " " + closing_why(c, proposal, in);
+    cut_total += v.would_cut;
+    if (!v.withheld.empty()) warnings += " " + v.withheld;
+    if (v.live) {
+      per_state += (per_state.empty() ? "" : "; ") + closing_state_text(v, stats, idle.entries);
+      whys += " " + closing_why(c, v.proposal, in);
     }
-    Count deaths;
-    if (f.detail) deaths = f.detail->tcp_deaths_by_state[c.state];
-    // Little's law: entries held = rate into the state × time in it; the entries that left the state by
-    // dying in it (timeout or a new SYN on the tuple) stay at most the proposal each.
-    json held_at_proposed = nullptr;
-    if (deaths && *deaths > 0 && f.duration > 0)
-      held_at_proposed = static_cast<double>(*deaths) / f.duration * static_cast<double>(proposal);
-    states[name] = {{"live", live},
-                    {"share", ratio(live, idle.entries)},
-                    {"nat", nat},
-                    {"timeout_s", value(timeout)},
-                    {"proposed_s", propose ? json(proposal) : json(nullptr)},
-                    {"considered_s", proposal},
-                    {"would_free", would_free},
-                    {"would_cut", would_cut},
-                    {"withheld", !withheld.empty()},
-                    {"idle", stats.count() ? idle_stats_json(stats) : json(nullptr)},
-                    {"deaths_in_window", value(deaths)},
-                    {"held_at_proposed_at_most", held_at_proposed}};
+    states[v.name] = closing_state_json(v, c, stats, idle.entries, f);
   }
 
   x.severity = f.pressure || cut_total > 0 ? Severity::warning : Severity::info;
@@ -469,13 +532,11 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
   if (cut_total) x.title += fmt::format("; {} idle half-open connections would be cut", cut_total);
   x.measured = fmt::format("live entries at the window's end (ctnetlink{}): {}", 
                            idle.capped() ? fmt::format(", the first {} only", idle.entries) : "", per_state);
-  if (growth)
-    x.measured += fmt::format("; the table grew by {:+} entries in the window, closing states by {:+}{}", *growth,
-                              *closing_growth,
-                              growth_share ? fmt::format(" ({:.0f}%)", 100 * *growth_share) : std::string());
-  if (tcp_life)
-    x.measured += fmt::format("; TCP entries that ended in the window lived p50 {} ms, p99 {} ms",
-                              tcp_life->percentile(0.5), tcp_life->percentile(0.99));
+  if (growth.table)
+    x.measured += fmt::format("; the table grew by {:+} entries in the window, closing states by {:+}{}",
+                              *growth.table, *growth.closing,
+                              growth.share ? fmt::format(" ({:.0f}%)", 100 * *growth.share) : std::string());
+  if (tcp_life) x.measured += "; " + tcp_lifetime_text(*tcp_life);
   x.why =
       "Each state's entry stays its timeout after its last packet; shortening it frees the entries idle "
       "longer than the new value. Would-free counts are the live entries idle at least that long now (a "
@@ -483,16 +544,7 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
       "packet set, so the table shrinks within the old timeout). Idle reads up to 1 s high (ctnetlink "
       "rounds the time left down)." +
       whys;
-  if (nat_total)
-    x.why += fmt::format(
-        " {} of these entries are NAT'd: an entry that expires frees its translated tuple for another "
-        "connection, and a server still in TIME_WAIT for it (60 s on Linux) accepts the new SYN only through "
-        "PAWS (timestamps on both ends); TIME_WAIT is considered at {} s here, not {} s.",
-        nat_total, kTimeWaitBehindNat_s, kClosingStates[5].proposal_s);
-  else
-    x.why += " None of these entries is NAT'd here; on a NAT gateway, TIME_WAIT stays at least 60 s (a freed "
-             "translated tuple may meet a server still in TIME_WAIT, refused without PAWS), and a NAT'd "
-             "long-poll that half-closes is cut by a short close_wait.";
+  x.why += closing_nat_why(nat_total);
   x.why += warnings;
   for (const auto& [name, v] : settings) x.fix_now.push_back(sysctl_now(name, v));
   if (!settings.empty()) x.fix_persistent = sysctl_persistent(settings, in.system.build);
@@ -504,18 +556,17 @@ void rule_tcp_closing_states(const DoctorInput& in, const Facts& f, Diagnosis& d
                 {"closing_share", share},
                 {"fired_by_table_share", by_table},
                 {"fired_by_growth_share", by_growth},
-                {"growth", growth ? json(*growth) : json(nullptr)},
-                {"closing_growth", closing_growth ? json(*closing_growth) : json(nullptr)},
-                {"closing_growth_share", value(growth_share)},
+                {"growth", growth.table ? json(*growth.table) : json(nullptr)},
+                {"closing_growth", growth.closing ? json(*growth.closing) : json(nullptr)},
+                {"closing_growth_share", value(growth.share)},
                 {"states", states},
                 {"proposed", proposed},
                 {"would_free", free_total},
                 {"would_cut", cut_total},
                 {"tcp_timestamps", value(tcp_sysctl(in, "tcp_timestamps"))},
                 {"tcp_tw_reuse", value(tcp_sysctl(in, "tcp_tw_reuse"))},
-                {"tcp_retries2", value(tcp_sysctl(in, "tcp_retries2"))},
-                {"tcp_lifetime_p50_ms", tcp_life ? json(tcp_life->percentile(0.5)) : json(nullptr)},
-                {"tcp_lifetime_p99_ms", tcp_life ? json(tcp_life->percentile(0.99)) : json(nullptr)}};
+                {"tcp_retries2", value(tcp_sysctl(in, "tcp_retries2"))}};
+  add_tcp_lifetime_evidence(x.evidence, tcp_life);
   d.findings.push_back(std::move(x));
 }
 
