@@ -78,7 +78,7 @@ expect "trace: scope of table" "$(summary .scope.table)" '"own_netns"'
 if [ "$mode" = tracepoint ]; then
 	expect "trace: scope of table_full" "$(summary .scope.drops.table_full)" '"own_netns"'
 	expect "trace: --events refused in the summary" "$(summary '.events.unavailable | type')" '"string"'
-	expect "trace: --events refused on stderr, one line" "$(grep -c -- '--events: tracepoint mode' "$WORK/trace.err")" 1
+	expect "trace: --events refused on stderr, one line" "$(grep -c -- '^ctbpf: --events: no event lines in tracepoint mode' "$WORK/trace.err")" 1
 	expect "trace: event lines" "$(jq -s '[.[] | select(.type == "event")] | length' "$WORK/trace.out")" 0
 fi
 
