@@ -2,17 +2,13 @@
 
 #include "core/aggregator.h"
 #include "core/render.h"
+#include "test_core_snapshot_fixture.h"
 
 using namespace ctbpf::core;
 
 namespace {
 
-Observability full_probes() {
-  Observability o;
-  o.conntrack_points = o.early_drop = o.resolve_clash = o.kernel_has_chaintoolong = true;
-  o.netfilter_drop_reason = true;
-  return o;
-}
+using fixture::full_probes;
 
 Sample at(double t, uint64_t inserts) {
   Sample s;

@@ -11,17 +11,13 @@
 #include <vector>
 
 #include "core/doctor.h"
+#include "test_core_snapshot_fixture.h"
 
 namespace doctor_fixture {
 
 using namespace ctbpf::core;
 
-inline Observability full_probes() {
-  Observability o;
-  o.conntrack_points = o.early_drop = o.resolve_clash = o.kernel_has_chaintoolong = true;
-  o.netfilter_drop_reason = true;
-  return o;
-}
+using fixture::full_probes;
 
 inline Drops no_drops() { return {0, 0, 0, 0, 0, 0, 0}; }
 

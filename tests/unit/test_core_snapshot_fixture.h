@@ -20,7 +20,6 @@ inline Observability full_probes() {
   Observability o;
   o.conntrack_points = o.early_drop = o.resolve_clash = o.kernel_has_chaintoolong = true;
   o.netfilter_drop_reason = true;
-  o.lifetime_one_in = 1;
   return o;
 }
 
