@@ -348,7 +348,7 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32
   const auto& m = t.misses;
   // Said when something was missed, or when the kernel will not say whether its kprobes were.
   auto missed = [](const Count& c) { return c && *c > 0; };
-  const bool kprobe_unknown = !m.kprobe && m.confirm_unpaired;  // conntrack probes, kernel before 6.7
+  const bool kprobe_unknown = mode == Mode::kprobe && !m.kprobe;  // the kernel before 6.7 does not say
   if (missed(m.confirm_unpaired) || missed(m.chain_truncated) || missed(m.recursion) || missed(m.kprobe) ||
       kprobe_unknown)
     out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}, "
