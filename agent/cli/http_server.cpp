@@ -22,6 +22,9 @@
 
 #include <fmt/format.h>
 
+#include "cli/basic_auth.h"
+#include "cli/tls_certificates.h"
+#include "core/web_config.h"
 #include "kernel/error.h"
 
 namespace ctbpf::cli {
@@ -38,8 +41,35 @@ struct Conn {
   bool cut = false;
 };
 
-// Request states (each request's context): headers in, waiting for the rest; reply queued.
-char g_headers_in, g_answered;
+// Request states (each request's context): headers in, waiting for the rest; reply queued; with basic
+// auth, credentials being checked (the connection suspended), then found good or bad.
+char g_headers_in, g_answered, g_auth_waiting, g_auth_allowed, g_auth_refused;
+
+// GnuTLS's certificate callback takes no argument of ours: the one HTTPS server of the process.
+TlsCertificates* g_certificates = nullptr;
+
+int retrieve_certificate(gnutls_session_t, const gnutls_datum_t*, int, const gnutls_pk_algorithm_t*, int,
+                         gnutls_pcert_st** certs, unsigned* count, gnutls_privkey_t* key) {
+  return g_certificates ? g_certificates->retrieve(certs, count, key) : -1;
+}
+
+std::string client_of(MHD_Connection* connection) {
+  const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!info || !info->client_addr) return "?";
+  char host[NI_MAXHOST];
+  socklen_t len = info->client_addr->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (getnameinfo(info->client_addr, len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0) return "?";
+  return host;
+}
+
+MHD_Result queue_text(MHD_Connection* connection, unsigned status, const char* text) {
+  auto* response = MHD_create_response_from_buffer(std::strlen(text), const_cast<char*>(text), MHD_RESPMEM_PERSISTENT);
+  if (!response) return MHD_NO;
+  MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+  auto queued = MHD_queue_response(connection, status, response);
+  MHD_destroy_response(response);
+  return queued;
+}
 
 std::string endpoint_text(const std::string& host, int port) {
   return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port) : fmt::format("{}:{}", host, port);
@@ -152,6 +182,58 @@ struct HttpServer::State {
   Handler handler;
   HttpLimits limits;
   MHD_Daemon* daemon = nullptr;
+  std::unique_ptr<TlsCertificates> certificates;
+  std::unique_ptr<BasicAuth> auth;
+  std::mutex refusals_mutex;
+  HttpRefusals refusals;
+
+  MHD_Result refuse(MHD_Connection* connection, std::string user, const char* reason) {
+    {
+      std::lock_guard lock(refusals_mutex);
+      ++refusals.count;
+      refusals.last_client = client_of(connection);
+      refusals.last_user = std::move(user);
+      refusals.last_reason = reason;
+    }
+    static const char kBody[] = "unauthorized\n";
+    auto* response = MHD_create_response_from_buffer(sizeof kBody - 1, const_cast<char*>(kBody), MHD_RESPMEM_PERSISTENT);
+    if (!response) return MHD_NO;
+    auto queued = MHD_queue_basic_auth_fail_response(connection, "ctbpf", response);
+    MHD_destroy_response(response);
+    return queued;
+  }
+
+  // With basic auth: MHD_YES once the request may be answered; otherwise the 401 or 503 is queued (or
+  // the connection suspended while its password is checked), and `done` set.
+  MHD_Result authenticate(MHD_Connection* connection, void** request_context, bool& done) {
+    done = true;
+    char* password = nullptr;
+    char* user = MHD_basic_auth_get_username_password(connection, &password);
+    std::unique_ptr<char, decltype(&MHD_free)> owned_user(user, MHD_free), owned_password(password, MHD_free);
+    auto refused = [&](const char* reason) {
+      *request_context = &g_answered;
+      return refuse(connection, user ? user : "", reason);
+    };
+    if (*request_context == &g_auth_allowed) return done = false, MHD_YES;
+    if (*request_context == &g_auth_refused) return refused("wrong user or password");
+    if (!user) return refused("no credentials");
+    std::string name = user, secret = password ? password : "";
+    auto verdict = auth->known(name, secret);
+    if (verdict) return *verdict ? (done = false, MHD_YES) : refused("wrong user or password");
+    if (!auth->can_queue()) {
+      *request_context = &g_answered;
+      return queue_text(connection, 503, "busy checking passwords\n");
+    }
+    // Held until its password is checked on the verifier's thread, which puts the verdict in the
+    // request's context and hands the connection back: libmicrohttpd then calls on_request again.
+    *request_context = &g_auth_waiting;
+    MHD_suspend_connection(connection);
+    auth->queue(name, secret, [connection, request_context](bool allowed) {
+      *request_context = allowed ? &g_auth_allowed : &g_auth_refused;
+      MHD_resume_connection(connection);
+    });
+    return MHD_YES;
+  }
 
   // The watchdog: closes (shutdown, so the server's thread sees the end and frees it) connections whose
   // request has not arrived by their deadline. Conn entries are freed under `mutex` on the server's
@@ -221,6 +303,11 @@ struct HttpServer::State {
       *upload_data_size = 0;  // a GET's body: dropped
       return MHD_YES;
     }
+    if (self->auth && bodyless) {
+      bool done = false;
+      auto result = self->authenticate(connection, request_context, done);
+      if (done) return result;
+    }
     *request_context = &g_answered;
     HttpRequest request;
     request.method = method;
@@ -252,23 +339,38 @@ struct HttpServer::State {
   }
 };
 
-HttpServer::HttpServer(const std::string& host, int port, Handler handler, HttpLimits limits)
+HttpServer::HttpServer(const std::string& host, int port, Handler handler, const core::WebConfig& web,
+                       HttpLimits limits)
     : state_(std::make_unique<State>()) {
   state_->handler = std::move(handler);
   limits.max_connections = fit_to_file_limit(limits.max_connections);
   limits.per_address = std::min(limits.per_address, limits.max_connections);
   state_->limits = limits;
+  // The files and hashes are checked before the port is taken: a bad web config is exit 2, one line.
+  if (web.tls()) state_->certificates = std::make_unique<TlsCertificates>(web.cert_file, web.key_file);
+  if (!web.users.empty()) state_->auth = std::make_unique<BasicAuth>(web.users);
   int fd = listen_on(host, port, limits.backlog);
   // One thread, epoll: no connection holds a thread, so no number of them starves a scrape.
-  state_->daemon = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD, 0, nullptr, nullptr, &State::on_request, state_.get(),
-      MHD_OPTION_LISTEN_SOCKET, fd,
-      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(limits.max_connections),
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(limits.per_address),
-      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(limits.idle_s),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<std::size_t>(limits.connection_memory),
-      MHD_OPTION_NOTIFY_CONNECTION, &State::on_connection, state_.get(),
-      MHD_OPTION_END);
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD;
+  const auto priorities = web.tls_priorities();
+  std::vector<MHD_OptionItem> options{
+      {MHD_OPTION_LISTEN_SOCKET, fd, nullptr},
+      {MHD_OPTION_CONNECTION_LIMIT, limits.max_connections, nullptr},
+      {MHD_OPTION_PER_IP_CONNECTION_LIMIT, limits.per_address, nullptr},
+      {MHD_OPTION_CONNECTION_TIMEOUT, limits.idle_s, nullptr},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<intptr_t>(limits.connection_memory), nullptr},
+      {MHD_OPTION_NOTIFY_CONNECTION, reinterpret_cast<intptr_t>(&State::on_connection), state_.get()},
+  };
+  if (state_->certificates) {
+    flags |= MHD_USE_TLS;
+    g_certificates = state_->certificates.get();
+    options.push_back({MHD_OPTION_HTTPS_CERT_CALLBACK, 0, reinterpret_cast<void*>(&retrieve_certificate)});
+    options.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(priorities.c_str())});
+  }
+  if (state_->auth) flags |= MHD_ALLOW_SUSPEND_RESUME;
+  options.push_back({MHD_OPTION_END, 0, nullptr});
+  state_->daemon = MHD_start_daemon(flags, 0, nullptr, nullptr, &State::on_request, state_.get(),
+                                    MHD_OPTION_ARRAY, options.data(), MHD_OPTION_END);
   if (!state_->daemon) {
     close(fd);
     throw Error(kExitFailure, fmt::format("cannot serve HTTP on {}", endpoint_text(host, port)));
@@ -283,10 +385,18 @@ HttpServer::~HttpServer() {
   }
   state_->wake.notify_all();
   state_->watchdog.join();
+  // No request may be held (suspended) when libmicrohttpd stops: the waiting ones are refused first.
+  if (state_->auth) state_->auth->stop();
   // Closes every connection (each notified, so each Conn freed) and the listen socket.
   MHD_stop_daemon(state_->daemon);
+  g_certificates = nullptr;
 }
 
 const HttpLimits& HttpServer::limits() const { return state_->limits; }
+
+HttpRefusals HttpServer::take_refusals() {
+  std::lock_guard lock(state_->refusals_mutex);
+  return std::exchange(state_->refusals, {});
+}
 
 }  // namespace ctbpf::cli

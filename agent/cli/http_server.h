@@ -13,11 +13,16 @@
 // and a clear error when the port is taken. What it lacks, a bound on the time a request takes to
 // arrive (a client dripping a header line a second is never idle), a watchdog here adds.
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace ctbpf::core {
+struct WebConfig;
+}
 
 namespace ctbpf::cli {
 
@@ -48,19 +53,29 @@ struct HttpReply {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-/// HTTP/1.1 on HOST:PORT. Handler runs on the server's one thread, so it must not block for long.
+/// Requests refused for want of the right credentials (401), since the last take_refusals().
+struct HttpRefusals {
+  uint64_t count = 0;
+  std::string last_client, last_user, last_reason;
+};
+
+/// HTTP/1.1 (or HTTPS, per --web-config) on HOST:PORT. Handler runs on the server's one thread, so it
+/// must not block for long.
 class HttpServer {
 public:
   using Handler = std::function<HttpReply(const HttpRequest&)>;
 
   /// Binds and listens (throws Error: exit 2 with who holds the port when it is taken), then serves.
-  HttpServer(const std::string& host, int port, Handler handler, HttpLimits limits = {});
+  /// `web`: TLS and basic authentication (core/web_config.h); a default one is plain HTTP, open.
+  HttpServer(const std::string& host, int port, Handler handler, const core::WebConfig& web, HttpLimits limits = {});
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   /// The limits in force: max_connections may be lower than asked when file descriptors are short.
   const HttpLimits& limits() const;
+  /// The refusals since the last call, for a log line per interval rather than one per request.
+  HttpRefusals take_refusals();
 
   struct State;
 

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <csignal>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +28,7 @@
 #include "core/prometheus.h"
 #include "core/recorder.h"
 #include "core/snapshot.h"
+#include "core/web_config.h"
 #include "kernel/snapshot_files.h"
 #include "kernel/system.h"
 #include "kernel/attribution_sources.h"
@@ -48,6 +51,7 @@ struct ServeOptions {
   uint32_t lifetime_one_in = 64;       // always-on: cheaper sampling (see --help)
   uint32_t chain_one_in = 64;          // likewise
   uint32_t drop_events_rate = 100;     // drop events per second per CPU into the ring; 0 = no limit
+  std::string web_config;              // TLS and basic auth (exporter-toolkit's file); empty = off
   std::string record_dir;              // rolling snapshots here; empty = off
   double record_every_s = 300;         // one snapshot per this many seconds
   core::RecorderOptions record_retention;  // keep_files and max_age_s apply
@@ -84,6 +88,30 @@ Endpoint parse_listen(const std::string& text) {
     throw Error(kExitUsage, fmt::format("--listen: cannot resolve '{}': {}", e.host, gai_strerror(rc)));
   freeaddrinfo(found);
   return e;
+}
+
+core::WebConfig read_web_config(const std::string& path) {
+  if (path.empty()) return {};
+  std::ifstream in(path);
+  if (!in) throw Error(kExitUsage, fmt::format("--web-config: cannot read {}", path));
+  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  auto slash = path.rfind('/');
+  try {
+    return core::parse_web_config(text, slash == std::string::npos ? "." : path.substr(0, slash));
+  } catch (const core::WebConfigError& e) {
+    throw Error(kExitUsage, fmt::format("--web-config {}: {}", path, e.what()));
+  }
+}
+
+// One line per interval, however many requests were refused: a scraper with a wrong password (or an
+// attacker) cannot flood the log.
+void log_refusals(HttpServer& server, double interval_s) {
+  auto refused = server.take_refusals();
+  if (refused.count == 0) return;
+  std::fprintf(stderr, "ctbpf: refused %llu request(s) in the last %.3g s, the last from %s%s: %s\n",
+               static_cast<unsigned long long>(refused.count), interval_s, refused.last_client.c_str(),
+               refused.last_user.empty() ? "" : fmt::format(" as '{}'", refused.last_user).c_str(),
+               refused.last_reason.c_str());
 }
 
 volatile std::sig_atomic_t g_rotate = 0;
@@ -225,6 +253,8 @@ HttpReply route(const HttpRequest& req, Pages& pages) {
 
 int run_serve(const ServeOptions& options) {
   const auto endpoint = parse_listen(options.listen);
+  const auto web = read_web_config(options.web_config);
+  const auto url = fmt::format("{}://{}/metrics", web.tls() ? "https" : "http", options.listen);
   kernel::Tracer::Options topts;
   if (options.mode != "auto") topts.forced = core::mode_from_string(options.mode);
   topts.lifetime_one_in = options.lifetime_one_in;
@@ -249,14 +279,14 @@ int run_serve(const ServeOptions& options) {
   pages.publish(std::move(waiting));
 
   // Binds before anything else: a taken port is exit 2, one line, before any kernel work.
-  HttpServer server(endpoint.host, endpoint.port, [&](const HttpRequest& req) { return route(req, pages); });
+  HttpServer server(endpoint.host, endpoint.port, [&](const HttpRequest& req) { return route(req, pages); }, web);
 
   // Started at boot, serve usually comes before the firewall loads conntrack: it serves
   // ctbpf_attached 0 until the module is there, then attaches. It never loads the module itself.
   if (!kernel::conntrack_present()) {
     kernel::warn_missing_privileges(topts.forced);
-    std::fprintf(stderr, "ctbpf: nf_conntrack is not loaded: serving ctbpf_attached 0 on http://%s/metrics "
-                 "until it is, then attaching\n", options.listen.c_str());
+    std::fprintf(stderr, "ctbpf: nf_conntrack is not loaded: serving ctbpf_attached 0 on %s "
+                 "until it is, then attaching\n", url.c_str());
     while (!kernel::conntrack_present()) {
       if (stop_requested()) return kExitOk;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -308,8 +338,8 @@ int run_serve(const ServeOptions& options) {
   refresh();
 
   write_ready_file(options.ready_file, tracer->mode());
-  std::fprintf(stderr, "ctbpf: serving %s mode metrics on http://%s/metrics\n",
-               core::to_string(tracer->mode()).c_str(), options.listen.c_str());
+  std::fprintf(stderr, "ctbpf: serving %s mode metrics on %s%s\n", core::to_string(tracer->mode()).c_str(),
+               url.c_str(), web.users.empty() ? "" : " (basic auth)");
 
   using clock = std::chrono::steady_clock;
   const auto interval = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(options.interval_s));
@@ -317,6 +347,7 @@ int run_serve(const ServeOptions& options) {
   while (!stop_requested()) {
     if (clock::now() >= next) {
       refresh();
+      log_refusals(server, options.interval_s);
       next += interval;
     }
     tracer->poll_events(50, on_event);
@@ -362,6 +393,12 @@ Command add_serve(CLI::App& parent) {
                   "drops_total stays exact. 0: no limit")
       ->check(bounded(core::kEventsPerSecond))
       ->default_val(o->drop_events_rate);
+  cmd->add_option("--web-config", o->web_config,
+                  "TLS and basic auth, from a file in exporter-toolkit's format (node_exporter's\n"
+                  "--web.config.file): tls_server_config (cert_file, key_file, min_version,\n"
+                  "max_version) and basic_auth_users (user: bcrypt hash, from htpasswd -nBC 10 USER).\n"
+                  "A certificate renewed on disk is served from the next connection; docs/serve.md")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--record", o->record_dir,
                   "Rolling snapshots (the `ctbpf snapshot` format) in DIR; SIGHUP writes one now");
   cmd->add_option("--record-every", o->record_every_s, "Seconds per rolling snapshot")
@@ -376,7 +413,8 @@ Command add_serve(CLI::App& parent) {
   cmd->footer("Examples:\n"
              "  ctbpf serve                          # metrics on http://127.0.0.1:9640/metrics\n"
              "  curl -s 127.0.0.1:9640/metrics       # what a scrape sees\n"
-             "  ctbpf serve --record /var/lib/ctbpf  # also a snapshot file every 5 minutes");
+             "  ctbpf serve --record /var/lib/ctbpf  # also a snapshot file every 5 minutes\n"
+             "  ctbpf serve --listen :9640 --web-config /etc/ctbpf/web.yml  # HTTPS, basic auth");
   return {cmd, [o] { return run_serve(*o); }};
 }
 }  // namespace ctbpf::cli
