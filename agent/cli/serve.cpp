@@ -412,7 +412,6 @@ Command add_serve(CLI::App& parent) {
       ->default_val(7 * 86400);
   cmd->footer("Examples:\n"
              "  ctbpf serve                          # metrics on http://127.0.0.1:9640/metrics\n"
-             "  curl -s 127.0.0.1:9640/metrics       # what a scrape sees\n"
              "  ctbpf serve --record /var/lib/ctbpf  # also a snapshot file every 5 minutes\n"
              "  ctbpf serve --listen :9640 --web-config /etc/ctbpf/web.yml  # HTTPS, basic auth");
   return {cmd, [o] { return run_serve(*o); }};

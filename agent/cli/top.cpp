@@ -1,5 +1,6 @@
 // ctbpf top: who fills the table, refreshed like top(1): the namespaces and source addresses holding
 // the most live entries, with their insert rates.
+#include <algorithm>
 #include <unistd.h>
 
 #include <chrono>
@@ -79,9 +80,15 @@ core::NetnsNames names_of(const core::TopList& netns, const core::TopList& sourc
   return names;
 }
 
-std::string name_text(const core::NetnsNames& names, uint32_t netns) {
+// The screen is 100 columns: a name longer than what its row leaves is cut, and says so ("...").
+constexpr std::size_t kScreenColumns = 100;
+
+std::string name_text(const core::NetnsNames& names, uint32_t netns, std::size_t row_so_far) {
   auto it = names.find(netns);
-  return it == names.end() ? "" : core::printable(it->second);
+  if (it == names.end()) return "";
+  auto name = core::printable(it->second);
+  const std::size_t room = kScreenColumns > row_so_far + 3 ? kScreenColumns - row_so_far : 3;
+  return name.size() <= room ? name : name.substr(0, room - 3) + "...";
 }
 
 // The counts of a row: INSERTS and INS/S, or "-" when only dumps were seen; then GROWTH/S, or "-"
@@ -100,16 +107,24 @@ std::string screen(const core::TopList& netns, const core::TopList& sources, con
   out += dump_lines(dump) + "\n";
   out += fmt::format("{:>10} {:>10} {:>10} {:>9}  {:<12} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "NETNS",
                      "NAME");
-  for (const auto& r : netns.rows)
-    out += fmt::format("{}  {:<12} {}\n", counts(r), r.key.netns, name_text(names, r.key.netns));
+  for (const auto& r : netns.rows) {
+    auto row = fmt::format("{}  {:<12} ", counts(r), r.key.netns);
+    out += row + name_text(names, r.key.netns, row.size()) + "\n";
+  }
   if (const auto& o = netns.other) out += fmt::format("{}  {:<12}\n", counts(*o), "other");
   // Headers over nothing read as a failure: say that the table is empty, and where to look.
   if (netns.rows.empty() && !netns.other) out += empty + "\n";
-  out += fmt::format("\n{:>10} {:>10} {:>10} {:>9}  {:<40} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "SOURCE",
-                     "NETNS");
-  for (const auto& r : sources.rows)
-    out += fmt::format("{}  {:<40} {}\n", counts(r), core::address_text(r.key), name_text(names, r.key.netns));
-  if (const auto& o = sources.other) out += fmt::format("{}  {:<40}\n", counts(*o), "other");
+  // SOURCE as wide as its longest address (an IPv4 one's 15 columns, up to IPv6's 39), so the NETNS
+  // names after it have what is left of 100 columns.
+  std::size_t source_width = 15;
+  for (const auto& r : sources.rows) source_width = std::max(source_width, core::address_text(r.key).size());
+  out += fmt::format("\n{:>10} {:>10} {:>10} {:>9}  {:<{}} {}\n", "LIVE", "INSERTS", "INS/S", "GROWTH/S", "SOURCE",
+                     source_width, "NETNS");
+  for (const auto& r : sources.rows) {
+    auto row = fmt::format("{}  {:<{}} ", counts(r), core::address_text(r.key), source_width);
+    out += row + name_text(names, r.key.netns, row.size()) + "\n";
+  }
+  if (const auto& o = sources.other) out += fmt::format("{}  {:<{}}\n", counts(*o), "other", source_width);
   if (sources.rows.empty() && !sources.other) out += "(no entries)\n";
   if (untracked) out += fmt::format("\n{} inserts/destroys beyond the source map's bound were not attributed\n", untracked);
   return out;

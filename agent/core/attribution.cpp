@@ -1,21 +1,15 @@
 #include "core/attribution.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <regex>
 #include <set>
 #include <sstream>
 
+#include "core/address.h"
+
 namespace ctbpf::core {
 
-std::string address_text(const SourceKey& key) {
-  char text[INET6_ADDRSTRLEN] = "?";
-  if (key.l3 == AF_INET) inet_ntop(AF_INET, key.addr.data(), text, sizeof(text));
-  if (key.l3 == AF_INET6) inet_ntop(AF_INET6, key.addr.data(), text, sizeof(text));
-  return text;
-}
+std::string address_text(const SourceKey& key) { return address_text(key.l3, key.addr.data()); }
 
 std::optional<std::string> container_from_cgroup(const std::string& cgroup_file) {
   // Layouts seen in the field (cgroup v1 and v2, cgroupfs and systemd drivers):

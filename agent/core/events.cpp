@@ -1,13 +1,11 @@
 #include "core/events.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
-
 #include <cstring>
 #include <sstream>
 
 #include <fmt/format.h>
 
+#include "core/address.h"
 #include "core/sample.h"
 
 namespace ctbpf::core {
@@ -21,13 +19,6 @@ const char* kind_name(uint32_t kind) {
     case CTBPF_EV_DROP: return "drop";
   }
   return "unknown";
-}
-
-std::string address(uint8_t l3, const uint8_t (&bytes)[16]) {
-  char text[INET6_ADDRSTRLEN] = "?";
-  if (l3 == AF_INET) inet_ntop(AF_INET, bytes, text, sizeof(text));
-  if (l3 == AF_INET6) inet_ntop(AF_INET6, bytes, text, sizeof(text));
-  return text;
 }
 
 std::string l4_name(uint8_t l4) {
@@ -91,9 +82,9 @@ nlohmann::json event_json(const ctbpf_event& e, double t_s) {
                       {"t", t_s},
                       {"kind", kind_name(e.kind)},
                       {"proto", l4_name(e.l4)},
-                      {"src", address(e.l3, e.saddr)},
+                      {"src", address_text(e.l3, e.saddr)},
                       {"sport", e.sport},
-                      {"dst", address(e.l3, e.daddr)},
+                      {"dst", address_text(e.l3, e.daddr)},
                       {"dport", e.dport},
                       {"netns", e.netns},
                       {"zone", e.zone}};
@@ -114,8 +105,8 @@ std::string event_json_line(const ctbpf_event& e, double t_s) {
   return fmt::format(
       "{{{}\"dport\":{},\"dst\":\"{}\",\"kind\":\"{}\",{}\"netns\":{},\"proto\":\"{}\",\"sport\":{},"
       "\"src\":\"{}\",\"t\":{},\"type\":\"event\",\"zone\":{}}}",
-      extra, e.dport, address(e.l3, e.daddr), kind_name(e.kind), lifetime, e.netns, l4_name(e.l4), e.sport,
-      address(e.l3, e.saddr), nlohmann::json(t_s).dump(), e.zone);
+      extra, e.dport, address_text(e.l3, e.daddr), kind_name(e.kind), lifetime, e.netns, l4_name(e.l4), e.sport,
+      address_text(e.l3, e.saddr), nlohmann::json(t_s).dump(), e.zone);
 }
 
 std::string event_line(const ctbpf_event& e, double t_s) {
@@ -127,7 +118,7 @@ std::string event_line(const ctbpf_event& e, double t_s) {
   if (e.l3 == 0)
     return fmt::format("t={:.3f}s {} (flow not seen) netns={}{}", t_s, kind_name(e.kind), e.netns, extra);
   return fmt::format("t={:.3f}s {} {} {}:{} -> {}:{} netns={} zone={}{}", t_s, kind_name(e.kind),
-                     l4_name(e.l4), address(e.l3, e.saddr), e.sport, address(e.l3, e.daddr), e.dport,
+                     l4_name(e.l4), address_text(e.l3, e.saddr), e.sport, address_text(e.l3, e.daddr), e.dport,
                      e.netns, e.zone, extra);
 }
 

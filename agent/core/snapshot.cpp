@@ -1,7 +1,5 @@
 #include "core/snapshot.h"
 
-#include <arpa/inet.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/address.h"
 #include "core/render.h"
 
 namespace ctbpf::core {
@@ -299,9 +298,9 @@ public:
           fail(at + "/netns", "expected a netns inode or \"other\", got " + kind_of(netns));
         if (other && i + 1 != rows.size()) fail(at + "/netns", "the \"other\" row must be the last");
         name(rows[i], at);
-        auto src = text(rows[i], at, "src", INET6_ADDRSTRLEN);
+        auto src = text(rows[i], at, "src", kAddressTextMax);
         if (other && src != "other") fail(at + "/src", "expected \"other\" (the netns is \"other\")");
-        if (!other && !ip_address(src)) fail(at + "/src", "expected an IPv4 or IPv6 address");
+        if (!other && !is_ip_address(src)) fail(at + "/src", "expected an IPv4 or IPv6 address");
         if (!member(rows[i], at, "live").is_number_integer())
           fail(at + "/live", "expected an integer, got " + kind_of(rows[i]["live"]));
         uint(rows[i], at, "inserts");
@@ -309,11 +308,6 @@ public:
         number(rows[i], at, "inserts_per_s", 0);
       }
     }
-  }
-
-  static bool ip_address(const std::string& s) {
-    unsigned char addr[16];
-    return inet_pton(AF_INET, s.c_str(), addr) == 1 || inet_pton(AF_INET6, s.c_str(), addr) == 1;
   }
 
   void summary(const json& doc) const {
