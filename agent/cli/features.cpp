@@ -22,6 +22,75 @@ struct FeaturesOptions {
   bool json = false;
 };
 
+// The text view of the report: what it says, read back from the JSON so the two never differ.
+void print_families(const nlohmann::json& families) {
+  // Whether this process lacks a capability that `family` needs (then an EPERM is that, not policy).
+  const auto needs = kernel::privilege_needs();
+  auto privileged_for = [&](const std::string& family) {
+    for (const auto& need : needs)
+      if (need.feature == family && need.missing) return false;
+    return true;
+  };
+  for (auto& [name, f] : families.items()) {
+    std::fputs(core::wrap_lines(fmt::format("{:<11} {}\n", name,
+                                            f["usable"].get<bool>() ? "usable"
+                                                                    : "unusable: " + f["reason"].get<std::string>()),
+                                100, 12)
+                   .c_str(),
+               stdout);
+    if (!f["usable"].get<bool>()) {
+      auto reading = core::family_failure_reading(*core::mode_from_string(name), f["reason"].get<std::string>(),
+                                                  privileged_for(name));
+      for (std::size_t at = 0, end = 0; at < reading.size(); at = end + 1) {
+        end = std::min(reading.find('\n', at), reading.size());
+        std::printf("%-11s %s\n", "", reading.substr(at, end - at).c_str());
+      }
+    }
+    if (f.contains("once_loaded"))
+      std::printf("%-11s once nf_conntrack is loaded: %s (%s)\n", "",
+                  f["once_loaded"]["expected"].get<bool>() ? "expected to work" : "not expected to work",
+                  f["once_loaded"]["reason"].get<std::string>().c_str());
+  }
+}
+
+void print_text(const nlohmann::json& report, const std::string& mode, bool picked) {
+  const auto& causes = report["causes"];
+  const auto& observable = report["observable"];
+  std::printf("kernel      %s\n", report["kernel"].get<std::string>().c_str());
+  std::printf("btf         %s\n", report["btf"].get<bool>() ? "yes" : "no");
+  std::printf("ringbuf     %s\n", report["ringbuf"].get<bool>() ? "yes" : "no");
+  std::printf("conntrack   %s\n", report["conntrack"].get<bool>() ? "yes" : "no (modprobe nf_conntrack)");
+  print_families(report["families"]);
+  std::printf("mode        %s\n", mode.empty() ? "none" : mode.c_str());
+  for (auto& [name, present] : causes.items())
+    std::printf("cause %-22s %s\n", name.c_str(),
+                present.get<bool>() ? "observable" : fmt::format("not observable in {} mode", mode).c_str());
+  if (picked) {
+    std::string shown, hidden;
+    for (const char* key : {"allocs", "inserts", "destroys", "deletes", "chain_length", "lifetime_ms"})
+      (observable[key].get<bool>() ? shown : hidden) += std::string(" ") + key;
+    (observable["table"]["growth"].get<bool>() ? shown : hidden) += " table_growth";
+    (observable["kernel_stats"]["drop"].get<bool>() ? shown : hidden) += " kernel_stats";
+    std::printf("shows      %s\n", shown.empty() ? " -" : shown.c_str());
+    if (!hidden.empty()) std::printf("not shown  %s (null / -)\n", hidden.c_str());
+    std::fputs(core::wrap_lines(core::scope_text(*core::mode_from_string(mode)) + "\n").c_str(), stdout);
+  }
+  // What only the probe families show: under their own heading when the mode used here is tracepoint.
+  const bool probe_lines_apply = mode != "tracepoint";
+  if (!probe_lines_apply) std::printf("only with fentry or kprobe (not in %s mode):\n", mode.c_str());
+  const char* indent = probe_lines_apply ? "" : "  ";
+  std::printf("%sskipped kprobe hits  %s\n", indent, report["kprobe_misses_reported"].get<bool>()
+                                               ? "counted (probe_misses.kprobe)"
+                                               : "not reported by this kernel (6.7+): probe_misses.kprobe is null");
+  const nlohmann::json& undelivered = report["undelivered_deletes_counted"];
+  std::printf("%sundelivered deletes  %s\n", indent,
+              undelivered.is_null() ? "unknown until nf_conntrack is loaded"
+              : undelivered.get<bool>()
+                  ? "counted in deletes, also when the destroy event waits for conntrackd"
+                  : "not told apart before 5.19: with conntrackd listening, deletes may fall short\n"
+                    "                     of destroys");
+}
+
 int run_features(const FeaturesOptions& options) {
   if (auto missing = kernel::missing_bpf_privileges()) throw Error(kExitUnsupported, *missing);
   using nlohmann::json;
@@ -89,69 +158,10 @@ int run_features(const FeaturesOptions& options) {
        conntrack ? json(!kernel::btf_has_member("netns_ct", "pcpu_lists")) : json(nullptr)},
   };
 
-  if (options.json) {
+  if (options.json)
     std::puts(report.dump().c_str());
-  } else {
-    std::printf("kernel      %s\n", kernel::kernel_release().c_str());
-    std::printf("btf         %s\n", report["btf"].get<bool>() ? "yes" : "no");
-    std::printf("ringbuf     %s\n", report["ringbuf"].get<bool>() ? "yes" : "no");
-    std::printf("conntrack   %s\n", conntrack ? "yes" : "no (modprobe nf_conntrack)");
-    // Whether this process lacks a capability that `family` needs (then an EPERM is that, not policy).
-    const auto needs = kernel::privilege_needs();
-    auto privileged_for = [&](const std::string& family) {
-      for (const auto& need : needs)
-        if (need.feature == family && need.missing) return false;
-      return true;
-    };
-    for (auto& [name, f] : families.items()) {
-      std::fputs(core::wrap_lines(fmt::format("{:<11} {}\n", name,
-                                              f["usable"].get<bool>() ? "usable"
-                                                                      : "unusable: " + f["reason"].get<std::string>()),
-                                  100, 12)
-                     .c_str(),
-                 stdout);
-      if (!f["usable"].get<bool>()) {
-        auto reading = core::family_failure_reading(*core::mode_from_string(name), f["reason"].get<std::string>(),
-                                                    privileged_for(name));
-        for (std::size_t at = 0, end = 0; at < reading.size(); at = end + 1) {
-          end = std::min(reading.find('\n', at), reading.size());
-          std::printf("%-11s %s\n", "", reading.substr(at, end - at).c_str());
-        }
-      }
-      if (f.contains("once_loaded"))
-        std::printf("%-11s once nf_conntrack is loaded: %s (%s)\n", "",
-                    f["once_loaded"]["expected"].get<bool>() ? "expected to work" : "not expected to work",
-                    f["once_loaded"]["reason"].get<std::string>().c_str());
-    }
-    std::printf("mode        %s\n", mode.empty() ? "none" : mode.c_str());
-    for (auto& [name, present] : causes.items())
-      std::printf("cause %-22s %s\n", name.c_str(),
-                  present.get<bool>() ? "observable" : fmt::format("not observable in {} mode", mode).c_str());
-    if (picked) {
-      std::string shown, hidden;
-      for (const char* key : {"allocs", "inserts", "destroys", "deletes", "chain_length", "lifetime_ms"})
-        (observable[key].get<bool>() ? shown : hidden) += std::string(" ") + key;
-      (observable["table"]["growth"].get<bool>() ? shown : hidden) += " table_growth";
-      (observable["kernel_stats"]["drop"].get<bool>() ? shown : hidden) += " kernel_stats";
-      std::printf("shows      %s\n", shown.empty() ? " -" : shown.c_str());
-      if (!hidden.empty()) std::printf("not shown  %s (null / -)\n", hidden.c_str());
-      std::fputs(core::wrap_lines(core::scope_text(*core::mode_from_string(mode)) + "\n").c_str(), stdout);
-    }
-    // What only the probe families show: under their own heading when the mode used here is tracepoint.
-    const bool probe_lines_apply = mode != "tracepoint";
-    if (!probe_lines_apply) std::printf("only with fentry or kprobe (not in %s mode):\n", mode.c_str());
-    const char* indent = probe_lines_apply ? "" : "  ";
-    std::printf("%sskipped kprobe hits  %s\n", indent, report["kprobe_misses_reported"].get<bool>()
-                                                 ? "counted (probe_misses.kprobe)"
-                                                 : "not reported by this kernel (6.7+): probe_misses.kprobe is null");
-    const json& undelivered = report["undelivered_deletes_counted"];
-    std::printf("%sundelivered deletes  %s\n", indent,
-                undelivered.is_null() ? "unknown until nf_conntrack is loaded"
-                : undelivered.get<bool>()
-                    ? "counted in deletes, also when the destroy event waits for conntrackd"
-                    : "not told apart before 5.19: with conntrackd listening, deletes may fall short\n"
-                      "                     of destroys");
-  }
+  else
+    print_text(report, mode, picked.has_value());
   return mode.empty() ? kExitUnsupported : kExitOk;
 }
 

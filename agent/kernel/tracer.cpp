@@ -205,100 +205,89 @@ void for_each_percpu_entry(const bpf_map* map, Fn&& fn) {
 
 void Tracer::set_verbose(int level) { g_verbose = level; }
 
-std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, std::string& why_not) {
-  libbpf_set_print(on_libbpf_print);
-  take_last_warning();
-
-  PhaseClock clock(family);
-  register_trace_handlers();
-  std::unique_ptr<Tracer> t(new Tracer());
-  t->mode_ = family;
-  t->skel_ = conntrack_bpf__open();
-  clock.lap("open");
-  if (!t->skel_) {
-    why_not = fmt::format("opening the BPF object failed: {}", errno_text(errno));
-    return nullptr;
-  }
-
-  // Sizes and filters are fixed at load: the kernel side never grows.
-  t->skel_->rodata->event_mask = options.event_mask;
-  t->skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
-  t->skel_->rodata->chain_sample_mask = options.chain_one_in - 1;
-  t->skel_->rodata->track_sources = options.track_sources;
-  t->skel_->rodata->track_ports = options.track_ports;
-  t->skel_->rodata->drop_events_per_s = options.drop_events_per_s;
-  t->skel_->rodata->wakeup_bytes = options.wakeup_bytes();
-  if (!options.track_ports) bpf_map__set_max_entries(t->skel_->maps.port_counts, 1);
-  if (!options.track_sources) bpf_map__set_max_entries(t->skel_->maps.source_counts, 1);
-  bpf_map__set_max_entries(t->skel_->maps.births, options.births_max);
-  t->cpus_ = libbpf_num_possible_cpus();
-  bpf_map__set_max_entries(t->skel_->maps.cpu_state, static_cast<uint32_t>(t->cpus_));
-  bpf_map__set_max_entries(t->skel_->maps.events,
+// Sizes and filters are fixed at load: the kernel side never grows.
+void Tracer::size_maps(const Options& options) {
+  skel_->rodata->event_mask = options.event_mask;
+  skel_->rodata->lifetime_sample_mask = options.lifetime_one_in - 1;
+  skel_->rodata->chain_sample_mask = options.chain_one_in - 1;
+  skel_->rodata->track_sources = options.track_sources;
+  skel_->rodata->track_ports = options.track_ports;
+  skel_->rodata->drop_events_per_s = options.drop_events_per_s;
+  skel_->rodata->wakeup_bytes = options.wakeup_bytes();
+  if (!options.track_ports) bpf_map__set_max_entries(skel_->maps.port_counts, 1);
+  if (!options.track_sources) bpf_map__set_max_entries(skel_->maps.source_counts, 1);
+  bpf_map__set_max_entries(skel_->maps.births, options.births_max);
+  cpus_ = libbpf_num_possible_cpus();
+  bpf_map__set_max_entries(skel_->maps.cpu_state, static_cast<uint32_t>(cpus_));
+  bpf_map__set_max_entries(skel_->maps.events,
                            options.event_mask ? options.ring_bytes : static_cast<uint32_t>(getpagesize()));
+}
 
-  bool early_drop = false, resolve_clash = false;
-  FdCloser conntrack_btf;  // the kernel keeps its own reference from each program's load on
+// The family's programs load, the others do not; an optional probe point the kernel lacks is left
+// out, a required one fails the family. fentry programs are given their target's BTF id (and, for one
+// in nf_conntrack's module, the module's BTF object, opened once into conntrack_btf).
+bool Tracer::choose_programs(core::Mode family, int& conntrack_btf, std::string& why_not) {
   g_attach_targets.clear();
   bpf_program* prog;
-  bpf_object__for_each_program(prog, t->skel_->obj) {
+  bpf_object__for_each_program(prog, skel_->obj) {
     auto info = describe(prog);
     bool wanted = !info.family || *info.family == family;
     if (auto missing = wanted && info.family ? function_missing(family, info.function) : std::nullopt) {
       if (!is_optional(family, info.function)) {
         why_not = *missing;
-        return nullptr;
+        return false;
       }
       wanted = false;
     }
     bpf_program__set_autoload(prog, wanted);
     if (wanted && info.family == core::Mode::fentry) {
       auto target = btf_function(info.function);
-      if (target && target->in_conntrack_module && conntrack_btf.fd < 0) {
-        conntrack_btf.fd = open_conntrack_module_btf();
-        if (conntrack_btf.fd < 0) {
+      if (target && target->in_conntrack_module && conntrack_btf < 0) {
+        conntrack_btf = open_conntrack_module_btf();
+        if (conntrack_btf < 0) {
           why_not = fmt::format("cannot open nf_conntrack's module BTF object ({}){}", errno_text(errno),
                                 errno == EPERM ? ": fentry on a module needs CAP_SYS_ADMIN" : "");
-          return nullptr;
+          return false;
         }
       }
       // No entry (no BTF object for the module): prepare_trace_load() fails the load with ESRCH.
-      if (target && (!target->in_conntrack_module || conntrack_btf.fd >= 0))
-        g_attach_targets[info.function] = {target->id, target->in_conntrack_module ? conntrack_btf.fd : 0};
+      if (target && (!target->in_conntrack_module || conntrack_btf >= 0))
+        g_attach_targets[info.function] = {target->id, target->in_conntrack_module ? conntrack_btf : 0};
     }
     // With -vv, the verifier's statistics (log level 4: insns processed, states): what load+verify costs.
     if (g_verbose >= 2) bpf_program__set_log_level(prog, 4);
   }
-  clock.lap("symbols");
+  return true;
+}
 
-  // What BTF says, asked before libbpf parses its own copy of it: one copy in memory at a time.
-  auto& obs = t->observability_;
-  obs.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
-  obs.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
+// What BTF says, asked before libbpf parses its own copy of it: one copy in memory at a time.
+void Tracer::ask_btf(core::Mode family) {
+  observability_.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
+  observability_.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
   // 6.7 made the kernel count the kprobe hits it skips (kretprobe maxactive, another BPF program
   // running on the CPU) and report them in each perf link's info; before, nobody can know them.
-  t->kprobe_misses_reported_ = family == core::Mode::kprobe && btf_has_nested_member("bpf_link_info", "missed");
+  kprobe_misses_reported_ = family == core::Mode::kprobe && btf_has_nested_member("bpf_link_info", "missed");
   release_btf();
-  clock.lap("btf queries");
+}
 
-  if (int err = conntrack_bpf__load(t->skel_); err) {
-    auto detail = take_last_warning();
-    why_not = fmt::format("loading programs failed: {}{}", errno_text(err),
-                          detail.empty() ? "" : " (" + detail + ")");
-    return nullptr;
-  }
-  clock.lap("load+verify");
-
+bool Tracer::map_cpu_state(std::string& why_not) {
   // An array's elements sit 8-byte aligned from the mapping's start (kernel/bpf/arraymap.c).
   static_assert(sizeof(ctbpf_cpu_state) % 8 == 0);
-  t->cpu_state_bytes_ = sizeof(ctbpf_cpu_state) * static_cast<size_t>(t->cpus_);
-  void* state = mmap(nullptr, t->cpu_state_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(t->skel_->maps.cpu_state), 0);
+  cpu_state_bytes_ = sizeof(ctbpf_cpu_state) * static_cast<size_t>(cpus_);
+  void* state = mmap(nullptr, cpu_state_bytes_, PROT_READ, MAP_SHARED, bpf_map__fd(skel_->maps.cpu_state), 0);
   if (state == MAP_FAILED) {
     why_not = fmt::format("mapping the per-CPU counters failed: {}", errno_text(errno));
-    return nullptr;
+    return false;
   }
-  t->cpu_state_ = static_cast<const ctbpf_cpu_state*>(state);
+  cpu_state_ = static_cast<const ctbpf_cpu_state*>(state);
+  return true;
+}
 
-  bpf_object__for_each_program(prog, t->skel_->obj) {
+// Attaches every loaded program, and records what the attached set can observe.
+bool Tracer::attach_programs(std::string& why_not) {
+  bool early_drop = false, resolve_clash = false;
+  bpf_program* prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
     if (!bpf_program__autoload(prog)) continue;
     auto info = describe(prog);
     bpf_link* link = nullptr;
@@ -315,21 +304,53 @@ std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, 
       auto detail = take_last_warning();
       why_not = fmt::format("attaching {} failed: {}{}", bpf_program__section_name(prog),
                             errno_text(err), detail.empty() ? "" : " (" + detail + ")");
-      return nullptr;
+      return false;
     }
-    t->links_.push_back(link);
-    if (info.family == core::Mode::kprobe) t->kprobe_links_.push_back(link);
+    links_.push_back(link);
+    if (info.family == core::Mode::kprobe) kprobe_links_.push_back(link);
     if (info.function == "early_drop") early_drop = true;
     if (info.function == "nf_ct_resolve_clash") resolve_clash = true;
   }
-
-  clock.lap("attach");
-  obs.conntrack_points = family != core::Mode::tracepoint;
+  auto& obs = observability_;
+  obs.conntrack_points = mode_ != core::Mode::tracepoint;
   // Both halves of early_drop (entry and return) must be attached to count anything.
   obs.early_drop = obs.conntrack_points && early_drop;
   obs.resolve_clash = obs.conntrack_points && resolve_clash;
-  obs.lifetime_one_in = options.lifetime_one_in;
-  obs.chain_one_in = options.chain_one_in;
+  return true;
+}
+
+std::unique_ptr<Tracer> Tracer::load(core::Mode family, const Options& options, std::string& why_not) {
+  libbpf_set_print(on_libbpf_print);
+  take_last_warning();
+
+  PhaseClock clock(family);
+  register_trace_handlers();
+  std::unique_ptr<Tracer> t(new Tracer());
+  t->mode_ = family;
+  t->skel_ = conntrack_bpf__open();
+  clock.lap("open");
+  if (!t->skel_) {
+    why_not = fmt::format("opening the BPF object failed: {}", errno_text(errno));
+    return nullptr;
+  }
+  t->size_maps(options);
+  FdCloser conntrack_btf;  // the kernel keeps its own reference from each program's load on
+  if (!t->choose_programs(family, conntrack_btf.fd, why_not)) return nullptr;
+  clock.lap("symbols");
+  t->ask_btf(family);
+  clock.lap("btf queries");
+
+  if (int err = conntrack_bpf__load(t->skel_); err) {
+    auto detail = take_last_warning();
+    why_not = fmt::format("loading programs failed: {}{}", errno_text(err),
+                          detail.empty() ? "" : " (" + detail + ")");
+    return nullptr;
+  }
+  clock.lap("load+verify");
+  if (!t->map_cpu_state(why_not) || !t->attach_programs(why_not)) return nullptr;
+  clock.lap("attach");
+  t->observability_.lifetime_one_in = options.lifetime_one_in;
+  t->observability_.chain_one_in = options.chain_one_in;
 
   if (options.event_mask) {
     t->ring_ = ring_buffer__new(bpf_map__fd(t->skel_->maps.events), on_ring_record, t.get(), nullptr);

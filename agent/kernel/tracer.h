@@ -78,6 +78,12 @@ public:
 private:
   Tracer() = default;
   static std::unique_ptr<Tracer> load(core::Mode family, const Options& options, std::string& why_not);
+  // load()'s phases, in order; each false with why_not set when the family cannot work.
+  void size_maps(const Options& options);
+  bool choose_programs(core::Mode family, int& conntrack_btf, std::string& why_not);
+  void ask_btf(core::Mode family);
+  bool map_cpu_state(std::string& why_not);
+  bool attach_programs(std::string& why_not);
   static int on_ring_record(void* ctx, void* data, size_t size);
   std::optional<uint64_t> kprobe_misses() const;
 
