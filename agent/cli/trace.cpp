@@ -178,6 +178,70 @@ private:
   double wall_at_baseline_ = 0, baseline_t_ = 0;
 };
 
+// One interval as trace shows it: the live screen, a JSON line, a wide line or a table row.
+struct IntervalView {
+  const TraceOptions& options;
+  const kernel::Tracer& tracer;
+  const core::Aggregator& aggregator;
+  const core::EventLimiter& limiter;
+  const WhoFillsTracker& who;
+  const WallClock& wall;
+  bool live;
+  bool header_due = true;
+
+  void show(const core::Report& r) {
+    const auto& obs = tracer.observability();
+    if (live) {
+      auto total = aggregator.summary();
+      core::ScreenInput in{tracer.mode(),   &r, &total, limiter.suppressed(), terminal_width(), obs.chain_one_in,
+                           terminal_height()};
+      std::fputs(core::render_screen(in).c_str(), stdout);
+      std::fflush(stdout);
+    } else if (options.json) {
+      auto j = core::interval_json(r, obs, &who.names());
+      j["events_suppressed"] = limiter.suppressed();
+      j["time"] = core::rfc3339_utc(wall.epoch(r.end_s));
+      print(j.dump());
+    } else if (options.wide) {
+      print((options.timestamp ? core::clock_text(wall.epoch(r.end_s)) + " " : "") + core::interval_line(r));
+    } else {
+      if (header_due) {
+        // What the "-" columns are, once, on stderr (as the start line): a screen's note, for a pipe.
+        if (auto note = core::interval_table_note(r, core::to_string(tracer.mode())); !note.empty())
+          std::fprintf(stderr, "ctbpf: %s\n", note.c_str());
+        print(core::interval_table_header(options.timestamp));
+      }
+      header_due = false;
+      print(core::interval_table_row(
+          r, options.timestamp ? core::clock_text(wall.epoch(r.end_s)) : fmt::format("{:.1f}", r.end_s)));
+    }
+  }
+};
+
+// The summary at the end: JSON, or text with what became of the events.
+void print_summary(const TraceOptions& options, const kernel::Tracer& tracer, const core::Report& summary,
+                   const core::WhoFills& attribution, const core::EventLimiter& limiter, bool events_asked,
+                   uint64_t malformed_events, const std::optional<std::string>& no_events, const WallClock& wall) {
+  const auto& obs = tracer.observability();
+  if (options.json) {
+    auto j = core::summary_json(summary, tracer.mode(), obs, &attribution);
+    j["time"] = core::rfc3339_utc(wall.epoch(summary.end_s));
+    j["events"] = {{"delivered", limiter.delivered()},
+                   {"suppressed", limiter.suppressed()},
+                   {"malformed", malformed_events},
+                   {"unavailable", no_events ? nlohmann::json(*no_events) : nlohmann::json(nullptr)}};
+    print(j.dump());
+    return;
+  }
+  std::fputs(core::summary_text(summary, tracer.mode(), &attribution, obs.chain_one_in).c_str(), stdout);
+  if (no_events)
+    std::fputs(core::wrap_lines(fmt::format("  events: none ({})\n", *no_events)).c_str(), stdout);
+  else if (events_asked)
+    std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
+                static_cast<unsigned long long>(limiter.delivered()),
+                static_cast<unsigned long long>(limiter.suppressed()));
+}
+
 int run_trace(const TraceOptions& options) {
   auto topts = tracer_options(options);
   if (!options.record_dir.empty()) {
@@ -233,33 +297,8 @@ int run_trace(const TraceOptions& options) {
     std::fputs(line.c_str(), stdout);
   };
 
-  bool header_due = true;
-  auto emit = [&](const core::Report& r) {
-    if (live) {
-      auto total = aggregator.summary();
-      core::ScreenInput in{tracer->mode(),   &r, &total, limiter.suppressed(), terminal_width(), obs.chain_one_in,
-                           terminal_height()};
-      std::fputs(core::render_screen(in).c_str(), stdout);
-      std::fflush(stdout);
-    } else if (options.json) {
-      auto j = core::interval_json(r, obs, &who.names());
-      j["events_suppressed"] = limiter.suppressed();
-      j["time"] = core::rfc3339_utc(wall.epoch(r.end_s));
-      print(j.dump());
-    } else if (options.wide) {
-      print((options.timestamp ? core::clock_text(wall.epoch(r.end_s)) + " " : "") + core::interval_line(r));
-    } else {
-      if (header_due) {
-        // What the "-" columns are, once, on stderr (as the start line): a screen's note, for a pipe.
-        if (auto note = core::interval_table_note(r, core::to_string(tracer->mode())); !note.empty())
-          std::fprintf(stderr, "ctbpf: %s\n", note.c_str());
-        print(core::interval_table_header(options.timestamp));
-      }
-      header_due = false;
-      print(core::interval_table_row(
-          r, options.timestamp ? core::clock_text(wall.epoch(r.end_s)) : fmt::format("{:.1f}", r.end_s)));
-    }
-  };
+  IntervalView view{options, *tracer, aggregator, limiter, who, wall, live};
+  auto emit = [&](const core::Report& r) { view.show(r); };
 
   run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, on_event,
                   [&](const core::Report& r, const core::Sample& sample, bool tail) {
@@ -273,24 +312,8 @@ int run_trace(const TraceOptions& options) {
   if (recorder) recorder->finish();
 
   auto summary = aggregator.summary();
-  const auto& attribution = who.finish(summary);
-  if (options.json) {
-    auto j = core::summary_json(summary, tracer->mode(), obs, &attribution);
-    j["time"] = core::rfc3339_utc(wall.epoch(summary.end_s));
-    j["events"] = {{"delivered", limiter.delivered()},
-                   {"suppressed", limiter.suppressed()},
-                   {"malformed", malformed_events},
-                   {"unavailable", no_events ? nlohmann::json(*no_events) : nlohmann::json(nullptr)}};
-    print(j.dump());
-  } else {
-    std::fputs(core::summary_text(summary, tracer->mode(), &attribution, obs.chain_one_in).c_str(), stdout);
-    if (no_events)
-      std::fputs(core::wrap_lines(fmt::format("  events: none ({})\n", *no_events)).c_str(), stdout);
-    else if (topts.event_mask)
-      std::printf("  events delivered %llu, suppressed by --events-rate %llu\n",
-                  static_cast<unsigned long long>(limiter.delivered()),
-                  static_cast<unsigned long long>(limiter.suppressed()));
-  }
+  print_summary(options, *tracer, summary, who.finish(summary), limiter, topts.event_mask != 0, malformed_events,
+                no_events, wall);
   return kExitOk;
 }
 

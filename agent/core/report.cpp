@@ -143,13 +143,8 @@ void bars_push(Chart& c, std::string label, double value, std::string text) {
   c.bars.push_back({std::move(label), value, std::move(text)});
 }
 
-}  // namespace
-
-std::vector<Chart> report_charts(const json& doc) {
-  std::vector<Chart> charts;
-  const auto& s = doc["summary"];
-  const auto& intervals = doc["intervals"];
-
+// The whole window's distributions: drops by cause, chain lengths, lifetimes by protocol.
+void add_window_charts(const json& s, std::vector<Chart>& charts) {
   // Only when something was dropped: an all-zero chart says nothing a line of text does not
   // (drops_note() says "no drops in this window" instead).
   Chart causes{"drops_by_cause", "Drops by cause (whole window)", Chart::Kind::causes, {}};
@@ -183,7 +178,10 @@ std::vector<Chart> report_charts(const json& doc) {
                                        *it));
     }
   }
+}
 
+// The table over time: its count, and how fast it fills.
+void add_fill_charts(const json& s, const json& intervals, std::vector<Chart>& charts) {
   // The table over time: every interval stores its count, in every mode. A chart of zeros (an empty
   // table, a flat one) says nothing the summary's line does not: left out, like the drops below.
   Chart table{"table_count",
@@ -227,7 +225,10 @@ std::vector<Chart> report_charts(const json& doc) {
     }
     if (known) charts.push_back(std::move(growth));
   }
+}
 
+// Drops per interval, one chart per cause that fired, and netfilter's.
+void add_drop_timelines(const json& intervals, std::vector<Chart>& charts) {
   for (const char* cause : drop_cause_keys()) {
     Chart c{fmt::format("drops_{}", cause), fmt::format("{} per interval (end time in s)", cause),
             Chart::Kind::timeline, {}};
@@ -251,6 +252,15 @@ std::vector<Chart> report_charts(const json& doc) {
     netfilter.bars.push_back({time_label(r), static_cast<double>(n), num(v)});
   }
   if (fired) charts.push_back(std::move(netfilter));
+}
+
+}  // namespace
+
+std::vector<Chart> report_charts(const json& doc) {
+  std::vector<Chart> charts;
+  add_window_charts(doc["summary"], charts);
+  add_fill_charts(doc["summary"], doc["intervals"], charts);
+  add_drop_timelines(doc["intervals"], charts);
   return charts;
 }
 
