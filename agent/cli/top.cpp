@@ -130,7 +130,21 @@ std::string screen(const core::TopList& netns, const core::TopList& sources, con
   return out;
 }
 
+// One refresh as a JSON object, but for its time fields. Bounded: top rows per table, then one "other"
+// row for the rest.
+nlohmann::json top_json(core::Mode mode, bool dumps_only, const core::TopList& netns, const core::TopList& sources,
+                        const core::NetnsNames& names, const DumpState& dump) {
+  nlohmann::json j = {{"type", "top"}, {"mode", core::to_string(mode)}, {"scope", dumps_only ? "own_netns" : "all_netns"}};
+  if (dumps_only) j["unobservable"] = {"other namespaces", "inserts", "destroys", "inserts_per_s"};
+  j["dump"] = dump_json(dump);
+  j["netns"] = core::top_list_json(netns, names, false);
+  j["sources"] = core::top_list_json(sources, names, true);
+  return j;
+}
+
 /// The namespaces and source addresses holding the most conntrack entries, live.
+// About 80 lines, on purpose: the refresh closure shares the dump state, the attribution and the clocks
+// with the set-up above it, and split apart they would travel as a struct of references.
 int run_top(const TopOptions& options) {
   kernel::Tracer::Options topts;
   topts.track_sources = true;
@@ -196,17 +210,10 @@ int run_top(const TopOptions& options) {
     const auto sources = attribution.top_sources(options.top);
     const auto names = names_of(netns, sources, namer);
     if (options.json) {
-      // Bounded: top rows per table, then one "other" row for the rest.
-      nlohmann::json j = {{"type", "top"},
-                          {"t", t},
-                          {"final", final},
-                          {"mode", core::to_string(tracer->mode())},
-                          {"scope", dumps_only ? "own_netns" : "all_netns"},
-                          {"untracked", untracked}};
-      if (dumps_only) j["unobservable"] = {"other namespaces", "inserts", "destroys", "inserts_per_s"};
-      j["dump"] = dump_json(dump);
-      j["netns"] = core::top_list_json(netns, names, false);
-      j["sources"] = core::top_list_json(sources, names, true);
+      auto j = top_json(tracer->mode(), dumps_only, netns, sources, names, dump);
+      j["t"] = t;
+      j["final"] = final;
+      j["untracked"] = untracked;
       j["time"] = core::rfc3339_utc(wall_at_start + t);
       std::puts(j.dump().c_str());
     } else {

@@ -319,6 +319,7 @@ int run_trace(const TraceOptions& options) {
 
 }  // namespace
 
+// Long on purpose: one declaration per option with its --help text, in the order --help shows them.
 Command add_trace(CLI::App& parent) {
   auto o = std::make_shared<TraceOptions>();
   auto positional = std::make_shared<IntervalCount>();
