@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     if (!e) return 0;
     return ++per_netns[e->netns & 7];
   });
-  run("decode + JSON line (--events --json)", [&](std::span<const std::byte> raw) -> uint64_t {
+  run("decode + JSON line (event_json_line)", [&](std::span<const std::byte> raw) -> uint64_t {
     auto e = ctbpf::core::decode_event(raw);
     return e ? ctbpf::core::event_json_line(*e, 1.0).size() : 0;
   });
@@ -52,6 +52,26 @@ int main(int argc, char** argv) {
   run("decode + text line (--events)", [&](std::span<const std::byte> raw) -> uint64_t {
     auto e = ctbpf::core::decode_event(raw);
     return e ? ctbpf::core::event_line(*e, 1.0).size() : 0;
+  });
+  // What trace does per event since issue 35: append into one reused buffer, the time of day cached per
+  // second. Side by side with the allocating rows above, in the same run.
+  std::string line;
+  ctbpf::core::SecondsText times;
+  double t = 1796673929.0;
+  run("append JSON line + time (trace now)", [&](std::span<const std::byte> raw) -> uint64_t {
+    auto e = ctbpf::core::decode_event(raw);
+    if (!e) return 0;
+    line.clear();
+    t += 1e-6;
+    ctbpf::core::append_event_json(line, *e, t - 1796673929.0, times.rfc3339(t));
+    return line.size();
+  });
+  run("append text line (trace now)", [&](std::span<const std::byte> raw) -> uint64_t {
+    auto e = ctbpf::core::decode_event(raw);
+    if (!e) return 0;
+    line.clear();
+    ctbpf::core::append_event_line(line, *e, 1.0);
+    return line.size();
   });
   return 0;
 }

@@ -61,13 +61,6 @@ private:
   double at_start_;
 };
 
-// Adds "time" to an event's JSON line, keeping the keys in the sorted order event_json_line keeps.
-std::string with_time(std::string line, const std::string& time) {
-  auto at = line.rfind(",\"type\":");
-  if (at != std::string::npos) line.insert(at, ",\"time\":\"" + time + "\"");
-  return line;
-}
-
 void print(const std::string& line) {
   std::fputs(line.c_str(), stdout);
   std::fputc('\n', stdout);
@@ -281,6 +274,8 @@ int run_trace(const TraceOptions& options) {
 
   core::EventLimiter limiter(options.events_rate);
   uint64_t malformed_events = 0;
+  std::string line;
+  core::SecondsText times;
   const kernel::Tracer::EventHandler on_event = [&](std::span<const std::byte> raw) {
     auto event = core::decode_event(raw);
     if (!event) {
@@ -289,12 +284,17 @@ int run_trace(const TraceOptions& options) {
     }
     double t = since_start();
     if (!limiter.admit(t)) return;
-    // No flush per event: a flood would pay a write() each; the loop flushes after every poll.
-    auto line = options.json      ? with_time(core::event_json_line(*event, t), core::rfc3339_utc(wall_at_start.epoch(t)))
-                : options.timestamp ? core::clock_text(wall_at_start.epoch(t)) + " " + core::event_line(*event, t)
-                                    : core::event_line(*event, t);
+    // No flush per event: a flood would pay a write() each; the loop flushes after every poll. No
+    // allocation either: one line buffer, reused, and the date formatted once per second.
+    line.clear();
+    if (options.json) {
+      core::append_event_json(line, *event, t, times.rfc3339(wall_at_start.epoch(t)));
+    } else {
+      if (options.timestamp) line.append(times.clock(wall_at_start.epoch(t))) += ' ';
+      core::append_event_line(line, *event, t);
+    }
     line += '\n';
-    std::fputs(line.c_str(), stdout);
+    std::fwrite(line.data(), 1, line.size(), stdout);
   };
 
   IntervalView view{options, *tracer, aggregator, limiter, who, wall, live};

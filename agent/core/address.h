@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace ctbpf::core {
 
@@ -14,6 +15,10 @@ inline constexpr std::size_t kAddressTextMax = 46;
 /// `bytes` holds 16 bytes (an IPv4 address in the first 4); l3 is AF_INET or AF_INET6 as the kernel
 /// records it. "?" for another family.
 std::string address_text(uint8_t l3, const uint8_t* bytes);
+
+/// address_text() into a caller's buffer: the per-event path allocates nothing.
+using AddressText = char[kAddressTextMax];
+std::string_view address_view(uint8_t l3, const uint8_t* bytes, AddressText& buf);
 
 /// An IPv4 or IPv6 address in text form (the snapshot reader's check of `by_source` keys).
 bool is_ip_address(const std::string& text);

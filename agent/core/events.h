@@ -5,6 +5,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -25,10 +26,27 @@ std::optional<ctbpf_event> decode_event(std::span<const std::byte> raw);
 
 nlohmann::json event_json(const ctbpf_event& e, double t_s);
 /// The same object as event_json(e, t_s).dump(), written directly: the hot path of --events --json.
+/// Appended to `out` (no newline), with "time" when given: once `out` has grown, no allocation.
+void append_event_json(std::string& out, const ctbpf_event& e, double t_s, std::string_view time);
 std::string event_json_line(const ctbpf_event& e, double t_s);
+/// "t=1.500s insert udp 10.0.0.1:5353 -> ...", appended to `out` (no newline), without allocating.
+void append_event_line(std::string& out, const ctbpf_event& e, double t_s);
 std::string event_line(const ctbpf_event& e, double t_s);
 /// The JSON name of a drop cause (enum ctbpf_counter): "table_full", "chaintoolong", ...
 std::string cause_name(uint32_t cause);
+std::string_view cause_view(uint32_t cause);
+
+/// rfc3339_utc() and clock_text() for a stream of times close together (one per event): the date and
+/// the second are formatted once per second, the milliseconds per call. Views valid until the next call.
+class SecondsText {
+public:
+  std::string_view rfc3339(double epoch_s);
+  std::string_view clock(double epoch_s);
+
+private:
+  long long rfc3339_second_ = -1LL << 62, clock_second_ = -1LL << 62;
+  std::string rfc3339_, clock_;
+};
 
 /// At most `per_second` events pass per wall-clock second; 0 means no limit.
 class EventLimiter {

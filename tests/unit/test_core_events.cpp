@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "core/events.h"
+#include "core/interval_table.h"
+#include "core/snapshot.h"
 #include "core/screen.h"
 
 using namespace ctbpf::core;
@@ -145,5 +147,32 @@ TEST_CASE("the fast JSON line is the same object as event_json") {
     e.value = 42;
     CHECK(event_json_line(e, 1.25) == event_json(e, 1.25).dump());
     CHECK(event_json_line(e, 0.123456789) == event_json(e, 0.123456789).dump());
+  }
+}
+
+TEST_CASE("the per-event path: appended lines equal the allocating ones, times equal rfc3339_utc") {
+  std::string out;
+  for (auto e : {udp_drop(), [] {
+                   auto i = udp_drop();
+                   i.kind = CTBPF_EV_INSERT;
+                   i.l4 = 200;  // a protocol without a name: its number
+                   return i;
+                 }()}) {
+    out.clear();
+    append_event_line(out, e, 1.5);
+    CHECK(out == event_line(e, 1.5));
+    out.clear();
+    append_event_json(out, e, 0.123456789, "2026-12-07T20:05:29.781Z");
+    auto parsed = nlohmann::json::parse(out);
+    auto expected = event_json(e, 0.123456789);
+    expected["time"] = "2026-12-07T20:05:29.781Z";
+    CHECK(parsed == expected);
+    CHECK(out == expected.dump());  // sorted keys, "time" after "t", the double as nlohmann writes it
+  }
+  ctbpf::core::SecondsText clock;
+  // Within one second, across seconds, rounding up into the next second, and backwards.
+  for (double t : {1796673929.7814, 1796673929.9, 1796673929.9996, 1796673930.0004, 1796673931.25, 1796673929.5}) {
+    CHECK(std::string(clock.rfc3339(t)) == ctbpf::core::rfc3339_utc(t));
+    CHECK(std::string(clock.clock(t)) == ctbpf::core::clock_text(t));
   }
 }
