@@ -91,6 +91,14 @@ void add_ip_netns_names(std::map<uint32_t, std::string>& names) {
     if (auto inode = inode_of(entry.path().string())) names[*inode] = entry.path().filename().string();
   }
 }
+// Docker pins each container's netns here (named by sandbox id); a process is normally in it too.
+void add_docker_netns(std::map<uint32_t, std::string>& names) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/run/docker/netns", ec)) {
+    if (auto inode = inode_of(entry.path().string()); inode && !names.count(*inode))
+      names[*inode] = "docker-netns:" + entry.path().filename().string();
+  }
+}
 }  // namespace
 
 std::string NetnsNamer::name(uint32_t inode) {
@@ -130,13 +138,24 @@ void NetnsNamer::name_new(const core::ByNetns& counts, core::NetnsNames& known) 
   }
 }
 
-void NetnsNamer::rescan() {
+std::optional<std::set<uint32_t>> NetnsNamer::live(std::chrono::milliseconds budget) {
+  if (!rescan(std::chrono::steady_clock::now() + budget)) return std::nullopt;
+  std::set<uint32_t> inodes;
+  for (const auto& [inode, name] : names_) inodes.insert(inode);
+  inodes.insert(own_netns_inode());
+  return inodes;
+}
+
+bool NetnsNamer::rescan(std::chrono::steady_clock::time_point deadline) {
   last_scan_ = std::chrono::steady_clock::now();
   std::map<uint32_t, std::string> names;
   std::error_code ec;
   // Processes first, lowest pid wins; `ip netns` names and the initial netns override them.
   std::map<uint32_t, int> first_pid;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+  std::filesystem::directory_iterator proc("/proc", ec);
+  if (ec) return false;
+  for (const auto& entry : proc) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
     const auto pid_text = entry.path().filename().string();
     if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
     auto inode = inode_of(entry.path().string() + "/ns/net");
@@ -146,6 +165,7 @@ void NetnsNamer::rescan() {
     if (!added && pid < slot->second) slot->second = pid;
   }
   for (const auto& [inode, pid] : first_pid) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
     auto base = "/proc/" + std::to_string(pid);
     auto comm = read_all(base + "/comm");
     while (!comm.empty() && comm.back() == '\n') comm.pop_back();
@@ -155,7 +175,9 @@ void NetnsNamer::rescan() {
   }
   if (auto init = inode_of("/proc/1/ns/net")) names[*init] = "host";
   add_ip_netns_names(names);
+  add_docker_netns(names);
   names_ = std::move(names);
+  return true;
 }
 
 }  // namespace ctbpf::kernel

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,9 +45,15 @@ public:
   /// aside), renaming reused inodes. Called every interval, so a namespace gone by the end of a trace
   /// keeps its name.
   void name_new(const core::ByNetns& counts, core::NetnsNames& known);
+  /// Rescans now: every netns a process lives in or a /run/netns (or docker's) entry holds, and the
+  /// initial one, named afresh (a reused inode gets its new holder's name). Returns those inodes, the
+  /// live ones; empty when /proc could not be walked within `budget` (then the names are kept as they
+  /// were, and nothing may be declared dead). serve calls it once per interval.
+  std::optional<std::set<uint32_t>> live(std::chrono::milliseconds budget = std::chrono::milliseconds(500));
 
 private:
-  void rescan();
+  /// False when the walk did not finish by `deadline` (names then unchanged).
+  bool rescan(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
   std::map<uint32_t, std::string> names_;
   std::map<uint32_t, uint32_t> identities_;  // inode -> the netns named for it
   std::chrono::steady_clock::time_point last_scan_{};
