@@ -13,6 +13,7 @@
 #include "core/attribution.h"
 #include "core/dump.h"
 #include "core/idle.h"
+#include "core/pods.h"
 
 namespace ctbpf::kernel {
 
@@ -32,9 +33,34 @@ struct SourcesDump {
 };
 SourcesDump dump_sources(const core::DumpLimit& limit);
 
-/// Names netns inodes: the `ip netns` name (/run/netns), else the container or pod of a process
-/// living in it, else that process (pid, comm). Cached; rescans (at most once a second) when asked
-/// about an inode it has not seen.
+/// The pods and containers the container runtimes on this node record, by the netns they run in:
+/// containerd's CRI tasks (/run/containerd/io.containerd.runtime.v2.task/k8s.io/ID/config.json),
+/// CRI-O's containers (/run/containers/storage/overlay-containers/ID/userdata/config.json) and
+/// docker's (/var/lib/docker/containers/ID/config.v2.json). Each file is parsed once (again when it
+/// changes) and forgotten with its container. A runtime whose files cannot be read is named once on
+/// stderr; its pods then keep the names their processes' cgroups give (pod UID, container id).
+class RuntimeNames {
+public:
+  /// netns inode -> "namespace/pod" (or "docker:NAME"), reading until `deadline` (what was read by
+  /// then is returned; the rest is read next time).
+  std::map<uint32_t, std::string> scan(std::chrono::steady_clock::time_point deadline);
+  /// True when any runtime's state directory exists here.
+  bool present();
+
+private:
+  struct Known {
+    int64_t mtime_ns = 0;
+    std::optional<core::RuntimeContainer> container;
+  };
+  std::map<std::string, Known> files_;  // config file -> what it said when last read
+  std::set<std::string> warned_;        // runtimes already said to be unreadable
+  std::optional<bool> present_;
+};
+
+/// Names netns inodes: the pod or container a runtime records for it (RuntimeNames), else the
+/// `ip netns` name (/run/netns), else the container or pod of a process living in it, else that
+/// process (pid, comm). Cached; rescans (at most once a second) when asked about an inode it has not
+/// seen.
 class NetnsNamer {
 public:
   std::string name(uint32_t inode);
@@ -56,6 +82,7 @@ private:
   bool rescan(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
   std::map<uint32_t, std::string> names_;
   std::map<uint32_t, uint32_t> identities_;  // inode -> the netns named for it
+  RuntimeNames runtimes_;
   std::chrono::steady_clock::time_point last_scan_{};
 };
 
