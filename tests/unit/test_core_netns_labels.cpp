@@ -8,7 +8,9 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
+#include "core/aggregator.h"
 #include "core/prometheus.h"
 #include "ctbpf/abi.h"
 
@@ -284,4 +286,61 @@ TEST_CASE("a dead netns's series ends even when no other netns wants its label")
   CHECK(labels.other().inserts == 40);
   CHECK(labels.other().destroys == 40);
   check_page(labels, node);
+}
+
+TEST_CASE("the page: each scrape's netns series plus other add up to the global counters") {
+  // Through the aggregator and the exposition, as serve does it: cumulative samples from the kernel
+  // side, a summary since the first, NetnsLabels updated from it, the page rendered.
+  Observability obs;
+  obs.conntrack_points = true;
+  Aggregator aggregator(Mode::fentry, obs);
+  Node node;
+  Sample s;
+  aggregator.add(s);
+  NetnsLabels labels(2);
+  std::vector<uint32_t> alive;
+  auto sum_of = [](const std::string& page, const std::string& metric) {
+    uint64_t sum = 0;
+    std::size_t series = 0;
+    std::istringstream lines(page);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind(metric + "{", 0) != 0) continue;
+      sum += std::stoull(line.substr(line.rfind(' ') + 1));
+      ++series;
+    }
+    return std::pair{sum, series};
+  };
+  for (int step = 1; step <= 30; ++step) {
+    alive.push_back(node.create());
+    if (alive.size() > 4) {
+      node.destroy(alive.front());
+      alive.erase(alive.begin());
+    }
+    for (std::size_t i = 0; i < alive.size(); ++i) {
+      node.insert(alive[i], 10 * (i + 1) + static_cast<uint64_t>(step));
+      node.free(alive[i], 5);
+    }
+    s.t_s = step;
+    s.by_netns = node.by_netns();
+    s.counters[CTBPF_CNT_INSERT] = node.inserts();
+    s.counters[CTBPF_CNT_DESTROY] = node.destroys();
+    s.inserts_by_proto = {node.inserts(), 0, 0, 0};  // all UDP, say
+    s.destroys_by_proto = {node.destroys(), 0, 0, 0};
+    aggregator.add(s);
+    auto total = aggregator.summary();
+    const auto& detail = *total.totals.detail;
+    labels.update(detail.by_netns, detail.inserts_by_proto[0], detail.destroys_by_proto[0], node.live(), {}, 1);
+    ExpositionInput in{Mode::fentry, &obs, &total, &labels, "test", false, {}};
+    const auto page = render_exposition(in);
+    auto [inserts, proto_series] = sum_of(page, "ctbpf_conntrack_inserts_total");
+    auto [netns_inserts, netns_series] = sum_of(page, "ctbpf_conntrack_netns_inserts_total");
+    auto [destroys, unused] = sum_of(page, "ctbpf_conntrack_destroys_total");
+    auto [netns_destroys, unused2] = sum_of(page, "ctbpf_conntrack_netns_destroys_total");
+    CHECK(inserts == node.inserts());
+    CHECK(netns_inserts == inserts);
+    CHECK(netns_destroys == destroys);
+    CHECK(netns_series <= 2 + 1);  // the bound, and other
+    CHECK(page.find("at most 2 (--netns-labels)") != std::string::npos);
+    if (step > 1) CHECK(netns_series == 3);  // two live netns labelled from the second step on
+  }
 }
