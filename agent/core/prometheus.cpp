@@ -83,7 +83,10 @@ void NetnsLabels::update(const ByNetns& counts, uint64_t inserts, uint64_t destr
   // A dead netns's series ends: no process or /run/netns entry holds its inode any more, or a later
   // netns does (the kernel's identity changed). What it showed is released into other.
   Series released;
+  std::set<uint32_t> ended;  // a series ended here gives its drop events to other, even if its inode
+                             // takes a label again below (a later netns on it starts from zero)
   auto release = [&](std::map<uint32_t, Label>::iterator it) {
+    ended.insert(it->first);
     const auto shown = series_[it->first];
     released.inserts += shown.inserts;
     released.destroys += shown.destroys;
@@ -143,7 +146,11 @@ void NetnsLabels::update(const ByNetns& counts, uint64_t inserts, uint64_t destr
   global_ = {inserts, destroys};
   other_ = {growth(inserts, shown_sum.inserts), growth(destroys, shown_sum.destroys)};
   known_ = std::move(known);
-  if (events) events->keep_only(all());
+  if (events) {
+    auto keep = all();
+    for (auto netns : ended) keep.erase(netns);
+    events->keep_only(keep);
+  }
 }
 
 void DropEventCounts::add(const ctbpf_event& e, const NetnsLabels& labels) {

@@ -228,6 +228,28 @@ TEST_CASE("a reused inode: the new netns counts from zero under the label, the d
   check_page(labels, node);
 }
 
+TEST_CASE("a reused inode's new netns does not inherit the dead one's drop events") {
+  NetnsLabels labels(5);
+  DropEventCounts events;
+  Node node;
+  auto old = node.create();
+  node.insert(old, 10);
+  refresh(labels, node, &events);
+  REQUIRE(labels.labelled(old));
+  for (int i = 0; i < 3; ++i) events.add(drop(CTBPF_CNT_TABLE_FULL, old), labels);
+  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, old}) == 3);
+  node.destroy(old);
+  auto reused = node.create();
+  REQUIRE(reused == old);
+  node.insert(reused, 5);
+  refresh(labels, node, &events);  // the old netns's series ends and the new one's starts, same label
+  REQUIRE(labels.labelled(reused));
+  CHECK(events.counts().count({CTBPF_CNT_TABLE_FULL, reused}) == 0);
+  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 3);
+  events.add(drop(CTBPF_CNT_TABLE_FULL, reused), labels);
+  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, reused}) == 1);
+}
+
 TEST_CASE("a series that runs ahead of the global counter waits for it: other never decreases") {
   // The kernel's per-CPU counts are read one after another: a netns's count may include an insert
   // that the global counter, read a moment before, does not yet.
