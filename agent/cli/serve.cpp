@@ -55,6 +55,7 @@ struct ServeOptions {
   std::string record_dir;              // rolling snapshots here; empty = off
   double record_every_s = 300;         // one snapshot per this many seconds
   core::RecorderOptions record_retention;  // keep_files and max_age_s apply
+  uint32_t netns_labels = core::kMaxNetnsLabels;  // netns with series of their own
 };
 
 struct Endpoint {
@@ -207,7 +208,7 @@ public:
     core::ExpositionInput in;  // its pointers point at the members below, or are null
     core::Observability obs;
     core::Report total;
-    core::NetnsLabels labels{core::kMaxNetnsLabels};
+    core::NetnsLabels labels{0};
     core::DropEventCounts drop_events;
   };
 
@@ -297,7 +298,7 @@ int run_serve(const ServeOptions& options) {
   if (kernel::drop_sys_admin()) std::fputs("ctbpf: attached; CAP_SYS_ADMIN given up\n", stderr);
   core::Aggregator aggregator(tracer->mode(), tracer->observability());
   aggregator.add(tracer->sample());
-  core::NetnsLabels labels(core::kMaxNetnsLabels);
+  core::NetnsLabels labels(options.netns_labels);
   kernel::NetnsNamer names;
   core::DropEventCounts drop_events;
   const kernel::Tracer::EventHandler on_event = [&](std::span<const std::byte> raw) {
@@ -311,6 +312,7 @@ int run_serve(const ServeOptions& options) {
                      options.interval_s);
   }
 
+  double last_refresh_t = 0;
   auto refresh = [&] {
     // Events first, counters next: the counters are never behind the events on the page.
     tracer->drain_events(on_event);
@@ -319,9 +321,18 @@ int run_serve(const ServeOptions& options) {
     if (recorder) recorder->add(sample);
     auto data = std::make_unique<Pages::Data>();
     data->total = aggregator.summary();
-    if (data->total.totals.detail) {
-      labels.admit(data->total.totals.detail->by_netns);
-      names.forget_reused(data->total.totals.detail->by_netns);
+    if (const auto& detail = data->total.totals.detail) {
+      // Which netns live now (and their current names), read after the sample: a netns that counted in
+      // it and is gone by now is dead, and one made since has nothing in it yet.
+      const auto live = names.live();
+      uint64_t inserts = 0, destroys = 0;
+      for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
+        inserts += detail->inserts_by_proto[i];
+        destroys += detail->destroys_by_proto[i];
+      }
+      labels.update(detail->by_netns, inserts, destroys, live, drop_events.take_recent(),
+                    last_refresh_t ? sample.t_s - last_refresh_t : 0, &drop_events);
+      last_refresh_t = sample.t_s;
     }
     data->obs = tracer->observability();
     data->labels = labels;
@@ -410,6 +421,17 @@ Command add_serve(CLI::App& parent) {
   cmd->add_option("--record-max-age", o->record_retention.max_age_s, "Seconds after which snapshot files are deleted")
       ->check(bounded(core::kRecordMaxAgeSeconds))
       ->default_val(7 * 86400);
+  cmd->add_option("--netns-labels", o->netns_labels,
+                  "Network namespaces (pods) with series of their own in the per-netns families\n"
+                  "(ctbpf_conntrack_netns_inserts_total, _destroys_total, drop_events_total,\n"
+                  "ctbpf_netns_info): the busiest live ones, decided each interval. A dead netns's\n"
+                  "series ends and its counts move into netns=\"other\", so the series plus other\n"
+                  "always add up to the global counter; a busier netns takes the least busy one's\n"
+                  "label when it is twice as busy (recent inserts and drop events, 2-minute\n"
+                  "half-life). Each label adds 3 series to a scrape, and one per drop cause it has.\n"
+                  "0: only \"other\"")
+      ->check(bounded(core::kNetnsLabels))
+      ->default_val(o->netns_labels);
   cmd->footer("Examples:\n"
              "  ctbpf serve                          # metrics on http://127.0.0.1:9640/metrics\n"
              "  ctbpf serve --record /var/lib/ctbpf  # also a snapshot file every 5 minutes\n"

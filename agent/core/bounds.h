@@ -41,6 +41,9 @@ inline constexpr Bound kRingBytes{4096, 1 << 30, true};
 /// --lifetime-sample and --chain-sample: 1 in N, N a power of two (the kernel side masks with N - 1).
 inline constexpr Bound kSampleOneIn{1, 65536, true, "", false, true};
 
+/// serve --netns-labels: netns with series of their own (each costs a few series per scrape).
+inline constexpr Bound kNetnsLabels{0, 10'000, true};
+
 /// --dump-max-entries: entries read per ctnetlink dump, 0 = no bound (nf_conntrack_max rarely exceeds
 /// a few million; a hundred million is far beyond any table).
 inline constexpr Bound kDumpEntries{0, 100'000'000, true};

@@ -1,6 +1,8 @@
 #include "core/prometheus.h"
 
 #include <algorithm>
+#include <cmath>
+#include <utility>
 #include <iterator>
 #include <mutex>
 #include <string_view>
@@ -13,29 +15,169 @@
 
 namespace ctbpf::core {
 
-void NetnsLabels::admit(const ByNetns& counts) {
-  std::vector<std::pair<uint64_t, uint32_t>> busiest;
-  for (const auto& [netns, c] : counts)
-    if (netns != CTBPF_NETNS_OTHER && !labelled(netns)) busiest.emplace_back(c.inserts, netns);
-  std::sort(busiest.begin(), busiest.end(), std::greater<>());
-  for (const auto& [inserts, netns] : busiest) {
-    if (labelled_.size() >= max_) break;
-    labelled_.insert(netns);
+NetnsLabels::NetnsLabels(std::size_t max_labels, double half_life_s)
+    : max_(max_labels), half_life_s_(half_life_s) {}
+
+std::set<uint32_t> NetnsLabels::all() const {
+  std::set<uint32_t> out;
+  for (const auto& [netns, label] : labelled_) out.insert(netns);
+  return out;
+}
+
+namespace {
+// Identity 0 is "not known" (a netns seen only in drop events, or counts read back from a file).
+bool same_netns(uint32_t a, uint32_t b) { return a == 0 || b == 0 || a == b; }
+uint64_t growth(uint64_t now, uint64_t before) { return now > before ? now - before : 0; }
+}  // namespace
+
+void NetnsLabels::update(const ByNetns& counts, uint64_t inserts, uint64_t destroys,
+                         const std::optional<std::set<uint32_t>>& live, const std::map<uint32_t, uint64_t>& drops,
+                         double elapsed_s, DropEventCounts* events) {
+  const double decay = half_life_s_ > 0 && elapsed_s > 0 ? std::exp2(-elapsed_s / half_life_s_) : 1.0;
+  auto alive = [&](uint32_t netns) { return netns != CTBPF_NETNS_OTHER && (!live || live->count(netns) != 0); };
+
+  // The ranking: every live netns the kernel counts or that dropped, and nothing else (a dead one is
+  // forgotten here, so churn leaves no state behind). `before`: its counts at the previous update, what
+  // other holds of it while it has no label.
+  std::map<uint32_t, Known> known;
+  std::map<uint32_t, Series> before;
+  for (const auto& [netns, c] : counts) {
+    if (!alive(netns)) continue;
+    Known k{c.identity, {c.inserts, c.destroys}, 0};
+    Series prior;  // first seen, or a later netns on a reused inode: none of it is in other yet
+    if (auto it = known_.find(netns); it != known_.end() && same_netns(it->second.identity, c.identity)) {
+      prior = it->second.last;
+      k.score = it->second.score * decay;
+      if (!k.identity) k.identity = it->second.identity;
+    }
+    k.score += static_cast<double>(growth(c.inserts, prior.inserts));
+    before[netns] = prior;
+    known[netns] = k;
+  }
+  for (const auto& [netns, n] : drops) {
+    if (!alive(netns)) continue;
+    auto [it, added] = known.try_emplace(netns);
+    if (added) {
+      if (auto old = known_.find(netns); old != known_.end()) {
+        it->second = old->second;
+        it->second.score *= decay;
+      }
+      before[netns] = it->second.last;
+    }
+    it->second.score += static_cast<double>(n);
+  }
+  // A labelled netns the kernel has no counts of this time (it only dropped before) keeps its rank.
+  for (const auto& [netns, label] : labelled_) {
+    auto old = known_.find(netns);
+    if (alive(netns) && !known.count(netns) && old != known_.end() && !counts.count(netns)) {
+      known[netns] = old->second;
+      known[netns].score *= decay;
+      before[netns] = old->second.last;
+    }
+  }
+  auto score = [&](uint32_t netns) {
+    auto it = known.find(netns);
+    return it == known.end() ? 0.0 : it->second.score;
+  };
+
+  // A dead netns's series ends: no process or /run/netns entry holds its inode any more, or a later
+  // netns does (the kernel's identity changed). What it showed is released into other.
+  Series released;
+  std::set<uint32_t> ended;  // a series ended here gives its drop events to other, even if its inode
+                             // takes a label again below (a later netns on it starts from zero)
+  auto release = [&](std::map<uint32_t, Label>::iterator it) {
+    ended.insert(it->first);
+    const auto shown = series_[it->first];
+    released.inserts += shown.inserts;
+    released.destroys += shown.destroys;
+    series_.erase(it->first);
+    return labelled_.erase(it);
+  };
+  for (auto it = labelled_.begin(); it != labelled_.end();) {
+    auto c = counts.find(it->first);
+    const bool reused = c != counts.end() && !same_netns(c->second.identity, it->second.identity);
+    if (!alive(it->first) || reused)
+      it = release(it);
+    else
+      ++it;
+  }
+
+  // Free labels go to the busiest unlabelled live netns; a full set gives up its least busy label to
+  // one kDisplaceFactor times busier.
+  std::vector<std::pair<double, uint32_t>> candidates;
+  for (const auto& [netns, k] : known)
+    if (!labelled(netns) && k.score > 0) candidates.emplace_back(k.score, netns);
+  std::sort(candidates.begin(), candidates.end(),
+            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  for (const auto& [busy, netns] : candidates) {
+    if (max_ == 0) break;
+    if (labelled_.size() >= max_) {
+      auto least = labelled_.begin();
+      for (auto it = labelled_.begin(); it != labelled_.end(); ++it)
+        if (score(it->first) < score(least->first)) least = it;
+      if (!(busy > kDisplaceFactor * score(least->first))) break;  // the rest are no busier
+      release(least);
+    }
+    labelled_[netns] = {known[netns].identity, before[netns]};
+    series_[netns] = {};
+  }
+
+  // Each series shows its netns's counts since it took the label, growing by no more than the global
+  // counters did (plus what ended series released): other never decreases, and the sum is exact.
+  Series budget{growth(inserts, global_.inserts) + released.inserts,
+                growth(destroys, global_.destroys) + released.destroys};
+  Series shown_sum;
+  for (auto& [netns, label] : labelled_) {
+    if (!label.identity && known.count(netns)) label.identity = known[netns].identity;
+    auto& shown = series_[netns];
+    if (auto c = counts.find(netns); c != counts.end()) {
+      uint64_t want_inserts = std::max(shown.inserts, growth(c->second.inserts, label.baseline.inserts));
+      uint64_t want_destroys = std::max(shown.destroys, growth(c->second.destroys, label.baseline.destroys));
+      uint64_t more_inserts = std::min(want_inserts - shown.inserts, budget.inserts);
+      uint64_t more_destroys = std::min(want_destroys - shown.destroys, budget.destroys);
+      shown.inserts += more_inserts;
+      shown.destroys += more_destroys;
+      budget.inserts -= more_inserts;
+      budget.destroys -= more_destroys;
+    }
+    shown_sum.inserts += shown.inserts;
+    shown_sum.destroys += shown.destroys;
+  }
+  global_ = {inserts, destroys};
+  other_ = {growth(inserts, shown_sum.inserts), growth(destroys, shown_sum.destroys)};
+  known_ = std::move(known);
+  if (events) {
+    auto keep = all();
+    for (auto netns : ended) keep.erase(netns);
+    events->keep_only(keep);
   }
 }
 
-bool NetnsLabels::admit_one(uint32_t netns) {
-  if (labelled(netns)) return true;
-  if (netns == CTBPF_NETNS_OTHER || labelled_.size() >= max_) return false;
-  labelled_.insert(netns);
-  return true;
-}
-
-void DropEventCounts::add(const ctbpf_event& e, NetnsLabels& labels) {
+void DropEventCounts::add(const ctbpf_event& e, const NetnsLabels& labels) {
   if (e.kind != CTBPF_EV_DROP) return;
   // A cause the kernel should never send still counts, in one bucket: the series stay bounded.
   uint32_t cause = cause_name(e.cause).empty() ? uint32_t{CTBPF_CNT_MAX} : e.cause;
-  ++counts_[{cause, labels.admit_one(e.netns) ? e.netns : uint32_t{CTBPF_NETNS_OTHER}}];
+  ++counts_[{cause, labels.labelled(e.netns) ? e.netns : uint32_t{CTBPF_NETNS_OTHER}}];
+  if (e.netns == CTBPF_NETNS_OTHER) return;
+  if (auto it = recent_.find(e.netns); it != recent_.end())
+    ++it->second;
+  else if (recent_.size() < kRecentMax)
+    recent_[e.netns] = 1;
+}
+
+std::map<uint32_t, uint64_t> DropEventCounts::take_recent() { return std::exchange(recent_, {}); }
+
+void DropEventCounts::keep_only(const std::set<uint32_t>& keep) {
+  for (auto it = counts_.begin(); it != counts_.end();) {
+    const auto [cause, netns] = it->first;
+    if (netns == CTBPF_NETNS_OTHER || keep.count(netns)) {
+      ++it;
+      continue;
+    }
+    const uint64_t n = it->second;
+    it = counts_.erase(it);
+    counts_[{cause, uint32_t{CTBPF_NETNS_OTHER}}] += n;  // (cause, 0) sorts before: `it` stays valid
+  }
 }
 
 const char* exposition_content_type(bool openmetrics) {
@@ -173,20 +315,26 @@ std::string render_exposition(const ExpositionInput& in) {
       page.sample(p + "destroys_total", fmt::format("proto=\"{}\"", proto_class_name(i)),
                   t.detail->destroys_by_proto[i]);
 
-    uint64_t other_inserts = 0, other_destroys = 0;
-    std::vector<std::pair<uint32_t, NetnsCounts>> labelled;
-    for (const auto& [netns, c] : t.detail->by_netns) {
-      if (in.netns && in.netns->labelled(netns)) {
-        labelled.emplace_back(netns, c);
-      } else {
-        other_inserts += c.inserts;
-        other_destroys += c.destroys;
+    // The labelled netns's series and other, as NetnsLabels::update decided them; without labels,
+    // everything is other.
+    static const std::map<uint32_t, NetnsLabels::Series> none;
+    const auto& labelled = in.netns ? in.netns->series() : none;
+    NetnsLabels::Series other;
+    if (in.netns) {
+      other = in.netns->other();
+    } else {
+      for (std::size_t i = 0; i < CTBPF_PROTO_MAX; ++i) {
+        other.inserts += t.detail->inserts_by_proto[i];
+        other.destroys += t.detail->destroys_by_proto[i];
       }
     }
-    page.counter(p + "netns_inserts", "Inserts per network namespace (inode; bounded, rest in other)");
+    const std::string bound = in.netns ? std::to_string(in.netns->max_labels()) : "0";
+    const std::string which = " per network namespace (inode) since it took its label: the busiest live ones, "
+                              "at most " + bound + " (--netns-labels); the rest, and dead ones, in other";
+    page.counter(p + "netns_inserts", "Inserts" + which);
     for (const auto& [netns, c] : labelled)
       page.sample(p + "netns_inserts_total", fmt::format("netns=\"{}\"", netns), c.inserts);
-    page.sample(p + "netns_inserts_total", "netns=\"other\"", other_inserts);
+    page.sample(p + "netns_inserts_total", "netns=\"other\"", other.inserts);
     // Names live in their own info series (join on netns): a name may change, a counter's labels must not.
     page.info("ctbpf_netns", "What each labelled netns inode is: ip netns name, container or process");
     for (const auto& [netns, c] : labelled) {
@@ -200,10 +348,10 @@ std::string render_exposition(const ExpositionInput& in) {
       }
       page.sample("ctbpf_netns_info", fmt::format("netns=\"{}\",name=\"{}\"", netns, escaped), uint64_t{1});
     }
-    page.counter(p + "netns_destroys", "Destroys per network namespace (inode; bounded, rest in other)");
+    page.counter(p + "netns_destroys", "Destroys" + which);
     for (const auto& [netns, c] : labelled)
       page.sample(p + "netns_destroys_total", fmt::format("netns=\"{}\"", netns), c.destroys);
-    page.sample(p + "netns_destroys_total", "netns=\"other\"", other_destroys);
+    page.sample(p + "netns_destroys_total", "netns=\"other\"", other.destroys);
   }
 
   page.counter(p + "drops",

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -91,21 +93,128 @@ void add_ip_netns_names(std::map<uint32_t, std::string>& names) {
     if (auto inode = inode_of(entry.path().string())) names[*inode] = entry.path().filename().string();
   }
 }
+// Docker pins each container's netns here (named by sandbox id); a process is normally in it too.
+void add_docker_netns(std::map<uint32_t, std::string>& names) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/run/docker/netns", ec)) {
+    if (auto inode = inode_of(entry.path().string()); inode && !names.count(*inode))
+      names[*inode] = "docker-netns:" + entry.path().filename().string();
+  }
+}
 }  // namespace
+
+namespace {
+
+struct RuntimeLayout {
+  const char* runtime;   // as said on stderr
+  const char* dir;       // one entry per container
+  const char* config;    // the container's file, under its entry
+  const char* pid_file;  // its first process's pid, under its entry ("" for none)
+  bool docker;           // config.v2.json rather than an OCI spec
+};
+constexpr RuntimeLayout kRuntimes[] = {
+    {"containerd", "/run/containerd/io.containerd.runtime.v2.task/k8s.io", "config.json", "init.pid", false},
+    {"CRI-O", "/run/containers/storage/overlay-containers", "userdata/config.json", "userdata/pidfile", false},
+    {"docker", "/var/lib/docker/containers", "config.v2.json", "", true},
+};
+constexpr std::size_t kRuntimeFileMax = 4 << 20;  // a spec is tens of KiB; anything far larger is not one
+
+std::optional<uint32_t> netns_of_pid(int pid) {
+  if (pid <= 0) return std::nullopt;
+  return inode_of("/proc/" + std::to_string(pid) + "/ns/net");
+}
+
+}  // namespace
+
+bool RuntimeNames::present() {
+  if (!present_) {
+    present_ = false;
+    for (const auto& layout : kRuntimes) {
+      struct stat st {};
+      if (stat(layout.dir, &st) == 0) present_ = true;
+    }
+  }
+  return *present_;
+}
+
+std::map<uint32_t, std::string> RuntimeNames::scan(std::chrono::steady_clock::time_point deadline) {
+  std::map<uint32_t, std::vector<core::RuntimeContainer>> by_netns;
+  std::map<std::string, Known> seen;
+  for (const auto& layout : kRuntimes) {
+    std::error_code ec;
+    std::filesystem::directory_iterator dir(layout.dir, ec);
+    auto unreadable = [&](const std::string& why) {
+      if (warned_.insert(layout.runtime).second)
+        std::fprintf(stderr, "ctbpf: cannot read %s's containers (%s): their pods are named by UID\n", layout.runtime,
+                     why.c_str());
+    };
+    if (ec) {
+      if (ec != std::errc::no_such_file_or_directory) unreadable(std::string(layout.dir) + ": " + ec.message());
+      continue;
+    }
+    for (const auto& entry : dir) {
+      if (std::chrono::steady_clock::now() > deadline) break;
+      const std::string base = entry.path().string() + "/";
+      const std::string path = base + layout.config;
+      struct stat st {};
+      if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;  // not started yet, or gone
+      const int64_t mtime_ns = int64_t{st.st_mtim.tv_sec} * 1'000'000'000 + st.st_mtim.tv_nsec;
+      Known known;
+      if (auto it = files_.find(path); it != files_.end() && it->second.mtime_ns == mtime_ns) {
+        known = it->second;
+      } else {
+        known.mtime_ns = mtime_ns;
+        if (static_cast<std::size_t>(st.st_size) <= kRuntimeFileMax) {
+          std::ifstream in(path);
+          if (!in) {
+            unreadable(path + ": " + std::strerror(errno));
+            continue;
+          }
+          std::stringstream text;
+          text << in.rdbuf();
+          known.container = layout.docker ? core::container_from_docker_config(text.str())
+                                          : core::container_from_oci_spec(text.str());
+        }
+      }
+      seen[path] = known;
+      if (!known.container || known.container->host_network) continue;
+      // Its netns: the path the spec gives (a pin, or the sandbox's /proc/PID/ns/net), else its pid's.
+      std::optional<uint32_t> inode;
+      if (!known.container->netns_path.empty()) inode = inode_of(known.container->netns_path);
+      if (!inode && known.container->pid) inode = netns_of_pid(known.container->pid);
+      if (!inode && *layout.pid_file) {
+        std::ifstream pid_in(base + layout.pid_file);
+        int pid = 0;
+        if (pid_in >> pid) inode = netns_of_pid(pid);
+      }
+      if (inode) by_netns[*inode].push_back(*known.container);
+    }
+  }
+  // What was not listed this time is gone (or not reached before the deadline: read again next time).
+  files_ = std::move(seen);
+  std::map<uint32_t, std::string> names;
+  for (auto& [inode, containers] : by_netns)
+    if (auto name = core::netns_name_from(std::move(containers)); !name.empty()) names[inode] = name;
+  return names;
+}
 
 std::string NetnsNamer::name(uint32_t inode) {
   auto it = names_.find(inode);
   if (it != names_.end()) return it->second;
   // A name from `ip netns` wins over processes anyway (rescan()), and listing /run/netns costs a few
-  // stats where walking every /proc/PID costs milliseconds: a named namespace needs no walk.
+  // stats where walking every /proc/PID costs milliseconds: a named namespace needs no walk. Where a
+  // container runtime runs, its pods' netns are pinned there under meaningless names (cni-UUID): the
+  // rescan names them by pod.
   std::map<uint32_t, std::string> named;
   add_ip_netns_names(named);
-  if (auto n = named.find(inode); n != named.end()) return names_[inode] = n->second;
+  auto pinned = named.find(inode);
+  if (pinned != named.end() && !runtimes_.present()) return names_[inode] = pinned->second;
   if (std::chrono::steady_clock::now() - last_scan_ > std::chrono::seconds(1)) {
     rescan();
     it = names_.find(inode);
   }
-  return it == names_.end() ? "" : it->second;
+  if (it != names_.end()) return it->second;
+  return pinned == named.end() ? "" : pinned->second;
 }
 
 std::vector<uint32_t> NetnsNamer::forget_reused(const core::ByNetns& counts) {
@@ -130,13 +239,24 @@ void NetnsNamer::name_new(const core::ByNetns& counts, core::NetnsNames& known) 
   }
 }
 
-void NetnsNamer::rescan() {
+std::optional<std::set<uint32_t>> NetnsNamer::live(std::chrono::milliseconds budget) {
+  if (!rescan(std::chrono::steady_clock::now() + budget)) return std::nullopt;
+  std::set<uint32_t> inodes;
+  for (const auto& [inode, name] : names_) inodes.insert(inode);
+  inodes.insert(own_netns_inode());
+  return inodes;
+}
+
+bool NetnsNamer::rescan(std::chrono::steady_clock::time_point deadline) {
   last_scan_ = std::chrono::steady_clock::now();
   std::map<uint32_t, std::string> names;
   std::error_code ec;
   // Processes first, lowest pid wins; `ip netns` names and the initial netns override them.
   std::map<uint32_t, int> first_pid;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+  std::filesystem::directory_iterator proc("/proc", ec);
+  if (ec) return false;
+  for (const auto& entry : proc) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
     const auto pid_text = entry.path().filename().string();
     if (pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
     auto inode = inode_of(entry.path().string() + "/ns/net");
@@ -146,6 +266,7 @@ void NetnsNamer::rescan() {
     if (!added && pid < slot->second) slot->second = pid;
   }
   for (const auto& [inode, pid] : first_pid) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
     auto base = "/proc/" + std::to_string(pid);
     auto comm = read_all(base + "/comm");
     while (!comm.empty() && comm.back() == '\n') comm.pop_back();
@@ -153,9 +274,16 @@ void NetnsNamer::rescan() {
     auto container = core::container_from_cgroup(read_all(base + "/cgroup"));
     names[inode] = container ? *container + " " + process : process;
   }
-  if (auto init = inode_of("/proc/1/ns/net")) names[*init] = "host";
+  const auto init = inode_of("/proc/1/ns/net");
+  if (init) names[*init] = "host";
   add_ip_netns_names(names);
+  add_docker_netns(names);
+  // Pods and containers by the runtimes' records win over the pins' names and over processes (not
+  // over "host": host-network pods have no netns of their own, and are not looked for).
+  for (auto& [inode, name] : runtimes_.scan(deadline))
+    if (inode != init) names[inode] = std::move(name);
   names_ = std::move(names);
+  return true;
 }
 
 }  // namespace ctbpf::kernel

@@ -5,12 +5,15 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "core/attribution.h"
 #include "core/dump.h"
 #include "core/idle.h"
+#include "core/pods.h"
 
 namespace ctbpf::kernel {
 
@@ -30,9 +33,34 @@ struct SourcesDump {
 };
 SourcesDump dump_sources(const core::DumpLimit& limit);
 
-/// Names netns inodes: the `ip netns` name (/run/netns), else the container or pod of a process
-/// living in it, else that process (pid, comm). Cached; rescans (at most once a second) when asked
-/// about an inode it has not seen.
+/// The pods and containers the container runtimes on this node record, by the netns they run in:
+/// containerd's CRI tasks (/run/containerd/io.containerd.runtime.v2.task/k8s.io/ID/config.json),
+/// CRI-O's containers (/run/containers/storage/overlay-containers/ID/userdata/config.json) and
+/// docker's (/var/lib/docker/containers/ID/config.v2.json). Each file is parsed once (again when it
+/// changes) and forgotten with its container. A runtime whose files cannot be read is named once on
+/// stderr; its pods then keep the names their processes' cgroups give (pod UID, container id).
+class RuntimeNames {
+public:
+  /// netns inode -> "namespace/pod" (or "docker:NAME"), reading until `deadline` (what was read by
+  /// then is returned; the rest is read next time).
+  std::map<uint32_t, std::string> scan(std::chrono::steady_clock::time_point deadline);
+  /// True when any runtime's state directory exists here.
+  bool present();
+
+private:
+  struct Known {
+    int64_t mtime_ns = 0;
+    std::optional<core::RuntimeContainer> container;
+  };
+  std::map<std::string, Known> files_;  // config file -> what it said when last read
+  std::set<std::string> warned_;        // runtimes already said to be unreadable
+  std::optional<bool> present_;
+};
+
+/// Names netns inodes: the pod or container a runtime records for it (RuntimeNames), else the
+/// `ip netns` name (/run/netns), else the container or pod of a process living in it, else that
+/// process (pid, comm). Cached; rescans (at most once a second) when asked about an inode it has not
+/// seen.
 class NetnsNamer {
 public:
   std::string name(uint32_t inode);
@@ -43,11 +71,18 @@ public:
   /// aside), renaming reused inodes. Called every interval, so a namespace gone by the end of a trace
   /// keeps its name.
   void name_new(const core::ByNetns& counts, core::NetnsNames& known);
+  /// Rescans now: every netns a process lives in or a /run/netns (or docker's) entry holds, and the
+  /// initial one, named afresh (a reused inode gets its new holder's name). Returns those inodes, the
+  /// live ones; empty when /proc could not be walked within `budget` (then the names are kept as they
+  /// were, and nothing may be declared dead). serve calls it once per interval.
+  std::optional<std::set<uint32_t>> live(std::chrono::milliseconds budget = std::chrono::milliseconds(500));
 
 private:
-  void rescan();
+  /// False when the walk did not finish by `deadline` (names then unchanged).
+  bool rescan(std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
   std::map<uint32_t, std::string> names_;
   std::map<uint32_t, uint32_t> identities_;  // inode -> the netns named for it
+  RuntimeNames runtimes_;
   std::chrono::steady_clock::time_point last_scan_{};
 };
 

@@ -89,10 +89,21 @@ TEST_CASE("every drop event is either delivered or counted as suppressed") {
 TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") {
   NetnsLabels labels(2);
   DropEventCounts events;
+  // Before any refresh nothing has a label: every event counts in other, and ranks its netns.
+  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
   events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
   events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
   events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
-  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 333), labels);  // no room left: other
+  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
+  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 333), labels);
+  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 3);
+  // The two busiest live droppers take the labels; their series count from here.
+  labels.update({}, 0, 0, std::set<uint32_t>{111, 222, 333}, events.take_recent(), 1, &events);
+  CHECK(labels.all() == std::set<uint32_t>{111, 222});
+  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
+  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 333), labels);  // no label: other
   events.add(drop(CTBPF_CNT_EARLY_DROP, 0), labels);      // unknown netns (kprobe without the call)
   events.add(drop(CTBPF_CNT_INSERT, 111), labels);        // not a drop cause: one "unknown" bucket
   events.add(drop(CTBPF_CNT_DESTROY, 111), labels);
@@ -109,7 +120,8 @@ TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") 
   const std::string m = "ctbpf_conntrack_drop_events_total";
   CHECK(has_line(page, m + "{cause=\"table_full\",netns=\"111\"} 2"));
   CHECK(has_line(page, m + "{cause=\"chaintoolong\",netns=\"222\"} 1"));
-  CHECK(has_line(page, m + "{cause=\"chaintoolong\",netns=\"other\"} 1"));
+  CHECK(has_line(page, m + "{cause=\"chaintoolong\",netns=\"other\"} 4"));
+  CHECK(has_line(page, m + "{cause=\"table_full\",netns=\"other\"} 3"));
   CHECK(has_line(page, m + "{cause=\"early_drop\",netns=\"other\"} 1"));
   CHECK(has_line(page, m + "{cause=\"unknown\",netns=\"111\"} 2"));
   CHECK(page.find("netns=\"444\"") == std::string::npos);
@@ -128,9 +140,23 @@ TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") 
 TEST_CASE("series stay bounded however many namespaces drop") {
   NetnsLabels labels(kMaxNetnsLabels);
   DropEventCounts events;
-  for (uint32_t netns = 1; netns <= 10000; ++netns) events.add(drop(CTBPF_CNT_TABLE_FULL, netns), labels);
-  CHECK(events.counts().size() == kMaxNetnsLabels + 1);
-  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 10000 - kMaxNetnsLabels);
+  std::set<uint32_t> live;
+  for (uint32_t netns = 1; netns <= 10000; ++netns) {
+    events.add(drop(CTBPF_CNT_TABLE_FULL, netns), labels);
+    live.insert(netns);
+    if (netns % 100 == 0) labels.update({}, 0, 0, live, events.take_recent(), 1, &events);
+  }
+  CHECK(labels.all().size() == kMaxNetnsLabels);
+  CHECK(events.counts().size() <= kMaxNetnsLabels + 1);
+  uint64_t sum = 0;
+  for (const auto& [key, n] : events.counts()) sum += n;
+  CHECK(sum == 10000);
+  // All of them die: every series ends, its events in other.
+  labels.update({}, 0, 0, std::set<uint32_t>{}, events.take_recent(), 1, &events);
+  CHECK(labels.all().empty());
+  CHECK(events.counts().size() == 1);
+  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 10000);
+  CHECK(labels.tracked() == 0);
 }
 
 TEST_CASE("without drop events read, the family is absent") {
