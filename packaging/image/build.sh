@@ -42,7 +42,7 @@ created=$(date -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
 
 # The root file system: the .deb and what it Depends on (libc, libbpf, libmicrohttpd and theirs),
 # extracted (--variant=extract: no maintainer script runs; these are libraries and one binary), with
-# base-files for /etc/os-release, /etc/passwd and the usual directories. apt gives the .deb to dpkg
+# base-files for /etc/os-release and the usual directories. apt gives the .deb to dpkg
 # by the same path inside the new root, so a setup hook puts a copy there.
 mirrors=()
 if [ -n "${MIRROR:-}" ]; then
@@ -62,10 +62,12 @@ mmdebstrap --quiet --variant=extract --format=directory --skip=cleanup/apt/cache
 	"$suite" "$root" "${mirrors[@]}"
 
 # Each package recorded in /var/lib/dpkg/status, so that `dpkg --root` and image scanners see what
-# the image holds and at which version. Then left out: the packages' files, documentation but the
-# copyright files, man pages, locales, info, gdb's helpers, the systemd unit (systemd does not run
-# in the image) and iconv's modules (gconv: charsets other than UTF-8, ASCII and Latin-1, which libc
-# has built in; nothing in ctbpf converts charsets).
+# the image holds and at which version. Then left out: the build machine's /etc/hostname and
+# /etc/resolv.conf (mmdebstrap copies them in; the runtime gives the container its own), apt's
+# sources and caches and the .debs, documentation but the copyright files, man pages, locales, info,
+# gdb's helpers, the systemd unit (systemd does not run in the image) and iconv's modules (gconv:
+# charsets other than UTF-8, ASCII and Latin-1, which libc has built in; nothing in ctbpf converts
+# charsets).
 for f in "$root"/var/cache/apt/archives/*.deb "$deb"; do
 	echo "Package: $(dpkg-deb -f "$f" Package)"
 	echo "Status: install ok installed"
@@ -73,8 +75,8 @@ for f in "$root"/var/cache/apt/archives/*.deb "$deb"; do
 		Replaces Provides Depends Pre-Depends Breaks Conflicts Description Homepage
 	echo
 done >"$root/var/lib/dpkg/status"
-rm -rf "${root:?}$work" "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/log/* \
-	"$root"/usr/share/{man,locale,lintian,info,gdb} "$root"/lib/systemd/system \
+rm -rf "${root:?}$work" "$root"/etc/{hostname,resolv.conf,apt} "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* \
+	"$root"/var/log/* "$root"/usr/share/{man,locale,lintian,info,gdb} "$root"/lib/systemd/system \
 	"$root"/usr/lib/x86_64-linux-gnu/gconv
 find "$root/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
 find "$root/usr/share/doc" "$root/lib" "$root/tmp" -mindepth 1 -type d -empty -delete
