@@ -16,7 +16,8 @@
 #      process cannot name PID 1's namespace). ctr has no flag for allowPrivilegeEscalation: the
 #      process's NoNewPrivs is printed, not held.
 #      Then: serve answers /healthz; ctbpf_build_info says MODE; ctbpf_privilege_missing is all 0; the
-#      container's bounding set holds no capability the manifest does not add; in fentry and kprobe
+#      container's bounding set holds no capability the manifest does not add; its peak RSS is within
+#      the manifest's memory request (and so its limit); in fentry and kprobe
 #      modes, N flows in the test netns make N inserts in its series, as conntrack -C grows by N.
 #   4. The same with CAP_NET_ADMIN removed: serve says what it lost, in its log and as
 #      ctbpf_privilege_missing{capability="CAP_NET_ADMIN"} 1.
@@ -81,6 +82,8 @@ print(json.dumps({
     "seccomp": sc.get("seccompProfile", {}).get("type"),
     "privileged": sc.get("privileged", False),
     "host_network": pod.get("hostNetwork", False), "host_pid": pod.get("hostPID", False),
+    "memory_limit_kib": int(c["resources"]["limits"]["memory"].removesuffix("Mi")) * 1024,
+    "memory_request_kib": int(c["resources"]["requests"]["memory"].removesuffix("Mi")) * 1024,
     "mounts": mounts}))
 PY
 )
@@ -200,6 +203,11 @@ print(" ".join("CAP_" + n for i, n in enumerate(names) if bits >> i & 1 and "CAP
 PY
 )
 expect "capabilities beyond the manifest's in the bounding set" "${extra:-none}" none
+# The manifest's memory request and limit against the container's own peak (start-up included).
+peak_kib=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$task_pid/status")
+rss_kib=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$task_pid/status")
+log "serve in the container: VmRSS $rss_kib KiB, VmHWM (peak) $peak_kib KiB"
+expect "peak RSS within the manifest's memory request" "$((peak_kib <= $(jq .memory_request_kib <<<"$spec")))" 1
 if [ "$mode" != tracepoint ]; then
 	inode=$(ns_inode)
 	series() { scrape /metrics | sed -n "s/^ctbpf_conntrack_netns_inserts_total{netns=\"$inode\"} //p"; }
