@@ -9,13 +9,13 @@
 # Writes OUT_TAR (default ctbpf-image-VERSION.tar): an OCI archive (index.json, oci-layout, blobs/)
 # that also carries docker's manifest.json, so that
 #   podman load -i OUT_TAR        ctr -n k8s.io images import OUT_TAR        docker load -i OUT_TAR
-# all load it as ctbpf:VERSION (podman: localhost/ctbpf:VERSION; containerd and docker:
-# docker.io/library/ctbpf:VERSION).
+# load it as docker.io/library/ctbpf:VERSION (podman and ctr tried; docker not tried here).
 #
-# Needs root (dpkg --root keeps the packages' owners) and: apt-get install mmdebstrap umoci jq.
+# Needs root (the packages' files keep their owners) and: apt-get install mmdebstrap umoci jq.
 # Packages come from MIRROR (default: Debian's bookworm and bookworm-security on deb.debian.org); set
 # it to a local mirror or a file:// one to build without the network. SOURCE_DATE_EPOCH, when set, is
-# the image's creation time and every file's (mmdebstrap honours it too), for a reproducible build.
+# the image's creation time and no file is newer (mmdebstrap honours it too): a step towards a
+# reproducible build, not checked.
 set -euo pipefail
 deb=${1:?usage: build.sh CTBPF_DEB [OUT_TAR]}
 deb=$(realpath "$deb")
@@ -32,7 +32,7 @@ revision=$(git -C "$here" rev-parse HEAD 2>/dev/null || true)
 for tool in mmdebstrap umoci jq dpkg-deb; do
 	command -v "$tool" >/dev/null || { echo "build.sh: needs $tool (apt-get install mmdebstrap umoci jq)" >&2; exit 2; }
 done
-[ "$(id -u)" = 0 ] || { echo "build.sh: run as root (dpkg --root keeps the packages' file owners)" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "build.sh: run as root (the packages' files keep their owners)" >&2; exit 2; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -42,8 +42,8 @@ created=$(date -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}" +%Y-%m-%dT%H:%M:%SZ)
 
 # The root file system: the .deb and what it Depends on (libc, libbpf, libmicrohttpd and theirs),
 # extracted (--variant=extract: no maintainer script runs; these are libraries and one binary), with
-# base-files for /etc/os-release and the usual directories. apt gives the .deb to dpkg
-# by the same path inside the new root, so a setup hook puts a copy there.
+# base-files for /etc/os-release and the usual directories. mmdebstrap wants the .deb at the same
+# path inside the new root, so a setup hook puts a copy there.
 mirrors=()
 if [ -n "${MIRROR:-}" ]; then
 	mirrors=("$MIRROR")
