@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ctbpf: conntrack observability with eBPF. This file only registers the subcommands: each one's
 // options and handler live together in agent/cli/<name>.cpp.
 #include <cstdio>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # capture.sh [FLOWS] [ROUNDS]: under a flood of FLOWS new UDP flows, how many of the kernel's new
 # entries each event tool delivers, and what it costs the flood: ctbpf trace --events insert (in the
 # fentry mode it picks by itself on 6.1, and in kprobe mode, like for like with bpftrace's kretprobe),

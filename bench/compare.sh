@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # compare.sh ROUNDS FLOWS BIN_A BIN_B [CONFIG]: two builds of ctbpf, both attached through the same
 # floods, each program's body time in each (kernel.bpf_stats_enabled). Under TCG one profile's figure
 # moves 2x between identical runs (BENCHMARKS.md), so a change is judged here, in pairs: each round

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // core_bench: user-space throughput of the per-event path on one core — decode a ring-buffer record
 // and render it (what `trace --events --json` does per event), and decode + attribute only — with no
 // kernel involved. Prints events/s; compare builds side by side, never against a fixed number.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the bench scripts (sourced): the flood's netns and starting a tracer. Needs NS and WORK.
 
 # flood_netns: netns $NS with loopback up and conntrack on (a ct expression is what enables it in a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # overhead.sh [ROUNDS] [FLOWS] [CONFIG...]: the new-flow rate of a UDP flood (flowgen, one process,
 # new conntrack entry per datagram) with no tracer and under each CONFIG, interleaved round by round
 # (rotated each round) so drift hits all alike; prints median rates and the median per-round ratio to

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # profile.sh [FLOWS] [CONFIG...]: where a tracer's kernel-side cost goes. For each CONFIG (as in
 # overhead.sh, e.g. "serve,--mode,fentry"), the kernel's own BPF statistics (kernel.bpf_stats_enabled:
 # run count and run time of every program) over one flood of FLOWS new UDP flows, then over the flush

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ring_bench: ring-buffer end-to-end events/s on this kernel, with a synthetic producer. One thread runs
 // bench/ring_producer.bpf.c (BPF_PROG_TEST_RUN, batches of insert events through ctbpf's own ring and
 // submit policy, at the default ring size) on one CPU; the main thread, on another, reads them the way

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * The synthetic producer of bench/ring_bench.cpp. Each BPF_PROG_TEST_RUN of `produce` emits args[0]
  * insert events through ctbpf's own ring and submit policy (bpf/event_ring.bpf.h): what user space
@@ -11,7 +11,7 @@
 #include "ctbpf/abi.h"
 #include "event_ring.bpf.h"
 
-char LICENSE[] SEC("license") = "GPL";
+char LICENSE[] SEC("license") = "Dual BSD/GPL"; /* GPL-compatible, as bpf/conntrack.bpf.c */
 
 struct batch {
 	__u64 first; /* sequence number of the batch's first event */

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scale.sh [ENTRIES] [SMALL]: ctbpf's cost with a big conntrack table (issue 18's "Scale"). In a netns
 # it makes, with nf_conntrack_max 2097152 and 262144 buckets (both global: saved and restored) and a
 # one-hour UDP timeout (the netns's own), it makes SMALL (10000) and then ENTRIES (1000000) live

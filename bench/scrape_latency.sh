@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # scrape_latency.sh [SCRAPES]: `ctbpf serve`'s scrape latency (curl's time_total for GET /metrics, a
 # fresh connection each, 20 a second) with 0, 100 and 1,000 idle connections held open by
 # tests/tools/http_clients.py (reopened when serve closes them), and 1,000 idle + 200 slow ones (a

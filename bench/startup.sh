@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # startup.sh [RUNS] [MODE...]: seconds from exec to "every program attached" (the --ready-file) and
 # the peak RSS (VmHWM) and the RSS it keeps (VmRSS) 0.3 s later, per attach mode; medians of RUNS.
 set -euo pipefail

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * ctbpf's kernel side. Each conntrack probe point has ONE handler body (on_*), called from two thin
  * program families that user space chooses between before load by a real trial:
@@ -19,7 +19,9 @@
 #include "event_ring.bpf.h"
 #include "core_fixes.bpf.h"
 
-char LICENSE[] SEC("license") = "GPL"; /* bpf_probe_read_kernel and friends are GPL-only */
+/* The kernel's name for this dual licence; GPL-compatible (include/linux/license.h), as
+ * bpf_probe_read_kernel and friends, GPL-only helpers, require. */
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define NF_DROP 0
 #define NF_ACCEPT 1

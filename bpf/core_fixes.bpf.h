@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Every kernel difference the BPF side cares about, in one place. Each block names the upstream change;
  * decisions are made by CO-RE existence checks at load time, never by kernel version.

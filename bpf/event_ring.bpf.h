@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The event ring and how records enter it: shared by conntrack.bpf.c and the ring-buffer benchmark's
  * synthetic producer (bench/ring_producer.bpf.c), so the benchmark measures the path ctbpf runs.

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* ctbpf's maps. Every map has a fixed bound chosen at load: ctbpf's memory never grows with the table. */
 #ifndef CTBPF_MAPS_BPF_H
 #define CTBPF_MAPS_BPF_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # bpf_object(NAME SOURCE [DEPENDS header...])
 #
 # Compiles bpf/<SOURCE> with clang -target bpf into <NAME>.bpf.o, generates <NAME>.skel.h with

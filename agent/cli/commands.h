@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The subcommands. Each agent/cli/<name>.cpp defines its own options next to its handler (like git's
 // builtin/); main.cpp only registers them. Handlers return an exit code (kernel/error.h) and throw

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ctbpf doctor: observe conntrack for a window with the real tracer, read the sysctls and memory
 // facts, and print the core's findings. Read-only: it loads BPF programs and reads files, nothing else.
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // serve's HTTP front door: libmicrohttpd in its epoll mode, one thread for all connections.
 //

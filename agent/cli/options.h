@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Option definitions more than one subcommand shares, so they read and check the same everywhere.
 #include <cstdint>

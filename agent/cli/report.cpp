@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `ctbpf report` and `ctbpf diff`: read snapshots (validated in full before anything is printed, so a
 // bad file never yields half a report) and render them.
 #include <sys/ioctl.h>

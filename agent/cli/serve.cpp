@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ctbpf serve: always-on, in-kernel aggregation only (no per-insert user-space work), read once per
 // interval and exposed to Prometheus. The ring buffer carries only drop events, rate-limited in the
 // kernel (--drop-events-rate), for attribution by cause and netns. The HTTP side renders the last

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `ctbpf snapshot`: trace for a window with the same loop as `trace`, then write one document.
 #include <unistd.h>
 

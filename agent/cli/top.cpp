@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // ctbpf top: who fills the table, refreshed like top(1): the namespaces and source addresses holding
 // the most live entries, with their insert rates.
 #include <algorithm>

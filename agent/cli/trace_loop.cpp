@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The sampling loop and its signals, shared by trace, snapshot, top and doctor (see trace_loop.h).
 #include "cli/trace_loop.h"
 

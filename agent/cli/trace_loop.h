@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // What `trace`, `snapshot`, `top`, `doctor` and `serve` share (cli/trace_loop.cpp): stop signals, the ready file, and the one
 // sampling loop, so a snapshot's intervals are exactly the ones `trace --json` would print.

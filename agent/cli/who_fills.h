@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Who filled the table, for `trace` and `snapshot`: the names of the namespaces seen (asked each
 // interval, while they still exist) and, with --top N, the busiest source addresses at the end.

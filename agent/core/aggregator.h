@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Turns cumulative samples into what ctbpf prints: per-interval deltas and rates, and the summary since
 // the first sample. Which source feeds each contract field (BPF probe or the kernel's own statistics) is

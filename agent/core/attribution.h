@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Who fills the table: live entries and inserts per network namespace and per source address. Pure:
 // the kernel layer supplies cumulative per-source counts (BPF) and, once at start, a dump of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The one check for every number on the command line (durations, intervals, counts): finite, in
 // range, whole when it counts something. Pure, so every bound has a unit test.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // ctbpf doctor's rules: the field's manual conntrack tuning, driven by one measured window instead of
 // guesses. Input: what the window measured (an Aggregator summary), the sysctls and the memory facts.

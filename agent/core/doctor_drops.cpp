@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's rules on drops and hash chains: what was lost, why, and how long the chains run.
 #include <algorithm>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's facts: the numbers every rule starts from, the arithmetic behind the recommendations,
 // the parsers of /proc, the sysctl lookups and the formatting the findings share.
 #include <algorithm>

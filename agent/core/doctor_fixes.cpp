@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's fixes: the exact commands that change a sysctl or the hash size now and across reboots.
 #include <fmt/format.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's output: the JSON document and the text report of a diagnosis.
 #include <algorithm>
 #include <cctype>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // What doctor's rooms share (internal to doctor*.cpp): the facts every rule starts from, the
 // formatting and sysctl helpers, the commands that apply a proposal, and the rules themselves.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's rules on the table itself: how full it is and what it costs in memory.
 #include <fmt/format.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's rules on timeouts, by protocol and TCP state: established, UDP (and stateless UDP),
 // the closing TCP states, ICMP and the generic timeout.
 #include <algorithm>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // How much of a ctnetlink dump `top` and `doctor` read. A dump walks the whole conntrack table: with a
 // million entries it takes seconds and, kept, hundreds of megabytes. So every dump is read under a

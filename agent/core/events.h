@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Per-event records from the ring buffer: decoding (never trusting the size), rendering, and the
 // rate limit that keeps a flood from drowning a terminal — suppressed events are counted, not hidden.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The fields that come in families, each described once: the kernel's own conntrack statistics and
 // the drop causes. The netlink reader, the aggregator, the JSON and text renderers, the Prometheus

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Histograms with the kernel's slot layout (include/ctbpf/slots.h): counts per slot, the upper bound of
 // each slot as its label, percentiles answered with the upper bound of the slot that holds them.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Idle time of live conntrack entries: how long each has gone without a packet, as opposed to its
 // lifetime. The kernel refreshes an entry's timeout on every packet to now + the timeout of its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // `ctbpf trace`'s text interval lines: a header and one row per interval that fit 100 columns, like
 // vmstat. Every field, on one longer key=value line, is core::interval_line (trace -w).

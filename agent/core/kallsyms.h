@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Which kallsyms symbol a kprobe on a kernel function must use. GCC clones and splits static
 // functions, and kallsyms lists the pieces under the base name with a suffix:

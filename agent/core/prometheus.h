@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The Prometheus text exposition (and OpenMetrics) of ctbpf's totals since start. Pure: the serve
 // command hands it a Report and gets the page. Label sets have a hard bound: at most

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // What an error the kernel gave means for the user, where its errno alone does not say it. Pure.
 #include <string>

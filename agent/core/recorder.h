@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The flight recorder of `trace --record DIR`: keeps the samples of the last intervals, decides when a
 // burst of drops deserves a snapshot, and which old snapshot files to delete. Pure: the caller feeds

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Views of a Report: NDJSON objects (the contract in docs/json.md) and plain text. Rendering returns
 // strings; only the CLI edge prints them.

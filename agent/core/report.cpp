@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The chart model of a snapshot and its terminal view. Everything here reads a document that
 // read_snapshot() validated, so every field it touches exists with the right type.
 #include "core/report.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Views of a validated snapshot (core::read_snapshot): the terminal report, the self-contained HTML
 // page and the diff of two snapshots. Pure: each returns a string; the CLI writes it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Formatting shared by the text, HTML and diff views of a validated snapshot (internal to report*.cpp).
 #include <string>

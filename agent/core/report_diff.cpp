@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // `ctbpf diff A B`: what changed between two validated snapshots. Windows differ in length, so counts
 // are shown with their per-second rates; a value counts as changed when it prints differently.
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The HTML report: one page, inline CSS and SVG, nothing fetched and nothing run. Every string that
 // came from the file is escaped, although the reader already allows only printable ASCII in them.
 #include <algorithm>

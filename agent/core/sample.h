@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // What the kernel layer hands the pure core: cumulative counters read at one instant. The core never
 // asks the OS for anything; every number it prints comes from these structs, so all of it is testable.

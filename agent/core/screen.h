@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The live terminal view of `ctbpf trace`, redrawn in place like top(1). Pure: returns the frame.
 #include <string>

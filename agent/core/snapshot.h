@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Snapshots: one self-describing JSON document per window, written by `ctbpf snapshot` and by the
 // flight recorder, read by `report` and `diff`. Writing builds it from Reports with the same views

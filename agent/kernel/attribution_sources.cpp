@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "kernel/attribution_sources.h"
 
 #include <arpa/inet.h>

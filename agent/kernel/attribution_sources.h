@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The OS side of attribution: names for netns inodes, and the ctnetlink dump of existing entries
 // (it seeds top's live counts and gives doctor its idle times).

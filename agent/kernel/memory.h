@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Readers of the memory facts doctor needs: what one conntrack entry really costs (its slab object),
 // total RAM, and whether nf_conntrack is a module (which decides where a persistent hashsize goes).

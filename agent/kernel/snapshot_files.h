@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Files for snapshots and the flight recorder: atomic writes (a crash never leaves half a file),
 // bounded reads (a 10 GB file is refused before it is read), the record directory's listing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Small readers of the running system: sysctls, kallsyms, capabilities, BTF presence.
 #include <cstdint>

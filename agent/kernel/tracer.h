@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The BPF side's lifetime: choose an attach family by a real trial (load + attach), read the maps.
 // Links belong to this process and are never pinned: when ctbpf dies, even by SIGKILL, the kernel

@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * The one ABI between ctbpf's BPF programs and its C++ agent: map layouts, counter indices and the
  * ring-buffer event record. Plain C, fixed-width types, explicit padding; both compilers assert the

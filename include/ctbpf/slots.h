@@ -1,4 +1,4 @@
-/* SPDX-License-Identifier: GPL-2.0 OR BSD-3-Clause */
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
  * Histogram slot math, compiled by clang -target bpf (in the kernel) and by the host compiler (for the
  * labels user space prints). One definition, so the "le" of a printed bucket is exactly what the kernel

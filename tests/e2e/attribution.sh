@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # attribution.sh MODE: `ctbpf top` answers "who fills the table", checked against the kernel.
 #  1. Three netns named with `ip netns add`, making 300, 600 and 900 flows at the same time: each
 #     one's inserts equal its own `conntrack -C`, under its `ip netns` name.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # attribution_ipv6.sh MODE: who fills the table, for IPv6 sources, checked against the kernel.
 #  Sources fd00::1..3 on lo of the test netns send UDP flows to fd00::10, and fd00::10 holds TCP
 #  connections to itself; fd00::1's first 250 flows are made BEFORE ctbpf starts (only the seeding

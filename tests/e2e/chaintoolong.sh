@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # chaintoolong.sh MODE N: N new UDP flows into a table shrunk to 512 buckets, more than its chains can
 # hold: since 5.15 (commit d7e7747ac5c2) the kernel refuses an insert when a chain is longer than a
 # random limit in [50, 79], counting chaintoolong and insert_failed and dropping the packet (sendto

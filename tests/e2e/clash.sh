@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # clash.sh MODE N: N new UDP flows, each begun by two datagrams sent from one socket by two threads on
 # two CPUs at the same instant. When both are still unconfirmed at once, both allocate an entry and the
 # later confirm finds the tuple taken: nf_ct_resolve_clash() gives its packet the entry already in the

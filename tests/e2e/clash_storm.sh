@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # clash_storm.sh MODE [N]: the DNS case on a NAT gateway (gateway_lib.sh). A client sends N new UDP
 # flows to the server through the router's masquerade, each begun by two datagrams sent from ONE
 # socket by two threads on two CPUs at the same instant (a resolver's parallel A and AAAA queries):

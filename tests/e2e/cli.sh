@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # cli.sh: bad usage gets one line and exit 2; no privileges gets exit 3 naming what is missing.
 source "$(dirname "$0")/lib.sh"
 # A host where nothing has loaded conntrack yet (a fresh guest; a machine without a stateful

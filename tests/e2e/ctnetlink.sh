@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # ctnetlink.sh MODE [M] [FILL] [K]: entries made without a packet. ctnetlink (`conntrack -I`, as
 # conntrackd does; the bpf_ct_insert_entry kfunc takes the same path) inserts through
 # nf_conntrack_hash_check_insert(), not __nf_conntrack_confirm(), and refuses an insert whose chain

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # doctor_chains.sh MODE [N]: a misconfigured box, 512 buckets for nf_conntrack_max 65536 (a full table
 # would average 256 entries per chain), under a flood of N new UDP flows while `ctbpf doctor` watches:
 # N/2 to N/2 distinct ports, then N/2 to one busy port, 20053, each from its own source port.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # doctor_closing.sh MODE [N]: the field notes' edge gateway, whose table fills with closing TCP
 # connections. Phase 1: N short connections (connect, request, response, close; no keep-alive; two
 # clients in parallel, each connection from its own source port, so no new connection reuses a closed

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # doctor_full.sh MODE [M] [K]: the table_full.sh scenario under `ctbpf doctor`: nf_conntrack_max = M,
 # filled with M established TCP connections (ASSURED: early_drop never evicts them), then K new UDP
 # flows, each dropped ("table full, dropping packet").

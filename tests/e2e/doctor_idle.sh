@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # doctor_idle.sh MODE [K] [S] [W]: idle time is the time since an entry's last packet, not its age.
 # K TCP connections in the test netns, opened, then after W seconds one byte on each (their last
 # packets: the byte and its ACK), then left idle for S seconds; `ctbpf doctor` dumps the table at the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # doctor_tracepoint.sh [N]: `ctbpf doctor --mode tracepoint` (every kernel allows it; on some, such as
 # microVMs, it is the only family), changing nothing global: a netns holding N established TCP connections. Doctor must run, say
 # what tracepoint mode cannot measure (chain lengths, lifetimes, inserts by protocol) instead of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # dump_bound.sh MODE: the ctnetlink dumps of `top`, `doctor` and `trace --top` stop at
 # --dump-max-entries and say so, with the exact count. 300 live UDP entries from 127.0.0.2..4 in the
 # test netns; a bound of 100 entries (no time bound, so the count cannot depend on the machine's speed)

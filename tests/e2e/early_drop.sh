@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # early_drop.sh MODE N MAX: N new UDP flows with nf_conntrack_max = MAX < N. Past MAX, every new entry
 # makes the kernel's early_drop() evict the unreplied (never ASSURED) entries of a bucket near the new
 # one: the table stays full, nothing is refused ("table full" needs a bucket range without victims).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # events_stall.sh MODE [N]: deletes whose destroy event cannot be delivered, as on a gateway whose
 # conntrackd falls behind. A ctnetlink listener asks for reliable delivery and never reads (flowgen
 # ct-events-stall); `conntrack -F` deletes N entries, and once the listener's buffer is full the kernel

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # expect_stats.sh: the expectation table's statistics (kernel_stats.expect_create / expect_new /
 # expect_delete) against the kernel's own /proc/net/stat/nf_conntrack, in ctbpf's netns. The FTP
 # conntrack helper, assigned by an nft rule in the test netns only, reads N "PORT" commands on a

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # features.sh [FENTRY KPROBE MODE [trial]]: `ctbpf features --json` reports what the kernel allows.
 # With no arguments (the host test, on whatever kernel it meets) the expectations come from trials
 # that owe nothing to ctbpf (lib.sh kernel_allows: bpftrace on conntrack's confirm). In the guests

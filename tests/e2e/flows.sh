@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # flows.sh MODE N: exactly N new UDP flows in a fresh netns while `ctbpf trace --mode MODE` runs.
 # fentry/kprobe: allocs = inserts = N = `conntrack -C`; after `conntrack -F`, destroys = deletes = N.
 # trace's default walks the chain of 1 insert in 16 per CPU: chain_length.count is in (N/16 - CPUs, N/16].

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # gateway.sh MODE [UDP] [TCP] [NETEM] [BURST] [GAP]: ctbpf on a NAT gateway (gateway_lib.sh), where conntrack runs in
 # softirq on every CPU, often with the idle task current. Both clients at once, each in IPv4 and IPv6:
 # UDP new flows (UDP datagrams to as many ports, 500) and whole TCP connections (TCP of them, 100:

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A NAT gateway for the e2e scenarios (sourced after nothing else: it sources lib.sh). Shared by
 # gateway.sh, clash_storm.sh and whatever else must see conntrack where gateways run it: forwarded,
 # NAT'd, in softirq, often with the idle task current, on every CPU at once.

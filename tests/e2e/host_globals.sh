@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # host_globals.sh save|check FILE: the host tests' proof that they change nothing global. `save`
 # (before the first host test) records `sysctl net.netfilter` of the initial netns, conntrack's
 # module parameters and kernel.perf_event_paranoid; `check` (after the last) compares, line by line.

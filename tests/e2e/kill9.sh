@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # kill9.sh MODE: ctbpf killed with SIGKILL leaves nothing in the kernel. Its links are never pinned, so
 # closing its file descriptors (which the kernel does for a dead process) detaches and frees every
 # program, link and map it made. While ctbpf runs, the programs it holds (prog_id in its fdinfo) must

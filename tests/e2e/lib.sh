@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the e2e scenarios (sourced, not run). A scenario makes its own netns and rules, runs the
 # real ctbpf binary, makes a known amount of traffic on loopback, and compares ctbpf's JSON summary
 # with the kernel's own counters. Everything it creates is removed on exit.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # lifetime.sh MODE N: N UDP flows live a few seconds, then `conntrack -F` ends them all. The test
 # brackets each life with its own clocks (shortest: end of creation to start of flush; longest: start
 # of creation to end of flush): destroys = N, lifetime count = N, and the p50 lifetime is the upper

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # loss.sh MODE N: a one-page ring buffer with --events insert under a flood of N new flows loses
 # events, and says so: lost_events > 0 and delivered event lines + lost_events = inserts = N.
 # ctbpf is stopped (SIGSTOP) during the flood, so the ring surely overflows: a fast consumer would

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # netns_reuse.sh MODE: a netns dies and the next one made gets its inode (the kernel hands out the
 # lowest free number), as pods come and go on a Kubernetes node. Under that inode the new netns counts
 # from zero, with its own name, in trace's summary and in serve's metrics; the dead one's counts move

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # package.sh BUILD_DIR [OUT_DIR]: `cpack -G DEB` in the build tree makes ctbpf_<version>_amd64.deb with
 # the binary in /usr/sbin, the unit in /lib/systemd/system, a man page, the README, the alert rules and
-# the dashboard under /usr/share/ctbpf; Depends from dpkg-shlibdeps; lintian reports no error. The
-# package is left in OUT_DIR when given (for the VM test that installs it under systemd).
+# the dashboard under /usr/share/ctbpf, and the machine-readable copyright file; Depends from
+# dpkg-shlibdeps; lintian reports no error. The package is left in OUT_DIR when given (for the VM test
+# that installs it under systemd).
 set -euo pipefail
 build=${1:?build dir}
 work=$(mktemp -d)
@@ -32,6 +34,11 @@ for lib in libbpf1 libc6 libfmt9 libmnl0 libnetfilter-conntrack3 libmicrohttpd12
 done
 dpkg-deb -x "$deb" "$work/root"
 expect "packaged binary" "$("$work/root/usr/sbin/ctbpf" --version)" "ctbpf $version"
+# The copyright file is Debian's machine-readable format (DEP-5): every file's licence named.
+copyright=$work/root/usr/share/doc/ctbpf/copyright
+expect "copyright format" "$(head -1 "$copyright")" "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"
+expect "copyright licences" "$(sed -n 's/^License: //p' "$copyright" | sort -u | paste -sd,)" \
+	"Apache-2.0,BSD-2-clause,GPL-2,GPL-2 or BSD-2-clause"
 expect "man page NAME" "$(zcat "$work/root/usr/share/man/man8/ctbpf.8.gz" | grep -c '^ctbpf \\- ')" 1
 lintian_out=$(lintian "$deb" 2>&1 | grep -v 'running with root privileges' || true)
 echo "lintian: ${lintian_out:-clean}"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # privileges.sh: ctbpf run with fewer capabilities says, one line each, what it cannot do and why,
 # and serve exports the same as ctbpf_privilege_missing. Facts of this kernel decide which lines
 # are due: a fentry line where nf_conntrack is a module (its BTF object's descriptor needs

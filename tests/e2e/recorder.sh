@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # recorder.sh MODE N: the flight recorder. `ctbpf trace --record DIR -i 0.5` watches a quiet table for
 # 2 s, then two chaintoolong floods (chaintoolong.sh's, N flows each into 512 buckets) a second apart:
 # one burst for a 30 s --record-quiet, so exactly one snapshot file, written 4 intervals after the

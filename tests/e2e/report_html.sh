@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # report_html.sh SNAPSHOT [KEEP_DIR]: `ctbpf report SNAPSHOT --html` in headless Chromium. The page loads
 # without a console message (the same check must catch a page that has one: a CSP-blocked script and
 # image), holds no script and no external reference, every bar Chromium drew shows the snapshot's own

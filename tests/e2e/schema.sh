@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # schema.sh (sourced by lib.sh, or on its own): validate_records [--as DEF] FILE... checks ctbpf's JSON
 # (trace/top --json lines, a snapshot, doctor/features/report/diff --json) against
 # docs/schema/ctbpf.schema.json with tests/tools/validate_json.py: every key the contract promises is

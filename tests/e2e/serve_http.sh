@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_http.sh MODE: `ctbpf serve` is read-only and robust: unknown paths 404, every method but GET
 # and HEAD 405 (with or without a body), oversized headers 431, many idle connections never stop
 # /metrics from being served, and a second serve on the same port exits 2 with one line.

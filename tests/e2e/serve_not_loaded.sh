@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_not_loaded.sh MODE N: on a kernel where nf_conntrack is a module not loaded yet (the VM guest),
 # trace, doctor and top exit 3 naming the fix, features says which families should work once it is
 # loaded (as root here: all three); serve starts anyway and exports ctbpf_attached 0

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_prometheus.sh MODE N: a real Prometheus (Debian's package) scrapes `ctbpf serve` while the
 # test makes N new flows; through Prometheus's HTTP API, the inserts counter reads N (= conntrack -C),
 # so does the series labelled with the test netns's inode, and so does the chain-length histogram's

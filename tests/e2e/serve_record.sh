@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_record.sh MODE: `ctbpf serve --record DIR` writes rolling snapshots that `ctbpf report`
 # reads back; SIGHUP writes one at once; SIGTERM writes the last partial window; retention keeps
 # the newest --record-keep files and never touches other files in DIR; with the probes, the files

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_siege.sh MODE [SECONDS]: bad clients never starve a scrape (issue 33). For SECONDS (60), one
 # process holds 1,000 idle connections (never a byte) and 200 slow ones (a request line, then a header
 # line every second, never finished), each opened again as soon as serve closes it, against

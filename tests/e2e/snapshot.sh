@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snapshot.sh MODE N: `ctbpf snapshot` taken during chaintoolong.sh's flood (N new UDP flows into a
 # table of 512 buckets), while `ctbpf trace --json` watches the same window. Before the flood, 20 TCP
 # connections; after it, `conntrack -F` ends every entry, so the window also has lifetimes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # snapshot_cli.sh SNAPSHOT: `ctbpf report` and `ctbpf diff` on bad files, and the snapshot and
 # recorder options, through the real binary. Bad input: exit 2, one stderr line naming the file and
 # the field or byte, and nothing on stdout (never half a report). SNAPSHOT is a good file (a seed).

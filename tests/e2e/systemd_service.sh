@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # systemd_service.sh DEB N: the Debian package run as a fleet runs it, under a real systemd as
 # PID 1 (the guest of `tests/vm/vmrun --systemd`), so the unit's whole sandbox applies: dynamic user,
 # capability bounding set, NoNewPrivileges, seccomp filters, read-only system. `dpkg -i DEB` (made by

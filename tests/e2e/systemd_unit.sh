@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # systemd_unit.sh: packaging/ctbpf.service passes `systemd-analyze verify` (with ExecStart pointed
 # at the built binary, since verify checks that the command exists).
 source "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # table_full.sh MODE [M] [K]: a real "nf_conntrack: table full, dropping packet". nf_conntrack_max = M,
 # and the table is filled with M established TCP connections to a listener in the netns: ASSURED
 # entries, which early_drop() never evicts. Then K new UDP flows: each allocation finds the table

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # table_full_live.sh MODE [M] [K] [KEEP_DIR]: a real "nf_conntrack: table full, dropping packet" (the
 # table_full.sh scenario: nf_conntrack_max = M, filled with M ASSURED TCP entries, then K new UDP flows
 # refused), watched at once by `ctbpf trace --json --events drop`, `ctbpf serve` and `ctbpf snapshot`,

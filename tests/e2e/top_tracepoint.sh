@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # top_tracepoint.sh: `ctbpf top --mode tracepoint --json` with no conntrack probes, from ctnetlink dumps
 # of its own netns. Sources 127.0.0.2..4 make known flows (127.0.0.5's before ctbpf starts): live
 # entries per source and for the netns equal `conntrack -L` / `-C`; the growth of the netns row summed

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make-corpus.sh BUILD_DIR: regenerates the fuzz seeds in tests/fuzz/corpus with the real binary. Runs
 # the snapshot and recorder scenarios in the VM (tests/vm/vmrun) with CTBPF_EXPORT_SNAPSHOT=1, which
 # print their snapshot base64 after a "=== KIND MODE" line (files written in the VM stay there), and

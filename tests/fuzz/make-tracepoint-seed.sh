@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # make-tracepoint-seed.sh BUILD_DIR: regenerates corpus/snapshot-tracepoint.json on this machine, where
 # tracepoint mode works without the VM: `ctbpf snapshot --mode tracepoint` in a netns of its own while
 # three bursts of UDP datagrams make entries there (no global knob is touched, so no drops: the VM's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target over the snapshot reader (core::read_snapshot). Any bytes either fail with one
 // SnapshotError line naming the file, or give a document that every view renders and that writes
 // back to a fixed point. Anything else (another exception, a crash, a leak, UB) is a finding.

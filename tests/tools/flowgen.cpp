@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // flowgen: makes an exact, known number of conntrack flows on addresses the caller owns (loopback or
 // its own veths), so e2e tests can compare ctbpf's counts with the kernel's. Addresses are IPv4 or
 // IPv6 (fd00::1); a flow's source and destination must be of one family.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Bad HTTP clients, many sockets in one process: IDLE connections that never send a byte, and SLOW ones
 that send a request line and then one header line every --drip seconds, never finishing. Either kind is
 opened again as soon as the server closes it, so the count is held for --seconds. Standard library only.

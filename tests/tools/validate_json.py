@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """validate_json.py [--schema FILE] [--as DEF] [--allow-empty] [FILE...]: checks ctbpf's JSON against
 docs/schema/ctbpf.schema.json (JSON Schema 2020-12).
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // json_fixtures OUTDIR: writes JSON documents made by the pure core's render functions (snapshots in
 // fentry and tracepoint mode, a diff, doctor in both modes, event lines) for tests/unit/schema_check.sh,
 // which validates them against docs/schema/ctbpf.schema.json. Inputs are the unit tests' synthetic

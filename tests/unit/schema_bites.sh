@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # schema_bites.sh JSON_FIXTURES OUTDIR: the schema check can fail. A valid document with a required key
 # removed, a null where an integer belongs made a string, and an event line without "time" are each
 # refused with exit 1 and a line naming the JSON pointer; the untouched documents pass.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # schema_check.sh JSON_FIXTURES OUTDIR: the documents the pure core renders (tests/unit/json_fixtures.cpp)
 # against docs/schema/ctbpf.schema.json, through tests/tools/validate_json.py.
 set -euo pipefail

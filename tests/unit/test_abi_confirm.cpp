@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Confirm's drop paths and "was it ever inserted", as the BPF side decides them
 // (include/ctbpf/abi.h; the facts come from bpf/core_fixes.bpf.h). Both kernel behaviours are covered:
 // IPS_CONFIRMED set after the insert (Debian's 5.10, 6.1, 6.12; upstream since 2d72afb34065) and set

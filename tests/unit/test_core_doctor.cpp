@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor: the /proc parsers and the arithmetic behind the recommendations, the severity order, what is
 // listed as unmeasured, and the JSON and text output.
 #include <doctest/doctest.h>

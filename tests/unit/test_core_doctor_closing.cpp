@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's timeout rule by TCP state: tcp_closing_states.
 #include <doctest/doctest.h>
 

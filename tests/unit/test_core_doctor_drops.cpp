@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's drops and chains rules: chain_length and the drop causes, in fentry and tracepoint mode.
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // The doctor tests' shared inputs (tests/unit/test_core_doctor*.cpp): a healthy fentry window, its
 // tracepoint-mode variant, histograms, dumped entries, and lookups into a diagnosis.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's table rules: table_fill and memory (the proposed max, its memory, the RAM cap).
 #include <doctest/doctest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's timeout rules by protocol: tcp_timeout_established, udp_timeout, stateless_udp, icmp_timeout
 // and generic_timeout.
 #include <doctest/doctest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The field tables (agent/core/fields.h) are the only lists of the kernel's statistics and of the
 // drop causes: every row must reach every output that shows its family, with its own value, and the
 // contract's documents must name it. A row added to the table and missed by an output fails here.

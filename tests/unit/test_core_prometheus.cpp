@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // serve's drop-event attribution: the kernel's per-CPU budget (include/ctbpf/abi.h, the same code
 // the BPF side runs), its accounting (every event is delivered or counted as suppressed), and the
 // bounded Prometheus family built from the delivered ones.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The kernel counts into slots with include/ctbpf/slots.h; user space labels slots with
 // slot_upper_bound(). These must agree for every slot, or every printed bucket would lie.
 #include <doctest/doctest.h>

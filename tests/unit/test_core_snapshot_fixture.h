@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 // Synthetic cumulative samples for the snapshot, recorder and report tests: a quiet table that then
 // gets a chaintoolong burst, with chain and lifetime histograms that grow with the inserts.

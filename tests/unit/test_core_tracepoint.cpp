@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Tracepoint mode shows what the kernel itself knows: its ctnetlink statistics per interval (table_full
 // from `drop`), the table's net growth, netfilter drops with their scope; and every view agrees.
 #include <doctest/doctest.h>

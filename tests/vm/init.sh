@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # /init of the vmrun guest (see tests/vm/vmrun), run by busybox sh as PID 1
 # from a tiny initramfs holding only a static busybox, this script and the
 # kernel modules needed for 9p and overlayfs (flat in /lib/mods, load order
