@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # netns_churn.sh [MODE [NETNS [SECONDS]]]: issue 31's churn, at scale: NETNS (1000) namespaces made,
 # each making a known number of flows, and deleted over at least SECONDS (300) while serve runs with
 # --netns-labels 4, scraped once a second. It is tests/e2e/serve_churn.sh with these sizes (that

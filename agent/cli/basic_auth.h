@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // serve's basic authentication (--web-config basic_auth_users): bcrypt, as exporter-toolkit.
 //

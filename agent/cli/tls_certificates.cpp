@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "cli/tls_certificates.h"
 
 #include <sys/stat.h>

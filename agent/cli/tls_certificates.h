@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // serve's TLS certificate and key, read from disk again when they change: a certificate renewed on
 // disk (cert-manager, certbot, a rotated Secret) is served from the next handshake on, without a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // IP addresses as text, for every view that prints one. The core's one use of the socket headers: the
 // C library's inet_ntop/inet_pton are pure functions (RFC 5952 text, no system call), kept here so no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Pods and containers by name, from what the container runtimes on the node record for each
 // container (no API server): containerd's task bundles and CRI-O's containers hold the OCI runtime

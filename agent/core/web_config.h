@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // serve's --web-config: exporter-toolkit's web configuration file (the one node_exporter and
 // Prometheus take as --web.config.file), so a fleet's existing file and habits carry over. Parsed

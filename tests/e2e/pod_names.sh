@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # pod_names.sh MODE: a netns is named `namespace/pod` from what containerd's CRI plugin records for the
 # pod's sandbox (its OCI spec in the task's bundle: the pod's annotations, the netns's path), read from
 # the node itself (issue 31). No containerd runs here: in a mount namespace of the test's own, a tmpfs

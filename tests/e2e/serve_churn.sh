@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_churn.sh MODE [NETNS [SECONDS [FIRST]]]: serve's per-netns series follow the live pods (issue 31).
 # NETNS (60) namespaces are made over about SECONDS (20), each making a known number of UDP flows
 # (conntrack -C in it says the kernel made them), and deleted a few seconds later, as pods come and go;

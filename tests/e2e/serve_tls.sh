@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # serve_tls.sh MODE N: `ctbpf serve --web-config` as a fleet runs it, HTTPS and basic auth in
 # exporter-toolkit's file format, the certificate made by openssl and the bcrypt hash by Apache's
 # htpasswd (neither shares code with ctbpf's libmicrohttpd, GnuTLS and libxcrypt).

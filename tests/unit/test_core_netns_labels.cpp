@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // serve's labelled netns under pod churn (core::NetnsLabels): the busiest live netns hold the labels,
 // a dead one's series ends and its counts move to other, and at every refresh the series plus other add
 // up to the global counters, however many namespaces come and go. The kernel side is modelled as

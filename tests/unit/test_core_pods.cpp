@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Pods named from the runtimes' own files: the fixtures (tests/unit/fixtures/runtimes/) are shaped as
 // containerd's CRI plugin, CRI-O and docker write them (keys as in containerd's pkg/cri/annotations,
 // CRI-O's annotations and the kubelet's labels, docker's config.v2.json), cut down to what matters

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // serve --web-config: exporter-toolkit's file, read strictly. The files below are in the format of
 // exporter-toolkit's docs/web-configuration.md; the hash is htpasswd's (Apache), not made by ctbpf.
 #include <doctest/doctest.h>
