@@ -53,8 +53,8 @@ inline constexpr KernelCounterField kKernelCounters[] = {
     {"invalid", &KernelStats::invalid, false},
     // `insert` no longer counts the entries packets make. Upstream commit 8e8118f89313 ("netfilter:
     // conntrack: remove packet hotpath stats", Florian Westphal) dropped its increment from
-    // __nf_conntrack_confirm(), the packet path, with those of searched, new, delete and delete_list.
-    // What is left, read in Debian's 6.1 source (net/netfilter/nf_conntrack_core.c): the one
+    // __nf_conntrack_confirm(), the packet path: kernels up to 4.8 still count it there, 6.1's
+    // does not. What is left, read in Debian's 6.1 source (net/netfilter/nf_conntrack_core.c): the one
     // NF_CT_STAT_INC(net, insert) is in nf_conntrack_hash_check_insert(), whose only caller is
     // ctnetlink_create_conntrack() (nf_conntrack_netlink.c): entries created with `conntrack -I` or
     // another ctnetlink client. ctbpf's own `inserts` counts the packets' entries (fentry/kprobe).
