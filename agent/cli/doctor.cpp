@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -68,11 +69,17 @@ int run_doctor(const DoctorOptions& options) {
                  options.duration_s, core::to_string(tracer->mode()).c_str());
 
   // One sample a second: the peak count needs more than the two ends.
+  // The counts over time: the time-to-full forecast uses only their part after the entries' timeout.
   std::optional<uint64_t> peak = first.table.count;
+  std::vector<core::CountAt> counts;
+  if (first.table.count) counts.push_back({0.0, *first.table.count});
   core::Sample last = first;
   run_sample_loop(*tracer, aggregator, 1.0, options.duration_s, [](std::span<const std::byte>) {},
                   [&](const core::Report&, const core::Sample& s, bool) {
-                    if (s.table.count) peak = std::max(peak.value_or(0), *s.table.count);
+                    if (s.table.count) {
+                      peak = std::max(peak.value_or(0), *s.table.count);
+                      counts.push_back({s.t_s - first.t_s, *s.table.count});
+                    }
                     last = s;
                   });
 
@@ -82,6 +89,7 @@ int run_doctor(const DoctorOptions& options) {
   in.window = aggregator.summary();
   in.table_start = first.table;
   in.peak_count = peak;
+  in.counts = std::move(counts);
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
   in.idle = read_idle(in.sysctls, options.dump);

@@ -39,12 +39,19 @@ struct PortCount {
   uint64_t inserts = 0;
 };
 
+/// The table's count at one moment of the window.
+struct CountAt {
+  double at_s = 0;  // seconds since the window's start
+  uint64_t count = 0;
+};
+
 struct DoctorInput {
   Mode mode = Mode::tracepoint;
   Observability obs;
   Report window;                            // Aggregator::summary(); window.table is at its end
   TableGauge table_start;                   // at the window's start
   std::optional<uint64_t> peak_count;       // highest count sampled during the window
+  std::vector<CountAt> counts;              // the count sampled through the window (once a second), in order
   Count kernel_drop;                        // the kernel's `drop` counter over the window (this netns)
   std::map<std::string, uint64_t> sysctls;  // kernel::read_conntrack_sysctls(): "max", "udp_timeout", ...
   SystemFacts system;

@@ -8,6 +8,8 @@
 
 #include "core/doctor.h"
 #include "core/doctor_rules.h"
+#include "core/idle.h"
+#include "core/render.h"
 
 namespace ctbpf::core {
 
@@ -159,6 +161,176 @@ std::optional<uint64_t> tcp_sysctl(const DoctorInput& in, const std::string& nam
   return it->second;
 }
 
+std::string to_string(ProposalBasis basis) {
+  switch (basis) {
+    case ProposalBasis::twice_wanted: return "twice_wanted";
+    case ProposalBasis::twice_max: return "twice_max";
+    case ProposalBasis::buckets: return "buckets";
+  }
+  return "?";
+}
+
+std::string to_string(ForecastBasis basis) {
+  switch (basis) {
+    case ForecastBasis::unlimited: return "unlimited";
+    case ForecastBasis::full_now: return "full_now";
+    case ForecastBasis::not_growing: return "not_growing";
+    case ForecastBasis::settled: return "settled";
+    case ForecastBasis::no_dumps: return "no_dumps";
+    case ForecastBasis::no_timeout: return "no_timeout";
+    case ForecastBasis::window_too_short: return "window_too_short";
+    case ForecastBasis::no_samples: return "no_samples";
+  }
+  return "?";
+}
+
+std::string to_string(Confidence confidence) {
+  switch (confidence) {
+    case Confidence::none: return "none";
+    case Confidence::low: return "low";
+    case Confidence::medium: return "medium";
+    case Confidence::measured: return "measured";
+  }
+  return "?";
+}
+
+namespace {
+
+// The table's entries by protocol and TCP state in one dump, each with its timeout sysctl.
+std::vector<GrownClass> classes_of(const DoctorInput& in, const IdleSummary& s) {
+  std::vector<GrownClass> out;
+  auto add = [&](std::string name, std::string sysctl_name, uint64_t n) {
+    GrownClass c;
+    c.name = std::move(name);
+    c.sysctl = std::move(sysctl_name);
+    if (!c.sysctl.empty()) c.timeout_s = sysctl(in, c.sysctl);
+    c.end = n;
+    out.push_back(std::move(c));
+  };
+  for (std::size_t i = 0; i < CTBPF_TCP_STATES; ++i)
+    add(std::string("tcp ") + tcp_state_name(i), tcp_state_timeout_sysctl(static_cast<uint8_t>(i)).value_or(""),
+        s.live_by_tcp_state[i]);
+  const uint64_t udp = s.live_by_proto[CTBPF_PROTO_UDP];
+  add("udp", "udp_timeout", udp - std::min(udp, s.live_udp_assured));
+  add("udp_stream", "udp_timeout_stream", std::min(udp, s.live_udp_assured));
+  add("icmp", "icmp_timeout", s.live_by_proto[CTBPF_PROTO_ICMP]);
+  add("generic", "generic_timeout", s.live_generic);
+  // SCTP, DCCP, GRE, UDP-Lite: per-state timeouts ctbpf does not model.
+  const uint64_t other = s.live_by_proto[CTBPF_PROTO_OTHER];
+  add("other", "", other - std::min(other, s.live_generic));
+  return out;
+}
+
+}  // namespace
+
+Forecast forecast_fill(const DoctorInput& in, double duration, Count count_start, Count count_end, Count max) {
+  Forecast fc;
+  if (!count_end || !max) return fc;
+  if (*max == 0) {
+    fc.basis = ForecastBasis::unlimited;
+    return fc;
+  }
+  if (*count_end >= *max) {
+    fc.basis = ForecastBasis::full_now;
+    fc.confidence = Confidence::measured;
+    fc.time_to_full_s = 0.0;
+    return fc;
+  }
+  if (!count_start || *count_end <= *count_start) return fc;  // not growing
+  if (!in.idle_start || !in.idle) {
+    fc.basis = ForecastBasis::no_dumps;
+    return fc;
+  }
+  // Which entries grew. A dump stopped by its bound counts a sample of the table, which says what the
+  // table holds but not what grew: then every class present at the end is taken to have grown (so
+  // the longest timeout among them applies). Likewise when no class grew between the two dumps
+  // though the count did (they ran a moment apart from the samples).
+  auto at_start = classes_of(in, *in.idle_start), at_end = classes_of(in, *in.idle);
+  for (std::size_t i = 0; i < at_end.size(); ++i) at_end[i].start = at_start[i].end;
+  const bool sampled = in.idle_start->capped() || in.idle->capped();
+  for (const auto& c : at_end)
+    if (sampled ? c.end > 0 : c.end > c.start) fc.grown.push_back(c);
+  if (fc.grown.empty())
+    for (const auto& c : at_end)
+      if (c.end > 0) fc.grown.push_back(c);
+  if (fc.grown.empty()) {
+    fc.basis = ForecastBasis::no_dumps;  // the end's dump read nothing: nothing says what grew
+    return fc;
+  }
+  for (const auto& c : fc.grown) {
+    if (!c.timeout_s) {
+      fc.basis = ForecastBasis::no_timeout;
+      fc.timeout_of = c.name;
+      return fc;
+    }
+    if (!fc.timeout_s || *c.timeout_s > *fc.timeout_s) {
+      fc.timeout_s = c.timeout_s;
+      fc.timeout_sysctl = c.sysctl;
+      fc.timeout_of = c.name;
+    }
+  }
+  const auto timeout = static_cast<double>(*fc.timeout_s);
+  // The end: the end dump's count of live entries when it read the whole table; otherwise the last
+  // sampled count, which may hold expired entries not reaped yet, so the start waits a collector's
+  // period more (see ForecastBasis).
+  constexpr double kReapPeriod_s = 60;  // 6.1's GC_SCAN_INTERVAL_MAX
+  const bool end_from_dump = !in.idle->capped();
+  const double settle = timeout + (end_from_dump ? 0 : kReapPeriod_s);
+  // Twice that: one for the entries of the window's start to expire, one to measure over.
+  fc.needed_window_s = 2 * settle;
+  if (duration <= settle) {
+    fc.basis = ForecastBasis::window_too_short;
+    return fc;
+  }
+  // The growth from the first sample at least `settle` into the window to the window's end.
+  const CountAt* from = nullptr;
+  for (const auto& c : in.counts)
+    if (c.at_s >= settle) {
+      from = &c;
+      break;
+    }
+  const double end_s = end_from_dump ? duration : (in.counts.empty() ? 0 : in.counts.back().at_s);
+  if (!from || end_s <= from->at_s) {
+    fc.basis = ForecastBasis::no_samples;
+    return fc;
+  }
+  fc.basis = ForecastBasis::settled;
+  fc.settled_from_s = from->at_s;
+  fc.settled_from_count = from->count;
+  fc.settled_end_count = end_from_dump ? in.idle->entries : in.counts.back().count;
+  fc.settled_end_source = end_from_dump ? "dump" : "count";
+  fc.settled_span_s = end_s - from->at_s;
+  fc.settled_growth_per_s =
+      (static_cast<double>(*fc.settled_end_count) - static_cast<double>(from->count)) / *fc.settled_span_s;
+  fc.confidence = *fc.settled_span_s >= timeout && end_from_dump ? Confidence::medium : Confidence::low;
+  if (*fc.settled_growth_per_s > 0)
+    fc.time_to_full_s = static_cast<double>(*max - *count_end) / *fc.settled_growth_per_s;
+  return fc;
+}
+
+json forecast_json(const Forecast& f) {
+  json grown = json::array();
+  for (const auto& c : f.grown)
+    grown.push_back({{"class", c.name},
+                     {"timeout_sysctl", c.sysctl.empty() ? json(nullptr) : json(c.sysctl)},
+                     {"timeout_s", value(c.timeout_s)},
+                     {"start", c.start},
+                     {"end", c.end}});
+  return {{"basis", to_string(f.basis)},
+          {"confidence", to_string(f.confidence)},
+          {"grown", grown},
+          {"timeout_s", value(f.timeout_s)},
+          {"timeout_sysctl", f.timeout_sysctl.empty() ? json(nullptr) : json(f.timeout_sysctl)},
+          {"settled_from_s", value(f.settled_from_s)},
+          {"settled_from_count", value(f.settled_from_count)},
+          {"settled_end_count", value(f.settled_end_count)},
+          {"settled_end_source", f.settled_end_source.empty() ? json(nullptr) : json(f.settled_end_source)},
+          {"settled_span_s", value(f.settled_span_s)},
+          {"settled_growth_per_s", value(f.settled_growth_per_s)},
+          {"time_to_full_s", value(f.time_to_full_s)},
+          {"needed_window_s", value(f.needed_window_s)}};
+}
+
 Facts derive_facts(const DoctorInput& in) {
   Facts f;
   const auto& t = in.window.totals;
@@ -181,15 +353,13 @@ Facts derive_facts(const DoctorInput& in) {
 
   if (f.count_start && f.count_end && f.duration > 0)
     f.growth_per_s = (static_cast<double>(*f.count_end) - static_cast<double>(*f.count_start)) / f.duration;
-  if (f.count_end && f.max && *f.max > 0) {
-    f.fill = ratio(*f.count_end, *f.max);
-    if (*f.count_end >= *f.max)
-      f.time_to_full_s = 0.0;
-    else if (f.growth_per_s && *f.growth_per_s > 0)
-      f.time_to_full_s = static_cast<double>(*f.max - *f.count_end) / *f.growth_per_s;
-  }
-  f.pressure = positive(f.table_full) || positive(f.early_drop) || (f.fill && *f.fill >= kHighFill) ||
-               (f.time_to_full_s && *f.time_to_full_s < kSoonFull_s);
+  if (f.count_end && f.max && *f.max > 0) f.fill = ratio(*f.count_end, *f.max);
+  f.forecast = forecast_fill(in, f.duration, f.count_start, f.count_end, f.max);
+  f.time_to_full_s = f.forecast.time_to_full_s;
+  // A forecast of low confidence is reported, but is no pressure: it proposes nothing.
+  const bool soon_full = f.time_to_full_s && *f.time_to_full_s < kSoonFull_s &&
+                         (f.forecast.confidence == Confidence::medium || f.forecast.confidence == Confidence::measured);
+  f.pressure = positive(f.table_full) || positive(f.early_drop) || (f.fill && *f.fill >= kHighFill) || soon_full;
 
   // A bigger max is proposed when the table is under pressure, or to put a bound on an unlimited one.
   const bool unlimited = f.max && *f.max == 0;
@@ -197,9 +367,20 @@ Facts derive_facts(const DoctorInput& in) {
     Proposal p;
     // Entries this window wanted: the most it held, plus each refused new flow, plus each evicted one.
     p.wanted = f.peak + f.table_full.value_or(0) + f.early_drop.value_or(0);
-    // Twice that, so the table runs at most half full; at least double a limit that was hit.
-    p.max = next_power_of_two(std::max<uint64_t>(2 * p.wanted, 2 * *f.max));
-    if (unlimited) p.max = std::max(p.max, *f.buckets);
+    // Twice that, so the table runs at most half full; at least double a limit that was hit; an
+    // unlimited table gets at least its bucket count.
+    p.basis = ProposalBasis::twice_wanted;
+    p.target = 2 * p.wanted;
+    if (2 * *f.max > p.target) {
+      p.basis = ProposalBasis::twice_max;
+      p.target = 2 * *f.max;
+    }
+    if (unlimited && *f.buckets > p.target) {
+      p.basis = ProposalBasis::buckets;
+      p.target = *f.buckets;
+    }
+    p.rounded = next_power_of_two(p.target);
+    p.max = p.rounded;
     const auto& sys = in.system;
     if (sys.slab_object_size && sys.ram_bytes) {
       auto cap = static_cast<double>(*sys.ram_bytes) * kRamShareCap;

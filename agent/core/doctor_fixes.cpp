@@ -68,6 +68,9 @@ json proposal_json(const std::optional<Proposal>& p) {
           {"buckets", p->buckets},
           {"memory_bytes", value(p->memory_bytes)},
           {"wanted_entries", p->wanted},
+          {"basis", to_string(p->basis)},
+          {"target", p->target},
+          {"rounded", p->rounded},
           {"capped_by_ram", p->capped_by_ram}};
 }
 

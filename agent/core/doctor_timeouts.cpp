@@ -324,6 +324,13 @@ std::string closing_nat_why(uint64_t nat_total) {
          "long-poll that half-closes is cut by a short close_wait.";
 }
 
+// Live ESTABLISHED entries at the window's end, idle time measurable or not; empty when the dump is
+// missing or stopped by its bound before the end of the table (it then read only a sample).
+Count established_live(const DoctorInput& in) {
+  if (!in.idle || in.idle->capped()) return std::nullopt;
+  return in.idle->live_by_tcp_state[TCP_CONNTRACK_ESTABLISHED];
+}
+
 }  // namespace
 
 void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d) {
@@ -348,9 +355,13 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
   const bool stale_fills =
       stale > 0 && f.count_end && static_cast<double>(stale) >= kStaleTableShare * static_cast<double>(*f.count_end);
 
+  // Table pressure makes this timeout a warning only where it can matter: with ESTABLISHED entries in
+  // the table, or when the dump cannot say (none, or stopped by its bound). A table with no live
+  // ESTABLISHED entry gets nothing back from a shorter timeout: info, whatever the pressure.
+  const auto established = established_live(in);
   Finding x;
   x.id = "tcp_timeout_established";
-  x.severity = f.pressure || stale_fills ? Severity::warning : Severity::info;
+  x.severity = (f.pressure && (!established || *established > 0)) || stale_fills ? Severity::warning : Severity::info;
   x.title = fmt::format("an idle established TCP entry is kept {} ({} s)", human_seconds(static_cast<double>(*timeout)),
                         *timeout);
   if (stale)
@@ -389,6 +400,7 @@ void rule_tcp_established_timeout(const DoctorInput& in, const Facts& f, Diagnos
                 {"proposed_s", proposal},
                 {"tcp_deaths_established", value(established_deaths)},
                 {"established_live", in.idle ? json(live) : json(nullptr)},
+                {"established_entries", value(established)},
                 {"established_idle_p50_ms", live ? json(idle->histogram().percentile(0.5)) : json(nullptr)},
                 {"established_idle_p99_ms", live ? json(idle->histogram().percentile(0.99)) : json(nullptr)},
                 {"established_idle_max_ms", live ? json(idle->max_ms) : json(nullptr)},

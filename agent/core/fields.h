@@ -22,6 +22,10 @@ namespace ctbpf::core {
 /// A count that may be unobservable (empty): this mode, this kernel or this privilege cannot see it.
 using Count = std::optional<uint64_t>;
 
+/// "insert: entries added through ctnetlink ..." for each kernel counter that has a note, one a line,
+/// each line starting with `indent`; empty when none has.
+std::string kernel_counter_notes(const std::string& indent);
+
 /// JSON for a count or measurement: null when unobservable.
 nlohmann::json value(const Count& c);
 nlohmann::json value(const std::optional<double>& v);
@@ -39,12 +43,25 @@ struct KernelCounterField {
   const char* key;  // JSON key, text label, Prometheus stat="..." label: the kernel's own name
   Count KernelStats::*member;
   bool on_screen;  // one of the dashboard's few kernel rows (the rest are in the summary and JSON)
+  // What the counter counts when its name says otherwise: shown next to it wherever it is shown
+  // (summary, report, screen), so a 0 is not read as a measurement of what the name suggests.
+  const char* note = nullptr;
+  const char* screen_note = nullptr;  // the same, short enough for the dashboard's column
 };
 
 inline constexpr KernelCounterField kKernelCounters[] = {
     {"found", &KernelStats::found, true},
     {"invalid", &KernelStats::invalid, false},
-    {"insert", &KernelStats::insert, true},
+    // `insert` no longer counts the entries packets make. Upstream commit 8e8118f89313 ("netfilter:
+    // conntrack: remove packet hotpath stats", Florian Westphal) dropped its increment from
+    // __nf_conntrack_confirm(), the packet path: kernels up to 4.8 still count it there, 6.1's
+    // does not. What is left, read in Debian's 6.1 source (net/netfilter/nf_conntrack_core.c): the one
+    // NF_CT_STAT_INC(net, insert) is in nf_conntrack_hash_check_insert(), whose only caller is
+    // ctnetlink_create_conntrack() (nf_conntrack_netlink.c): entries created with `conntrack -I` or
+    // another ctnetlink client. ctbpf's own `inserts` counts the packets' entries (fentry/kprobe).
+    {"insert", &KernelStats::insert, true,
+     "entries added through ctnetlink (conntrack -I) only; the kernel does not count packets' entries in it",
+     "ctnetlink's (conntrack -I) only, not packets'"},
     {"insert_failed", &KernelStats::insert_failed, false},
     {"drop", &KernelStats::drop, true},
     {"early_drop", &KernelStats::early_drop, false},

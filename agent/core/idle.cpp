@@ -58,22 +58,6 @@ std::optional<uint64_t> lookup(const std::map<std::string, uint64_t>& sysctls, c
   return it->second;
 }
 
-// The sysctl of each TCP state's timeout (nf_conntrack_standalone.c). NONE is never a confirmed
-// entry's state and SYN_SENT2 (simultaneous open) has a timeout but no sysctl: both stay unestimated.
-std::optional<std::string> tcp_state_sysctl(uint8_t state) {
-  switch (state) {
-    case TCP_CONNTRACK_SYN_SENT: return "tcp_timeout_syn_sent";
-    case TCP_CONNTRACK_SYN_RECV: return "tcp_timeout_syn_recv";
-    case TCP_CONNTRACK_ESTABLISHED: return "tcp_timeout_established";
-    case TCP_CONNTRACK_FIN_WAIT: return "tcp_timeout_fin_wait";
-    case TCP_CONNTRACK_CLOSE_WAIT: return "tcp_timeout_close_wait";
-    case TCP_CONNTRACK_LAST_ACK: return "tcp_timeout_last_ack";
-    case TCP_CONNTRACK_TIME_WAIT: return "tcp_timeout_time_wait";
-    case TCP_CONNTRACK_CLOSE: return "tcp_timeout_close";
-    default: return std::nullopt;
-  }
-}
-
 // tcp_packet() (6.1) puts an entry on a shorter timeout than its state's when data is unacknowledged,
 // after max_retrans retransmissions, on a zero window, or for a picked-up connection without a reply:
 // timeouts[TCP_CONNTRACK_UNACK] or [TCP_CONNTRACK_RETRANS], when shorter. With a remaining time within
@@ -90,6 +74,22 @@ bool maybe_short_tcp_timeout(const std::map<std::string, uint64_t>& sysctls, uin
 }
 
 }  // namespace
+
+// The sysctl of each TCP state's timeout (nf_conntrack_standalone.c). NONE is never a confirmed
+// entry's state and SYN_SENT2 (simultaneous open) has a timeout but no sysctl: both stay unestimated.
+std::optional<std::string> tcp_state_timeout_sysctl(uint8_t state) {
+  switch (state) {
+    case TCP_CONNTRACK_SYN_SENT: return "tcp_timeout_syn_sent";
+    case TCP_CONNTRACK_SYN_RECV: return "tcp_timeout_syn_recv";
+    case TCP_CONNTRACK_ESTABLISHED: return "tcp_timeout_established";
+    case TCP_CONNTRACK_FIN_WAIT: return "tcp_timeout_fin_wait";
+    case TCP_CONNTRACK_CLOSE_WAIT: return "tcp_timeout_close_wait";
+    case TCP_CONNTRACK_LAST_ACK: return "tcp_timeout_last_ack";
+    case TCP_CONNTRACK_TIME_WAIT: return "tcp_timeout_time_wait";
+    case TCP_CONNTRACK_CLOSE: return "tcp_timeout_close";
+    default: return std::nullopt;
+  }
+}
 
 bool uses_generic_timeout(uint8_t l4) {
   switch (l4) {
@@ -108,7 +108,7 @@ bool uses_generic_timeout(uint8_t l4) {
 std::optional<uint64_t> configured_timeout_s(const DumpedEntry& e, const std::map<std::string, uint64_t>& sysctls) {
   switch (e.l4) {
     case IPPROTO_TCP: {
-      auto name = tcp_state_sysctl(e.tcp_state);
+      auto name = tcp_state_timeout_sysctl(e.tcp_state);
       return name ? lookup(sysctls, *name) : std::nullopt;
     }
     case IPPROTO_UDP:
@@ -143,6 +143,7 @@ void add_idle(IdleSummary& summary, const DumpedEntry& e, const std::map<std::st
     if (e.status & IPS_NAT_MASK) summary.nat_by_tcp_state[e.tcp_state]++;
   }
   if (uses_generic_timeout(e.l4)) summary.live_generic++;
+  if (e.l4 == IPPROTO_UDP && (e.status & IPS_ASSURED)) summary.live_udp_assured++;
   if (e.status & (IPS_OFFLOAD | IPS_HW_OFFLOAD | IPS_FIXED_TIMEOUT)) {
     summary.not_refreshed++;
     return;

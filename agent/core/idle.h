@@ -64,11 +64,16 @@ struct IdleSummary {
   std::array<uint64_t, CTBPF_TCP_STATES> live_by_tcp_state{};
   std::array<uint64_t, CTBPF_TCP_STATES> nat_by_tcp_state{};  // of those, source or destination NAT'd
   uint64_t live_generic = 0;  // protocols without a tracker of their own (generic_timeout: ESP, ...)
+  uint64_t live_udp_assured = 0;  // UDP entries that are ASSURED (on udp_timeout_stream, not udp_timeout)
   IdleStats generic;          // their idle times (by_proto's "other" also holds UDP-Lite)
 };
 
 /// True for protocols conntrack tracks with generic_timeout (no tracker of their own).
 bool uses_generic_timeout(uint8_t l4);
+
+/// The sysctl of a TCP state's timeout ("tcp_timeout_established"); empty for states without one
+/// (NONE, SYN_SENT2, ...).
+std::optional<std::string> tcp_state_timeout_sysctl(uint8_t state);
 
 /// Protocol class of an IPPROTO_* number (CTBPF_PROTO_*).
 std::size_t proto_class_of(uint8_t l4);

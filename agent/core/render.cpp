@@ -343,7 +343,7 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32
                          all.percentile(0.99), all.max_bound());
   }
   out += fmt::format("  drops: {}\n", drops_text(t.drops));
-  if (t.kernel) out += "  kernel stats: " + kernel_stats_text(*t.kernel) + "\n";
+  if (t.kernel) out += "  kernel stats: " + kernel_stats_text(*t.kernel) + "\n" + kernel_counter_notes("    ");
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));
   const auto& m = t.misses;

@@ -356,7 +356,8 @@ std::string report_text(const json& doc, int width) {
     out += "\n";
   }
   if (s.contains("kernel_stats") && s["kernel_stats"].is_object())
-    out += "  kernel stats (ctnetlink, this netns): " + kernel_stats_line(s["kernel_stats"]) + "\n";
+    out += "  kernel stats (ctnetlink, this netns): " + kernel_stats_line(s["kernel_stats"]) + "\n" +
+           kernel_counter_notes("    ");
   out += fmt::format("  netfilter drops {}{}  lost events {}\n", num(s["netfilter_drops"]),
                      s["netfilter_drops"].is_null() ? "" : " (every netns)", num(s["lost_events"]));
   const auto& m = s["probe_misses"];

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "core/fields.h"
 #include "core/report.h"
 #include "core/report_detail.h"
 
@@ -140,8 +141,11 @@ std::string report_html(const json& doc) {
   out += row("lifetime ms", histogram_line("", s["lifetime_ms"]).substr(2));
   out += row("table growth", growth_text(s["table"]));
   out += row("netfilter drops", num(s["netfilter_drops"]) + (s["netfilter_drops"].is_null() ? "" : " (every netns)"));
-  if (s.contains("kernel_stats") && s["kernel_stats"].is_object())
+  if (s.contains("kernel_stats") && s["kernel_stats"].is_object()) {
     out += row("kernel stats (this netns)", kernel_stats_line(s["kernel_stats"]));
+    for (const auto& counter : kKernelCounters)
+      if (counter.note) out += row(std::string("kernel stat ") + counter.key, counter.note);
+  }
   out += row("lost events", num(s["lost_events"]));
   out += "</table>\n";
   out += "<p class=\"note\">- means the attach mode cannot observe the value; it is never a made-up 0.</p>\n";

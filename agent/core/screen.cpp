@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/readings.h"
+
 namespace ctbpf::core {
 
 namespace {
@@ -88,10 +90,20 @@ std::string render_screen(const ScreenInput& in) {
       if (counter.on_screen)
         right.push_back(fmt::format("  {:<15} {:>9} {:>10}", counter.key, text(ki ? (*ki).*counter.member : Count{}),
                                     text((*ka).*counter.member)));
+    // What a counter counts when its name says otherwise, in the column's spare rows.
+    for (const auto& counter : kKernelCounters)
+      if (counter.on_screen && counter.screen_note) {
+        auto lines = wrap_lines(fmt::format("  {}: {}", counter.key, counter.screen_note), 38, 2);
+        for (std::size_t at = 0; at < lines.size();) {
+          auto end = std::min(lines.find('\n', at), lines.size());
+          right.push_back(lines.substr(at, end - at));
+          at = end + 1;
+        }
+      }
   }
   out += "\n";
-  for (std::size_t i = 0; i < left.size(); ++i)
-    out += i < right.size() ? fmt::format("{:<38}  {}\n", left[i], right[i]) : left[i] + "\n";
+  for (std::size_t i = 0; i < std::max(left.size(), right.size()); ++i)
+    out += i < right.size() ? fmt::format("{:<38}  {}\n", i < left.size() ? left[i] : "", right[i]) : left[i] + "\n";
 
   // What is left of the height goes to the histograms, shared; each keeps its header and longest rows.
   const int histograms = (all.totals.chain ? 1 : 0) + (all.totals.detail ? 1 : 0);

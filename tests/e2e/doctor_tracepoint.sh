@@ -62,6 +62,24 @@ expect "no lifetime evidence made up" \
 expect "findings sorted by severity" \
 	"$(doctor '[.findings[].severity | {"critical": 0, "warning": 1, "info": 2}[.]] | . == sort')" true
 
+# Issue 34: a burst of new UDP flows in a window shorter than udp_timeout is no time to full: each
+# entry expires udp_timeout after its datagram, so the window's growth says nothing of a trend. No
+# warning, no proposed max; the forecast says why (the timeout of the entries that grew).
+start_doctor tracepoint
+in_ns "$CTBPF_FLOWGEN" udp --dst 127.0.0.1 --port 20000 --count 600 >/dev/null
+sleep 1
+stop_doctor
+udp_live=$(in_ns conntrack -L -p udp 2>/dev/null | grep -c '^udp' || true)
+expect "burst: the table grew (conntrack -L: $udp_live UDP entries)" \
+	"$(jq '.inputs.table.count > .inputs.table.count_start' <<<"$DOCTOR")" true
+expect "burst: no time to full" "$(finding table_fill .evidence.time_to_full_s)" null
+expect "burst: forecast basis" "$(finding table_fill .evidence.forecast.basis)" '"window_too_short"'
+expect "burst: the grown entries' timeout" "$(finding table_fill .evidence.forecast.timeout_s)" \
+	"$(sysctl_value udp_timeout)"
+expect "burst: table_fill severity" "$(finding table_fill .severity)" '"info"'
+expect "burst: no proposed max" "$(finding table_fill .evidence.proposed)" null
+expect "burst: tcp_timeout_established severity" "$(finding tcp_timeout_established .severity)" '"info"'
+
 # The text view runs too and says the same.
 rc=0
 in_ns "$CTBPF_BIN" doctor -d 1 --mode tracepoint >"$WORK/text" 2>"$WORK/err" || rc=$?

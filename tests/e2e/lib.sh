@@ -369,6 +369,7 @@ start_doctor() {
 	local mode=$1
 	shift
 	skip_unless_kernel_allows "$mode"
+	rm -f "$WORK/doctor.ready"  # a second window in the same test must not find the first one's
 	# ip netns exec execs ctbpf in place: $! is ctbpf itself. stderr goes where finish() looks.
 	ip netns exec "$NS" "$CTBPF_BIN" doctor --json -d 600 --mode "$mode" --ready-file "$WORK/doctor.ready" "$@" \
 		>"$WORK/doctor.out" 2>"$WORK/trace.err" &

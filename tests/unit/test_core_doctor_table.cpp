@@ -20,30 +20,23 @@ TEST_CASE("table_fill: a healthy table is one info finding without fixes") {
     CHECK_MESSAGE(find(d, id) == nullptr, id);
 }
 
-TEST_CASE("table_fill: time to full at the measured net growth") {
+TEST_CASE("table_fill: growth between the window's ends alone is no time to full") {
+  // +100/s over 10 s, without the dumps that say which entries grew: the net growth is measured and
+  // said, but whether timeouts undo it is unknown, so there is no forecast, no warning, no proposal
+  // (test_core_doctor_forecast.cpp has the forecasts).
   auto in = healthy();
   in.table_start.count = 1000;
-  in.window.table.count = 2000;  // +100/s over 10 s
+  in.window.table.count = 2000;
   in.sysctls["max"] = 10000;
   in.window.table.max = in.table_start.max = 10000;
   auto d = diagnose(in);
   auto* f = find(d, "table_fill");
   REQUIRE(f);
   CHECK(f->evidence["net_growth_per_s"].get<double>() == doctest::Approx(100.0));
-  CHECK(f->evidence["time_to_full_s"].get<double>() == doctest::Approx(80.0));
-  CHECK(f->severity == Severity::warning);  // full within 80 s, but a forecast: not critical
-
-  in.window.table.max = 400000;  // 3980 s away: more than an hour, and 0.5% full
-  d = diagnose(in);
-  f = find(d, "table_fill");
-  REQUIRE(f);
+  CHECK(f->evidence["time_to_full_s"].is_null());
+  CHECK(f->evidence["forecast"]["basis"] == "no_dumps");
   CHECK(f->severity == Severity::info);
-  in.window.table.max = 300000;  // 2980 s: under an hour
-  d = diagnose(in);
-  f = find(d, "table_fill");
-  REQUIRE(f);
-  CHECK(f->severity == Severity::warning);
-  CHECK_FALSE(f->evidence["proposed"].is_null());
+  CHECK(f->evidence["proposed"].is_null());
 }
 
 TEST_CASE("table full of assured entries: table_full drops, a proposed max and its memory cost") {
@@ -58,7 +51,7 @@ TEST_CASE("table full of assured entries: table_full drops, a proposed max and i
   REQUIRE(fill);
   CHECK(fill->severity == Severity::critical);
   CHECK(fill->evidence["time_to_full_s"].get<double>() == 0.0);  // full now
-  // Wanted: 300 held + 2000 refused; twice that, rounded up to a power of two.
+  // Wanted: 300 held + 2000 refused; twice that, 4600, rounded up to a power of two.
   CHECK(fill->evidence["proposed"]["max"] == 8192);
   CHECK(fill->evidence["proposed"]["buckets"] == 65536);  // never fewer buckets than now
   CHECK(fill->fix_now.front() == "sysctl -w net.netfilter.nf_conntrack_max=8192");

@@ -4,6 +4,7 @@
 // contract's documents must name it. A row added to the table and missed by an output fails here.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -84,6 +85,37 @@ TEST_CASE("every kernel counter reaches JSON, text, Prometheus and the screen wi
     CHECK(contains(page, fmt::format("ctbpf_conntrack_kernel_stats_total{{stat=\"{}\"}} {}\n", counter.key, v)));
     if (counter.on_screen) CHECK(contains(screen, fmt::format("  {:<15} {:>9} {:>10}", counter.key, v, v)));
   }
+}
+
+TEST_CASE("a kernel counter whose name misleads says what it counts where it is shown (issue 34)") {
+  // The kernel's `insert` moves only for ctnetlink's inserts (nf_conntrack_hash_check_insert()), not
+  // for packets': a 0 next to ctbpf's `inserts` must not read as "nothing was inserted".
+  const Report r = report();
+  const std::string text = summary_text(r, Mode::tracepoint);
+  const std::string screen = render_screen({Mode::tracepoint, &r, &r});
+  std::size_t notes = 0;
+  for (const auto& counter : kKernelCounters) {
+    if (!counter.note) continue;
+    ++notes;
+    CAPTURE(std::string(counter.key));
+    CHECK(contains(text, fmt::format("\n    {}: ", counter.key)));
+    if (counter.on_screen) {
+      REQUIRE(counter.screen_note);
+      CHECK(contains(screen, fmt::format("  {}: ", counter.key)));
+    }
+  }
+  CHECK(notes == 1);
+  CHECK(contains(text, "    insert: entries added through ctnetlink (conntrack -I) only; the kernel does not count"));
+  CHECK(contains(screen, "  insert: ctnetlink's (conntrack -I)"));
+  CHECK(contains(kernel_counter_notes("  "), "  insert: entries added through ctnetlink"));
+  // The note keeps the dashboard within 100 columns.
+  std::size_t widest = 0, at = 0;
+  while (at < screen.size()) {
+    auto end = std::min(screen.find('\n', at), screen.size());
+    widest = std::max(widest, end - at);
+    at = end + 1;
+  }
+  CHECK(widest <= 100);
 }
 
 TEST_CASE("every drop cause reaches JSON, text, Prometheus and the screen with its own value") {

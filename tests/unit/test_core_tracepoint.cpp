@@ -327,6 +327,10 @@ TEST_CASE("report of a tracepoint snapshot: timelines of the table, its growth a
   auto text = report_text(doc, 100);
   CHECK(text.find("Entries in the table") != std::string::npos);
   CHECK(text.find("kernel stats (ctnetlink, this netns): ") != std::string::npos);
+  // Issue 34: the kernel's `insert` is said to count ctnetlink's inserts only, in text and HTML.
+  CHECK(text.find("    insert: entries added through ctnetlink (conntrack -I) only;") != std::string::npos);
+  CHECK(html.find("<tr><th>kernel stat insert</th><td>entries added through ctnetlink (conntrack -I) only;") !=
+        std::string::npos);
   CHECK(text.find("netfilter drops 2000 (every netns)") != std::string::npos);
   CHECK(text.find("  tcp_timeout_established      432000 s (5 d)\n") != std::string::npos);
   // A count of 0 draws no bar at all (no row of dots), a count above 0 at least one '#'.
