@@ -52,10 +52,10 @@ struct KernelCounterField {
 inline constexpr KernelCounterField kKernelCounters[] = {
     {"found", &KernelStats::found, true},
     {"invalid", &KernelStats::invalid, false},
-    // `insert` no longer counts the entries packets make. Upstream commit 8e8118f89313 ("netfilter:
-    // conntrack: remove packet hotpath stats", Florian Westphal) dropped its increment from
-    // __nf_conntrack_confirm(), the packet path: kernels up to 4.8 still count it there, 6.1's
-    // does not. What is left, read in Debian's 6.1 source (net/netfilter/nf_conntrack_core.c): the one
+    // `insert` no longer counts the entries packets make: an upstream change between 4.8 and 5.2
+    // (commit not pinned down: the upstream history was not at hand; the sources were) dropped its
+    // increment from __nf_conntrack_confirm(), the packet path: 4.8's source still counts it there,
+    // 6.1's does not. What is left, read in Debian's 6.1 source (net/netfilter/nf_conntrack_core.c): the one
     // NF_CT_STAT_INC(net, insert) is in nf_conntrack_hash_check_insert(), whose only caller is
     // ctnetlink_create_conntrack() (nf_conntrack_netlink.c): entries created with `conntrack -I` or
     // another ctnetlink client. ctbpf's own `inserts` counts the packets' entries (fentry/kprobe).

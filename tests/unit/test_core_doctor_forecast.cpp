@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // doctor's time-to-full forecast (issue 34): only from growth that outlives the timeout of the entries
 // that grew, with its confidence; tcp_timeout_established without ESTABLISHED entries; the proposed
 // max's arithmetic in the words that describe it. Expected values come from each scenario's own
