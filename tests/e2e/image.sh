@@ -59,8 +59,8 @@ expect "label version" "$(jq -r '.config.Labels["org.opencontainers.image.versio
 log "image: $(jq '[.layers[].size] | add' <<<"$image_manifest") bytes compressed"
 
 # The manifest's container, as shell-readable lines (python3-yaml reads the manifest).
-spec=$(/usr/bin/python3 - "$manifest" <<'PY'
-import json, sys, yaml
+spec=$(/usr/bin/python3 - "$manifest" "$WORK" <<'PY'
+import json, os, sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
 pod = next(d for d in docs if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
 c = pod["containers"][0]
@@ -72,7 +72,13 @@ for m in c.get("volumeMounts", []):
     assert "hostPath" in v, f"volume {m['name']} is not a hostPath: translate it here"
     opts = ["rbind", "ro" if m.get("readOnly") else "rw"]
     opts.append({"HostToContainer": "rslave", "Bidirectional": "rshared"}.get(m.get("mountPropagation"), "rprivate"))
-    mounts.append(f"type=bind,src={v['hostPath']['path']},dst={m['mountPath']},options={':'.join(opts)}")
+    src = v["hostPath"]["path"]
+    # DirectoryOrCreate: the kubelet makes a missing directory. Here an empty one of the test's own
+    # stands in for it (what the container would see), so the host's /run is left as it was.
+    if v["hostPath"].get("type") == "DirectoryOrCreate" and not os.path.isdir(src):
+        src = os.path.join(sys.argv[2], "hostpath-" + m["name"])
+        os.makedirs(src, exist_ok=True)
+    mounts.append(f"type=bind,src={src},dst={m['mountPath']},options={':'.join(opts)}")
 print(json.dumps({
     "image": c["image"], "args": c.get("args", []),
     "env": {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c.get("env", []) if "valueFrom" in e},
