@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <ctime>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace ctbpf::kernel {
@@ -103,8 +105,15 @@ std::optional<core::KernelStats> read_kernel_stats() {
   if (!dump_stats(nl.get(), (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS_CPU, conntrack_field, stats))
     return std::nullopt;
   // The expectation statistics are optional: without them (a kernel or a policy that refuses the
-  // message) their fields stay empty and read as null, like any counter a kernel lacks.
-  dump_stats(nl.get(), (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_GET_STATS_CPU, expectation_field, stats);
+  // message) their fields stay empty and read as null, like any counter a kernel lacks; said once.
+  if (!dump_stats(nl.get(), (NFNL_SUBSYS_CTNETLINK_EXP << 8) | IPCTNL_MSG_EXP_GET_STATS_CPU, expectation_field,
+                  stats)) {
+    static bool said = false;
+    if (!std::exchange(said, true))
+      std::fputs("ctbpf: the kernel refused its expectation statistics over ctnetlink: expect_create, "
+                 "expect_new and expect_delete read null\n",
+                 stderr);
+  }
   return stats;
 }
 
