@@ -14,18 +14,11 @@
 #include "core/aggregator.h"
 #include "core/prometheus.h"
 #include "ctbpf/abi.h"
+#include "test_core_event_fixture.h"
 
 using namespace ctbpf::core;
 
 namespace {
-
-ctbpf_event drop(uint32_t cause, uint32_t netns) {
-  ctbpf_event e{};
-  e.kind = CTBPF_EV_DROP;
-  e.cause = cause;
-  e.netns = netns;
-  return e;
-}
 
 // The kernel's per-netns counts and the live namespaces, as serve sees them at each refresh.
 class Node {
@@ -115,7 +108,7 @@ TEST_CASE("10,000 netns of churn: series within the bound, exact sums, no dead n
       node.insert(netns, n);
       node.free(netns, n / 2);
       if (random() % 10 == 0) {
-        events.add(drop(CTBPF_CNT_TABLE_FULL, netns), labels);
+        events.add(drop_event(CTBPF_CNT_TABLE_FULL, netns), labels);
         ++drop_events;
       }
     }
@@ -237,7 +230,7 @@ TEST_CASE("a reused inode's new netns does not inherit the dead one's drop event
   node.insert(old, 10);
   refresh(labels, node, &events);
   REQUIRE(labels.labelled(old));
-  for (int i = 0; i < 3; ++i) events.add(drop(CTBPF_CNT_TABLE_FULL, old), labels);
+  for (int i = 0; i < 3; ++i) events.add(drop_event(CTBPF_CNT_TABLE_FULL, old), labels);
   CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, old}) == 3);
   node.destroy(old);
   auto reused = node.create();
@@ -247,7 +240,7 @@ TEST_CASE("a reused inode's new netns does not inherit the dead one's drop event
   REQUIRE(labels.labelled(reused));
   CHECK(events.counts().count({CTBPF_CNT_TABLE_FULL, reused}) == 0);
   CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 3);
-  events.add(drop(CTBPF_CNT_TABLE_FULL, reused), labels);
+  events.add(drop_event(CTBPF_CNT_TABLE_FULL, reused), labels);
   CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, reused}) == 1);
 }
 

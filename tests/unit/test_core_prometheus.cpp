@@ -9,20 +9,13 @@
 #include "core/aggregator.h"
 #include "core/prometheus.h"
 #include "ctbpf/abi.h"
+#include "test_core_event_fixture.h"
 
 using namespace ctbpf::core;
 
 namespace {
 
 constexpr uint64_t kSecond = 1000000000ULL;
-
-ctbpf_event drop(uint32_t cause, uint32_t netns) {
-  ctbpf_event e{};
-  e.kind = CTBPF_EV_DROP;
-  e.cause = cause;
-  e.netns = netns;
-  return e;
-}
 
 // A report whose counters are `counters` since a zero baseline, in fentry mode.
 Report report_with(const std::array<uint64_t, CTBPF_CNT_MAX>& counters) {
@@ -75,7 +68,7 @@ TEST_CASE("every drop event is either delivered or counted as suppressed") {
   for (uint64_t i = 0; i < n; ++i) {
     counters[CTBPF_CNT_TABLE_FULL]++;
     if (ctbpf_budget_admit(&b, t0 + i * (5 * kSecond / 2) / n, 40))
-      delivered.add(drop(CTBPF_CNT_TABLE_FULL, 4026532000U), labels);
+      delivered.add(drop_event(CTBPF_CNT_TABLE_FULL, 4026532000U), labels);
     else
       counters[CTBPF_CNT_DROP_EVENTS_SUPPRESSED]++;
   }
@@ -91,24 +84,24 @@ TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") 
   NetnsLabels labels(2);
   DropEventCounts events;
   // Before any refresh nothing has a label: every event counts in other, and ranks its netns.
-  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
-  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
-  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
-  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
-  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
-  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 333), labels);
+  events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 222), labels);
+  events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 222), labels);
+  events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 333), labels);
   CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 3);
   // The two busiest live droppers take the labels; their series count from here.
   labels.update({}, 0, 0, std::set<uint32_t>{111, 222, 333}, events.take_recent(), 1, &events);
   CHECK(labels.all() == std::set<uint32_t>{111, 222});
-  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
-  events.add(drop(CTBPF_CNT_TABLE_FULL, 111), labels);
-  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 222), labels);
-  events.add(drop(CTBPF_CNT_CHAINTOOLONG, 333), labels);  // no label: other
-  events.add(drop(CTBPF_CNT_EARLY_DROP, 0), labels);      // unknown netns (kprobe without the call)
-  events.add(drop(CTBPF_CNT_INSERT, 111), labels);        // not a drop cause: one "unknown" bucket
-  events.add(drop(CTBPF_CNT_DESTROY, 111), labels);
-  auto insert = drop(CTBPF_CNT_TABLE_FULL, 444);
+  events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
+  events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 222), labels);
+  events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 333), labels);  // no label: other
+  events.add(drop_event(CTBPF_CNT_EARLY_DROP, 0), labels);      // unknown netns (kprobe without the call)
+  events.add(drop_event(CTBPF_CNT_INSERT, 111), labels);        // not a drop cause: one "unknown" bucket
+  events.add(drop_event(CTBPF_CNT_DESTROY, 111), labels);
+  auto insert = drop_event(CTBPF_CNT_TABLE_FULL, 444);
   insert.kind = CTBPF_EV_INSERT;  // not a drop event at all: ignored
   events.add(insert, labels);
   CHECK(labels.all() == std::set<uint32_t>{111, 222});
@@ -143,7 +136,7 @@ TEST_CASE("series stay bounded however many namespaces drop") {
   DropEventCounts events;
   std::set<uint32_t> live;
   for (uint32_t netns = 1; netns <= 10000; ++netns) {
-    events.add(drop(CTBPF_CNT_TABLE_FULL, netns), labels);
+    events.add(drop_event(CTBPF_CNT_TABLE_FULL, netns), labels);
     live.insert(netns);
     if (netns % 100 == 0) labels.update({}, 0, 0, live, events.take_recent(), 1, &events);
   }
