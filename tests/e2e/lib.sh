@@ -360,6 +360,28 @@ finish() {
 	exit "$FAILED"
 }
 
+# ---- a real Prometheus (serve_*.sh) ----------------------------------------------------------------
+PROM_NS=
+
+# start_prometheus NETNS CONFIG: Debian's Prometheus in NETNS on 127.0.0.1:9090, its data in
+# $WORK/tsdb, killed on exit; returns once it is ready (at most 60 s). Then prom_query asks it.
+start_prometheus() {
+	PROM_NS=$1
+	ip netns exec "$1" prometheus --config.file="$2" --storage.tsdb.path="$WORK/tsdb" \
+		--web.listen-address=127.0.0.1:9090 --log.level=warn &
+	BG_PIDS+=($!)
+	for _ in $(seq 120); do
+		ip netns exec "$1" curl -sf http://127.0.0.1:9090/-/ready >/dev/null 2>&1 && return 0
+		sleep 0.5
+	done
+}
+
+# prom_query PROMQL: the value of a one-element instant vector, or "none".
+prom_query() {
+	ip netns exec "$PROM_NS" curl -sf --get http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$1" |
+		jq -r '.data.result[0].value[1] // "none"'
+}
+
 # ---- ctbpf doctor (doctor_*.sh) --------------------------------------------------------------------
 DOCTOR=
 

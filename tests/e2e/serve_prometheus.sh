@@ -52,34 +52,22 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:9641']
 YML
-ip netns exec "$QUIET_NS" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-	--web.listen-address=127.0.0.1:9090 --log.level=warn &
-BG_PIDS+=($!)
-for _ in $(seq 120); do
-	in_quiet curl -sf http://127.0.0.1:9090/-/ready >/dev/null 2>&1 && break
-	sleep 0.5
-done
-
-# query PROMQL: the value of a one-element instant vector, or "none".
-query() {
-	in_quiet curl -sf --get http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$1" |
-		jq -r '.data.result[0].value[1] // "none"'
-}
+start_prometheus "$QUIET_NS" "$WORK/prometheus.yml"
 
 read -r sent refused <<<"$(udp_flood 20000 "$n")"
 count=$(ct_count)
 # Wait (bounded) until Prometheus has scraped a page that includes every flow.
 inserts=none
 for _ in $(seq 60); do
-	inserts=$(query 'sum(ctbpf_conntrack_inserts_total{job="ctbpf"})')
+	inserts=$(prom_query 'sum(ctbpf_conntrack_inserts_total{job="ctbpf"})')
 	[ "$inserts" = "$n" ] && break
 	sleep 1
 done
-chain_count=$(query 'ctbpf_conntrack_chain_length_count{job="ctbpf"}')
-chain_count_all=$(query 'ctbpf_conntrack_chain_length_count{job="ctbpf_low"}')
+chain_count=$(prom_query 'ctbpf_conntrack_chain_length_count{job="ctbpf"}')
+chain_count_all=$(prom_query 'ctbpf_conntrack_chain_length_count{job="ctbpf_low"}')
 chain_help=$(in_quiet curl -sf http://127.0.0.1:9640/metrics | grep -c '^# HELP ctbpf_conntrack_chain_length .*1 insert in 64 per CPU$' || true)
 inode=$(stat -L -c %i "/run/netns/$NS")
-netns_inserts=$(query "ctbpf_conntrack_netns_inserts_total{job=\"ctbpf\",netns=\"$inode\"}")
+netns_inserts=$(prom_query "ctbpf_conntrack_netns_inserts_total{job=\"ctbpf\",netns=\"$inode\"}")
 netns_name=$(in_quiet curl -sf --get http://127.0.0.1:9090/api/v1/query \
 	--data-urlencode "query=ctbpf_netns_info{job=\"ctbpf\",netns=\"$inode\"}" | jq -r '.data.result[0].metric.name // "none"')
 
@@ -93,7 +81,7 @@ restore_globals
 log "held $HELD; sent $sent_full, refused $refused; kernel drop +$drop"
 # accounted JOB: sampled table_full events + suppressed + lost, as Prometheus last scraped them.
 accounted() {
-	query "sum(ctbpf_conntrack_drop_events_total{job=\"$1\",cause=\"table_full\"}) +
+	prom_query "sum(ctbpf_conntrack_drop_events_total{job=\"$1\",cause=\"table_full\"}) +
 		sum(ctbpf_drop_events_suppressed_total{job=\"$1\"}) + sum(ctbpf_lost_events_total{job=\"$1\"})"
 }
 declare -A events_all events_netns suppressed lost drops_total total
@@ -103,11 +91,11 @@ for job in ctbpf ctbpf_low; do
 		[ "${total[$job]}" = "$drop" ] && break
 		sleep 1
 	done
-	events_all[$job]=$(query "sum(ctbpf_conntrack_drop_events_total{job=\"$job\"})")
-	events_netns[$job]=$(query "sum(ctbpf_conntrack_drop_events_total{job=\"$job\",cause=\"table_full\",netns=\"$inode\"})")
-	suppressed[$job]=$(query "ctbpf_drop_events_suppressed_total{job=\"$job\"}")
-	lost[$job]=$(query "ctbpf_lost_events_total{job=\"$job\"}")
-	drops_total[$job]=$(query "ctbpf_conntrack_drops_total{job=\"$job\",cause=\"table_full\"}")
+	events_all[$job]=$(prom_query "sum(ctbpf_conntrack_drop_events_total{job=\"$job\"})")
+	events_netns[$job]=$(prom_query "sum(ctbpf_conntrack_drop_events_total{job=\"$job\",cause=\"table_full\",netns=\"$inode\"})")
+	suppressed[$job]=$(prom_query "ctbpf_drop_events_suppressed_total{job=\"$job\"}")
+	lost[$job]=$(prom_query "ctbpf_lost_events_total{job=\"$job\"}")
+	drops_total[$job]=$(prom_query "ctbpf_conntrack_drops_total{job=\"$job\",cause=\"table_full\"}")
 	log "$job: events ${events_all[$job]} (test netns ${events_netns[$job]}), suppressed ${suppressed[$job]}, lost ${lost[$job]}"
 done
 
@@ -116,11 +104,11 @@ done
 # which is the quiet one here: it cannot fire in this setup, and is checked by promtool's unit tests.)
 alert=none
 for _ in $(seq 60); do
-	alert=$(query 'ALERTS{alertname="CtbpfConntrackPacketDrops",alertstate="firing",cause="table_full",job="ctbpf"}')
+	alert=$(prom_query 'ALERTS{alertname="CtbpfConntrackPacketDrops",alertstate="firing",cause="table_full",job="ctbpf"}')
 	[ "$alert" = 1 ] && break
 	sleep 1
 done
-not_attached=$(query 'count(ALERTS{alertname="CtbpfNotAttached"}) or vector(0)')
+not_attached=$(prom_query 'count(ALERTS{alertname="CtbpfNotAttached"}) or vector(0)')
 
 page=$(in_quiet curl -sf http://127.0.0.1:9640/metrics)
 # Every panel query of the packaged dashboard, through Prometheus's HTTP API ($instance: all,

@@ -131,17 +131,7 @@ scrape_configs:
     basic_auth: {username: alice, password: not-the-one}
     static_configs: [{targets: ['127.0.0.1:$port']}]
 YML
-ip netns exec "$NS" prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
-	--web.listen-address=127.0.0.1:9090 --log.level=warn &
-BG_PIDS+=($!)
-for _ in $(seq 120); do
-	in_ns curl -sf http://127.0.0.1:9090/-/ready >/dev/null 2>&1 && break
-	sleep 0.5
-done
-query() {
-	in_ns curl -sf --get http://127.0.0.1:9090/api/v1/query --data-urlencode "query=$1" |
-		jq -r '.data.result[0].value[1] // "none"'
-}
+start_prometheus "$NS" "$WORK/prometheus.yml"
 read -r sent _ <<<"$(udp_flood 20000 "$n")"
 count=$(ct_count)
 inode=$(ns_inode)
@@ -150,14 +140,14 @@ series="ctbpf_conntrack_netns_inserts_total{job=\"right\",netns=\"$inode\"}"
 [ "$mode" = tracepoint ] && series='ctbpf_conntrack_entries{job="right"}'
 inserts=none
 for _ in $(seq 60); do
-	inserts=$(query "$series")
+	inserts=$(prom_query "$series")
 	[ "$inserts" = "$count" ] && break
 	sleep 1
 done
-up_right=$(query 'up{job="right"}')
+up_right=$(prom_query 'up{job="right"}')
 up_wrong=none
 for _ in $(seq 20); do
-	up_wrong=$(query 'up{job="wrong"}')
+	up_wrong=$(prom_query 'up{job="wrong"}')
 	[ "$up_wrong" != none ] && break
 	sleep 1
 done
@@ -179,7 +169,7 @@ expect "right password, after the renewal" "$(status -u alice:right-horse "$url"
 up_after=none
 for _ in $(seq 20); do
 	sleep 1
-	up_after=$(query 'up{job="right"}')
+	up_after=$(prom_query 'up{job="right"}')
 	[ "$up_after" = 1 ] && break
 done
 
