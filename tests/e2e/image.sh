@@ -26,7 +26,7 @@
 #   tests/vm/vmrun -- tests/e2e/image.sh IMAGE_TAR fentry 1000
 source "$(dirname "$0")/lib.sh"
 input=${1:?usage: image.sh DEB|IMAGE_TAR MODE [N]}
-mode=${2:?usage: image.sh DEB|IMAGE_TAR MODE [N]}
+mode=${2:?usage: image.sh DEB|IMAGE_TAR MODE|auto [N]}
 n=${3:-1000}
 here=$(cd "$(dirname "$0")" && pwd)
 manifest=$here/../../packaging/kubernetes/ctbpf.yaml
@@ -34,6 +34,9 @@ for tool in mmdebstrap umoci containerd ctr; do
 	command -v "$tool" >/dev/null || { echo "e2e: no $tool (apt-get install mmdebstrap umoci containerd)" >&2; exit 1; }
 done
 load_modules
+# auto (the host test): serve picks its family by itself, so the expected one is the cheapest this
+# kernel allows (fentry on a stock Debian 12, tracepoint on a kernel that refuses the probes).
+[ "$mode" = auto ] && mode=$(mode_auto_should_pick)
 skip_unless_kernel_allows "$mode"
 make_netns
 make_quiet_netns
