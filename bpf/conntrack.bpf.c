@@ -626,9 +626,35 @@ static __always_inline void count_insert(struct nf_conn *ct, struct ctbpf_cpu_st
 	emit_ct_event(CTBPF_EV_INSERT, 0, ct, len);
 }
 
+/* A UDP port 53 entry refused or merged at confirm: the DNS race (struct ctbpf_dns_race_key). */
+static __always_inline void count_dns_race(struct nf_conn *ct, __u32 cause)
+{
+	struct ctbpf_dns_race_key key = {};
+	__u64 zero = 0, *races;
+
+	if (ct_l4proto(ct) != IPPROTO_UDP ||
+	    BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.u.all) != bpf_htons(53))
+		return;
+	key.netns = ct_netns(ct);
+	key.cause = cause;
+	key.l3 = (__u8)BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.src.l3num);
+	BPF_CORE_READ_INTO(&key.service, ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.dst.u3);
+	BPF_CORE_READ_INTO(&key.resolver, ct, tuplehash[IP_CT_DIR_REPLY].tuple.src.u3);
+	races = bpf_map_lookup_elem(&dns_races, &key);
+	if (!races) {
+		bpf_map_update_elem(&dns_races, &key, &zero, BPF_NOEXIST);
+		races = bpf_map_lookup_elem(&dns_races, &key);
+	}
+	if (races)
+		__sync_fetch_and_add(races, 1);
+}
+
+/* Refused (insert_failed, chaintoolong) or merged (clash_resolve) at confirm: the rare path, which may
+ * look at the entry's tuple. */
 static __always_inline void count_refused(struct nf_conn *ct, struct ctbpf_counters *c, __u32 cause)
 {
 	c->c[cause]++;
+	count_dns_race(ct, cause);
 	emit_ct_event(CTBPF_EV_DROP, cause, ct, 0);
 }
 
@@ -994,21 +1020,76 @@ int BPF_KPROBE(kprobe_free, struct nf_conn *ct)
 	return 0;
 }
 
-/* ---- always loaded: packet drops on the netfilter path ------------------------------------------- */
+/* ---- always loaded: packet drops ------------------------------------------------------------------ */
+
+/* The addresses are arrays of 16, not pointers: BPF_CORE_READ_INTO reads sizeof(*dst) bytes. */
+static __always_inline void read_tuple(const struct nf_conntrack_tuple *t, __u8 (*saddr)[16], __u8 (*daddr)[16],
+				       __u16 *sport, __u16 *dport)
+{
+	BPF_CORE_READ_INTO(saddr, t, src.u3);
+	BPF_CORE_READ_INTO(daddr, t, dst.u3);
+	*sport = bpf_ntohs(BPF_CORE_READ(t, src.u.all));
+	*dport = bpf_ntohs(BPF_CORE_READ(t, dst.u.all));
+}
+
+/*
+ * A dropped packet whose entry is NAT'd: one more for its flow and drop reason (struct
+ * ctbpf_blackhole_key). A packet keeps its entry in skb->_nfct until it leaves the netns, so a drop
+ * after the NAT (routing, the neighbour layer, a filter, a full queue) still names the entry. A packet
+ * without an entry, or with one that is not NAT'd, costs two loads.
+ */
+static __always_inline void count_nat_blackhole(struct sk_buff *skb, __u32 reason)
+{
+	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	struct nf_conn *ct = (struct nf_conn *)(nfct & CTBPF_NFCT_PTRMASK);
+	struct ctbpf_blackhole_key key = {};
+	struct ctbpf_blackhole fresh = {}, *flow;
+	unsigned long status;
+
+	if (!ct)
+		return;
+	status = ct_status(ct);
+	if (!(status & CT_STATUS_NAT))
+		return;
+	count(CTBPF_CNT_NAT_BLACKHOLED);
+	key.netns = ct_netns(ct);
+	key.reason = reason;
+	key.zone = ct_zone_id(ct);
+	key.l3 = (__u8)BPF_CORE_READ(ct, tuplehash[IP_CT_DIR_ORIGINAL].tuple.src.l3num);
+	key.l4 = ct_l4proto(ct);
+	/* enum ip_conntrack_info: IP_CT_IS_REPLY (3) and above are replies; 7 is IP_CT_UNTRACKED, never NAT'd */
+	key.dir = (nfct & 7) >= 3;
+	read_tuple(&ct->tuplehash[IP_CT_DIR_ORIGINAL].tuple, &key.saddr, &key.daddr, &key.sport, &key.dport);
+	flow = bpf_map_lookup_elem(&nat_blackholes, &key);
+	if (!flow) {
+		fresh.first_ns = bpf_ktime_get_ns();
+		fresh.status = (__u32)status;
+		read_tuple(&ct->tuplehash[IP_CT_DIR_REPLY].tuple, &fresh.reply_saddr, &fresh.reply_daddr,
+			   &fresh.reply_sport, &fresh.reply_dport);
+		bpf_map_update_elem(&nat_blackholes, &key, &fresh, BPF_NOEXIST);
+		flow = bpf_map_lookup_elem(&nat_blackholes, &key);
+		if (!flow)
+			return;
+	}
+	__sync_fetch_and_add(&flow->packets, 1);
+	flow->last_ns = bpf_ktime_get_ns();
+}
 
 /*
  * 5.17, commit c504e5c2f964 ("net: skb: introduce kfree_skb_reason()") gave kfree_skb a reason, and
  * 5.18, commit 2df3041ba3be ("net: netfilter: use kfree_drop_reason() for NF_DROP") the netfilter one
  * (both also in 5.15 stable). Every netfilter verdict drop shows as SKB_DROP_REASON_NETFILTER_DROP:
- * conntrack's, but also every nft/iptables DROP rule. Kernels without the value: the program counts 0
- * and user space reports null (it checks the enum in BTF).
+ * conntrack's, but also every nft/iptables DROP rule. Kernels without a reason: the program counts
+ * nothing and user space reports null (it checks the enum in BTF).
  */
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tp_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+	if (!bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED))
 		return 0;
-	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NETFILTER_DROP))
 		count(CTBPF_CNT_NETFILTER_DROP);
+	count_nat_blackhole(skb, reason);
 	return 0;
 }

@@ -50,6 +50,7 @@ static __always_inline struct nf_conn *skb_conntrack_typed(struct sk_buff *skb)
 #define CT_STATUS_CONFIRMED (1UL << 3) /* IPS_CONFIRMED_BIT */
 #define CT_STATUS_DYING (1UL << 9)     /* IPS_DYING_BIT */
 #define CT_STATUS_NAT_CLASH (1UL << 12) /* IPS_NAT_CLASH_BIT = IPS_UNTRACKED_BIT */
+#define CT_STATUS_NAT (3UL << 4)        /* IPS_NAT_MASK: IPS_SRC_NAT | IPS_DST_NAT */
 
 static __always_inline bool ct_is_nat_clash(unsigned long status)
 {

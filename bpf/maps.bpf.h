@@ -56,6 +56,23 @@ struct {
 	__type(value, __u64); /* inserts */
 } port_counts SEC(".maps");
 
+/* NAT'd flows dropped after the NAT (struct ctbpf_blackhole_key). Shared, not per CPU: user space
+ * needs one first and last time per flow. LRU: a new stuck flow evicts the one dropped longest ago. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CTBPF_BLACKHOLES_MAX);
+	__type(key, struct ctbpf_blackhole_key);
+	__type(value, struct ctbpf_blackhole);
+} nat_blackholes SEC(".maps");
+
+/* UDP port 53 entries refused or merged at confirm (struct ctbpf_dns_race_key). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CTBPF_DNS_RACES_MAX);
+	__type(key, struct ctbpf_dns_race_key);
+	__type(value, __u64);
+} dns_races SEC(".maps");
+
 /* This CPU's drop-event budget (the `drop_events_per_s` rodata; serve): see ctbpf_budget_admit(). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -54,6 +55,20 @@ std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>
 }
 
 /// Observes for duration_s, then prints findings with the commands to fix them. Changes nothing.
+// The netns where NAT'd traffic died or raced: named, with how to run the fix there.
+void name_nat_netns(core::DoctorInput& in) {
+  std::set<uint32_t> netns;
+  if (in.window.totals.nat_blackholes)
+    for (const auto& f : *in.window.totals.nat_blackholes) netns.insert(f.netns);
+  if (in.window.totals.dns_races)
+    for (const auto& r : *in.window.totals.dns_races) netns.insert(r.netns);
+  kernel::NetnsNamer namer;
+  for (auto inode : netns) {
+    if (auto name = namer.name(inode); !name.empty()) in.netns_names[inode] = name;
+    if (auto prefix = kernel::enter_netns_prefix(inode)) in.netns_enter[inode] = *prefix;
+  }
+}
+
 int run_doctor(const DoctorOptions& options) {
   kernel::Tracer::Options topts;
   topts.track_ports = true;
@@ -87,6 +102,7 @@ int run_doctor(const DoctorOptions& options) {
   in.mode = tracer->mode();
   in.obs = tracer->observability();
   in.window = aggregator.summary();
+  name_nat_netns(in);
   in.table_start = first.table;
   in.peak_count = peak;
   in.counts = std::move(counts);

@@ -24,6 +24,7 @@
 #include "cli/http_server.h"
 #include "cli/options.h"
 #include "cli/trace_loop.h"
+#include "core/address.h"
 #include "core/aggregator.h"
 #include "core/events.h"
 #include "core/prometheus.h"
@@ -210,7 +211,7 @@ public:
     core::Observability obs;
     core::Report total;
     core::NetnsLabels labels{0};
-    core::DropEventCounts drop_events;
+    core::NetnsSeriesCounts drop_events, nat_blackholes, dns_races;
   };
 
   void publish(std::unique_ptr<const Data> data) {
@@ -251,6 +252,22 @@ HttpReply route(const HttpRequest& req, Pages& pages) {
   if (req.path == "/healthz") return {200, "ok\n", nullptr, "text/plain", {}};
   if (req.path == "/") return {200, "ctbpf: GET /metrics (Prometheus), GET /healthz\n", nullptr, "text/plain", {}};
   return {404, "not found\n", nullptr, "text/plain", {}};
+}
+
+// One interval's NAT'd-flow drops and DNS races into serve's bounded per-netns counters.
+void count_nat_drops(const core::Totals& grown, const core::NetnsLabels& labels, core::NetnsSeriesCounts& blackholes,
+                     core::NetnsSeriesCounts& races) {
+  if (grown.nat_blackholes)
+    for (const auto& f : *grown.nat_blackholes)
+      blackholes.add(fmt::format("reason=\"{}\"", f.reason_name), f.netns, f.packets, labels);
+  if (grown.dns_races)
+    for (const auto& r : *grown.dns_races) {
+      const auto resolver = core::address_text(r.l3, r.resolver.data());
+      if (r.insert_failed)
+        races.add(fmt::format("cause=\"insert_failed\",resolver=\"{}\"", resolver), r.netns, r.insert_failed, labels);
+      if (r.clash_resolve)
+        races.add(fmt::format("cause=\"clash_resolve\",resolver=\"{}\"", resolver), r.netns, r.clash_resolve, labels);
+    }
 }
 
 int run_serve(const ServeOptions& options) {
@@ -301,7 +318,7 @@ int run_serve(const ServeOptions& options) {
   aggregator.add(tracer->sample());
   core::NetnsLabels labels(options.netns_labels);
   kernel::NetnsNamer names;
-  core::DropEventCounts drop_events;
+  core::NetnsSeriesCounts drop_events, nat_blackholes, dns_races;
   const kernel::Tracer::EventHandler on_event = [&](std::span<const std::byte> raw) {
     // Our own programs write every record: a wrong size cannot happen short of an ABI mismatch.
     if (auto e = core::decode_event(raw)) drop_events.add(*e, labels);
@@ -318,7 +335,8 @@ int run_serve(const ServeOptions& options) {
     // Events first, counters next: the counters are never behind the events on the page.
     tracer->drain_events(on_event);
     auto sample = tracer->sample();
-    aggregator.add(sample);
+    const auto interval = aggregator.add(sample);
+    if (interval) count_nat_drops(interval->totals, labels, nat_blackholes, dns_races);
     if (recorder) recorder->add(sample);
     auto data = std::make_unique<Pages::Data>();
     data->total = aggregator.summary();
@@ -331,8 +349,14 @@ int run_serve(const ServeOptions& options) {
         inserts += detail->inserts_by_proto[i];
         destroys += detail->destroys_by_proto[i];
       }
-      labels.update(detail->by_netns, inserts, destroys, live, drop_events.take_recent(),
+      // Where NAT'd traffic dies makes a netns as worth a label as its drop events do.
+      auto busy = drop_events.take_recent();
+      for (auto* counts : {&nat_blackholes, &dns_races})
+        for (const auto& [netns, n] : counts->take_recent()) busy[netns] += n;
+      labels.update(detail->by_netns, inserts, destroys, live, busy,
                     last_refresh_t ? sample.t_s - last_refresh_t : 0, &drop_events);
+      nat_blackholes.keep_only(labels.all());
+      dns_races.keep_only(labels.all());
       last_refresh_t = sample.t_s;
     }
     data->obs = tracer->observability();
@@ -343,6 +367,12 @@ int run_serve(const ServeOptions& options) {
     if (data->obs.conntrack_points) {
       data->drop_events = drop_events;
       data->in.drop_events = &data->drop_events;
+      data->dns_races = dns_races;
+      data->in.dns_races = &data->dns_races;
+    }
+    if (data->obs.drop_reasons) {
+      data->nat_blackholes = nat_blackholes;
+      data->in.nat_blackholes = &data->nat_blackholes;
     }
     for (auto netns : labels.all()) data->in.netns_names[netns] = names.name(netns);
     pages.publish(std::move(data));

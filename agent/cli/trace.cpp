@@ -173,6 +173,12 @@ private:
 };
 
 // One interval as trace shows it: the live screen, a JSON line, a wide line or a table row.
+// Each stuck NAT'd flow's first drop as a wall-clock time.
+void add_since(nlohmann::json& j, const WallClock& wall) {
+  if (!j["nat_blackholes"].is_array()) return;
+  for (auto& f : j["nat_blackholes"]) f["since"] = core::rfc3339_utc(wall.epoch(f["first_drop_t"].get<double>()));
+}
+
 struct IntervalView {
   const TraceOptions& options;
   const kernel::Tracer& tracer;
@@ -195,7 +201,9 @@ struct IntervalView {
       auto j = core::interval_json(r, obs, &who.names());
       j["events_suppressed"] = limiter.suppressed();
       j["time"] = core::rfc3339_utc(wall.epoch(r.end_s));
+      add_since(j, wall);
       print(j.dump());
+      return;
     } else if (options.wide) {
       print((options.timestamp ? core::clock_text(wall.epoch(r.end_s)) + " " : "") + core::interval_line(r));
     } else {
@@ -209,6 +217,12 @@ struct IntervalView {
       print(core::interval_table_row(
           r, options.timestamp ? core::clock_text(wall.epoch(r.end_s)) : fmt::format("{:.1f}", r.end_s)));
     }
+    // Where NAT'd traffic died this interval: a line per stuck flow under the row.
+    if (!live)
+      std::fputs(core::nat_drops_text(r.totals.nat_blackholes, r.totals.dns_races, r.duration(),
+                                      who.names().netns_names, "  ! ")
+                     .c_str(),
+                 stdout);
   }
 };
 
@@ -220,6 +234,7 @@ void print_summary(const TraceOptions& options, const kernel::Tracer& tracer, co
   if (options.json) {
     auto j = core::summary_json(summary, tracer.mode(), obs, &attribution);
     j["time"] = core::rfc3339_utc(wall.epoch(summary.end_s));
+    add_since(j, wall);
     j["events"] = {{"delivered", limiter.delivered()},
                    {"suppressed", limiter.suppressed()},
                    {"malformed", malformed_events},

@@ -38,6 +38,13 @@ public:
   /// Each closed interval: names its active namespaces; notes the source map's losses.
   void saw(const core::Report& interval, const core::Sample& sample) {
     if (interval.totals.detail) namer_.name_new(interval.totals.detail->by_netns, who_.netns_names);
+    // Where NAT'd traffic died is named while the netns still exists, as the busy ones are.
+    core::ByNetns dying;
+    if (interval.totals.nat_blackholes)
+      for (const auto& f : *interval.totals.nat_blackholes) dying[f.netns];
+    if (interval.totals.dns_races)
+      for (const auto& r : *interval.totals.dns_races) dying[r.netns];
+    if (!dying.empty()) namer_.name_new(dying, who_.netns_names);
     who_.sources_untracked = sample.counters[CTBPF_CNT_SOURCE_UNTRACKED];
   }
 

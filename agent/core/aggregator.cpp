@@ -116,6 +116,8 @@ Totals derive(const Sample& s, const Observability& obs) {
     t.drops.chaintoolong = stat(s, &KernelStats::chaintoolong);
     t.drops.early_drop = stat(s, &KernelStats::early_drop);
   }
+  if (obs.drop_reasons) t.nat_blackholes = s.nat_blackholes;
+  if (bpf) t.dns_races = s.dns_races;
   // Packet-path "invalid" has no probe of its own yet: always the kernel's counter.
   t.drops.invalid = stat(s, &KernelStats::invalid);
   t.kernel = s.stats;
@@ -138,6 +140,8 @@ Totals minus(const Totals& now, const Totals& before) {
   for (const auto& cause : kDropCauses)
     d.drops.*cause.member = minus(now.drops.*cause.member, before.drops.*cause.member);
   if (now.kernel && before.kernel) d.kernel = minus(*now.kernel, *before.kernel);
+  if (now.nat_blackholes && before.nat_blackholes) d.nat_blackholes = grown(*now.nat_blackholes, *before.nat_blackholes);
+  if (now.dns_races && before.dns_races) d.dns_races = grown(*now.dns_races, *before.dns_races);
   if (now.chain && before.chain) {
     d.chain = now.chain->minus(*before.chain);
     d.chain_max = d.chain->max_bound();
@@ -197,6 +201,7 @@ std::optional<Report> Aggregator::add(const Sample& sample) {
   r.totals = minus(derive(sample, obs_), derive(*last_, obs_));
   r.table = sample.table;
   r.growth = growth(sample.table, last_->table);
+  to_report_clock(r.totals);
   last_ = sample;
   return r;
 }
@@ -211,7 +216,16 @@ Report Aggregator::summary() const {
   r.totals.chain_max = now.chain_max;
   r.table = last_->table;
   r.growth = growth(last_->table, first_->table);
+  to_report_clock(r.totals);
   return r;
+}
+
+void Aggregator::to_report_clock(Totals& t) const {
+  if (!t.nat_blackholes) return;
+  for (auto& f : *t.nat_blackholes) {
+    f.first_s -= first_->t_s;
+    f.last_s -= first_->t_s;
+  }
 }
 
 }  // namespace ctbpf::core

@@ -41,6 +41,11 @@ struct Totals {
   std::optional<Histogram> chain;  // chain length at insertion
   Count chain_max;                 // exact longest chain (summary); the histogram's bound per interval
   std::optional<ProbeDetail> detail;
+  /// NAT'd flows whose packets died after the NAT, with what grew (times: the Report's clock); empty
+  /// where the kernel gives no drop reason.
+  std::optional<std::vector<BlackholeFlow>> nat_blackholes;
+  /// UDP port 53 entries refused or merged at confirm; empty without the conntrack probes.
+  std::optional<std::vector<DnsRace>> dns_races;
   /// The kernel's own ctnetlink statistics (ctbpf's netns), every counter it has; empty when
   /// ctnetlink did not answer.
   std::optional<KernelStats> kernel;
@@ -81,6 +86,8 @@ private:
   Mode mode_;
   Observability obs_;
   std::optional<Sample> first_, last_;
+  // The Report's clock: NAT'd flows' drop times in seconds from the baseline.
+  void to_report_clock(Totals& t) const;
 };
 
 }  // namespace ctbpf::core

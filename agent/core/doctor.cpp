@@ -18,6 +18,8 @@ namespace {
 constexpr Rule kRules[] = {
     rule_table_fill,
     rule_drops,
+    rule_nat_blackholes,
+    rule_dns_race,
     rule_chain_length,
     rule_memory,
     rule_tcp_established_timeout,
@@ -59,6 +61,11 @@ void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.system.ram_bytes) d.unmeasured.push_back({"total RAM", "/proc/meminfo is unreadable"});
   if (!in.top_ports)
     d.unmeasured.push_back({"top ports by inserts", "needs the fentry or kprobe family"});
+  if (!in.window.totals.nat_blackholes)
+    d.unmeasured.push_back({"NAT'd flows dropped after the NAT (nat_blackhole)",
+                            "this kernel's kfree_skb gives no drop reason (5.17 and later do)"});
+  if (!in.window.totals.dns_races)
+    d.unmeasured.push_back({"the DNS race per netns and resolver (dns_race)", "needs the fentry or kprobe family"});
   if (!in.idle) {
     d.unmeasured.push_back({"idle time per protocol and TCP state", "the ctnetlink dump of this network namespace's "
                                                                     "table failed (needs CAP_NET_ADMIN)"});

@@ -61,6 +61,10 @@ struct DoctorInput {
   // This host's TCP stack, /proc/sys/net/ipv4/<name>: "tcp_timestamps" (PAWS), "tcp_tw_reuse",
   // "tcp_retries2"; absent when unread.
   std::map<std::string, uint64_t> tcp_sysctls;
+  // The netns that NAT'd-flow drops and DNS races came from: their names, and how to run a command in
+  // each ("ip netns exec NAME ", "nsenter --net=/proc/PID/ns/net ", "" for ctbpf's own).
+  std::map<uint32_t, std::string> netns_names;
+  std::map<uint32_t, std::string> netns_enter;
 };
 
 struct Finding {

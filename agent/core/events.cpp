@@ -40,10 +40,6 @@ std::string_view l4_name(uint8_t l4, char (&number)[4]) {
   return {number, static_cast<std::size_t>(end - number)};
 }
 
-std::string l4_name(uint8_t l4) {
-  char number[4];
-  return std::string(l4_name(l4, number));
-}
 
 // The shortest text that reads back as t_s, exactly as nlohmann's dump() writes a double (its own
 // to_chars: "1.5", "2.0"), so the direct JSON line equals event_json(e, t_s).dump().
@@ -55,6 +51,12 @@ std::string_view json_number(double t_s, char (&buf)[64]) {
 }  // namespace
 
 std::string cause_name(uint32_t cause) { return std::string(cause_view(cause)); }
+
+std::string l4_name(uint8_t l4) {
+  char number[4];
+  return std::string(l4_name(l4, number));
+}
+
 
 std::string_view cause_view(uint32_t cause) {
   switch (cause) {

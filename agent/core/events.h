@@ -35,6 +35,8 @@ void append_event_line(std::string& out, const ctbpf_event& e, double t_s);
 std::string event_line(const ctbpf_event& e, double t_s);
 /// The JSON name of a drop cause (enum ctbpf_counter): "table_full", "chaintoolong", ...
 std::string cause_name(uint32_t cause);
+/// "tcp", "udp", "icmp", "icmpv6", "sctp", "gre", or the protocol number.
+std::string l4_name(uint8_t l4);
 std::string_view cause_view(uint32_t cause);
 
 /// rfc3339_utc() and clock_text() for a stream of times close together (one per event): the date and

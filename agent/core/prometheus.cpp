@@ -33,7 +33,7 @@ uint64_t growth(uint64_t now, uint64_t before) { return now > before ? now - bef
 
 void NetnsLabels::update(const ByNetns& counts, uint64_t inserts, uint64_t destroys,
                          const std::optional<std::set<uint32_t>>& live, const std::map<uint32_t, uint64_t>& drops,
-                         double elapsed_s, DropEventCounts* events) {
+                         double elapsed_s, NetnsSeriesCounts* events) {
   const double decay = half_life_s_ > 0 && elapsed_s > 0 ? std::exp2(-elapsed_s / half_life_s_) : 1.0;
   auto alive = [&](uint32_t netns) { return netns != CTBPF_NETNS_OTHER && (!live || live->count(netns) != 0); };
 
@@ -154,30 +154,35 @@ void NetnsLabels::update(const ByNetns& counts, uint64_t inserts, uint64_t destr
   }
 }
 
-void DropEventCounts::add(const ctbpf_event& e, const NetnsLabels& labels) {
+void NetnsSeriesCounts::add(const ctbpf_event& e, const NetnsLabels& labels) {
   if (e.kind != CTBPF_EV_DROP) return;
   // A cause the kernel should never send still counts, in one bucket: the series stay bounded.
-  uint32_t cause = cause_name(e.cause).empty() ? uint32_t{CTBPF_CNT_MAX} : e.cause;
-  ++counts_[{cause, labels.labelled(e.netns) ? e.netns : uint32_t{CTBPF_NETNS_OTHER}}];
-  if (e.netns == CTBPF_NETNS_OTHER) return;
-  if (auto it = recent_.find(e.netns); it != recent_.end())
-    ++it->second;
-  else if (recent_.size() < kRecentMax)
-    recent_[e.netns] = 1;
+  auto cause = cause_view(e.cause);
+  add(fmt::format("cause=\"{}\"", cause.empty() ? "unknown" : cause), e.netns, 1, labels);
 }
 
-std::map<uint32_t, uint64_t> DropEventCounts::take_recent() { return std::exchange(recent_, {}); }
+void NetnsSeriesCounts::add(const std::string& label_text, uint32_t netns, uint64_t n, const NetnsLabels& labels) {
+  counts_[{label_text, labels.labelled(netns) ? netns : uint32_t{CTBPF_NETNS_OTHER}}] += n;
+  if (netns == CTBPF_NETNS_OTHER) return;
+  if (auto it = recent_.find(netns); it != recent_.end())
+    it->second += n;
+  else if (recent_.size() < kRecentMax)
+    recent_[netns] = n;
+}
 
-void DropEventCounts::keep_only(const std::set<uint32_t>& keep) {
+std::map<uint32_t, uint64_t> NetnsSeriesCounts::take_recent() { return std::exchange(recent_, {}); }
+
+void NetnsSeriesCounts::keep_only(const std::set<uint32_t>& keep) {
   for (auto it = counts_.begin(); it != counts_.end();) {
-    const auto [cause, netns] = it->first;
+    const auto& [label_text, netns] = it->first;
     if (netns == CTBPF_NETNS_OTHER || keep.count(netns)) {
       ++it;
       continue;
     }
     const uint64_t n = it->second;
+    const std::string moved = label_text;
     it = counts_.erase(it);
-    counts_[{cause, uint32_t{CTBPF_NETNS_OTHER}}] += n;  // (cause, 0) sorts before: `it` stays valid
+    counts_[{moved, uint32_t{CTBPF_NETNS_OTHER}}] += n;  // (label, 0) sorts before: `it` stays valid
   }
 }
 
@@ -276,6 +281,18 @@ private:
 
 }  // namespace
 
+namespace {
+
+void netns_series(Page& page, const std::string& name, const NetnsSeriesCounts& counts) {
+  for (const auto& [key, n] : counts.counts())
+    page.sample(name,
+                fmt::format("{},netns=\"{}\"", key.first,
+                            key.second == CTBPF_NETNS_OTHER ? std::string("other") : std::to_string(key.second)),
+                n);
+}
+
+}  // namespace
+
 std::string render_exposition(const ExpositionInput& in) {
   Page page(in.openmetrics);
   const std::string p = "ctbpf_conntrack_";
@@ -369,14 +386,21 @@ std::string render_exposition(const ExpositionInput& in) {
                  "Drop events per cause and netns (inode; bounded, rest in other), for attribution. Sampled: "
                  "the kernel rate-limits them per CPU and counts the rest in "
                  "ctbpf_drop_events_suppressed_total, a full ring in ctbpf_lost_events_total: nothing is lost unseen");
-    for (const auto& [key, events] : in.drop_events->counts()) {
-      auto cause = cause_name(key.first);
-      auto netns = key.second == CTBPF_NETNS_OTHER ? std::string("other") : std::to_string(key.second);
-      page.sample(p + "drop_events_total",
-                  fmt::format("cause=\"{}\",netns=\"{}\"", cause.empty() ? "unknown" : cause, netns), events);
-    }
+    netns_series(page, p + "drop_events_total", *in.drop_events);
     page.counter("ctbpf_drop_events_suppressed", "Drop events over the kernel's per-CPU rate limit, not sent");
     page.sample("ctbpf_drop_events_suppressed_total", "", t.drop_events_suppressed);
+  }
+  if (in.nat_blackholes) {
+    page.counter(p + "nat_blackholed_packets",
+                 "Packets of NAT'd entries dropped on this machine after the NAT (a stale entry to a gone "
+                 "backend: ctbpf trace and doctor name the flow), per drop reason and netns (bounded, rest in other)");
+    netns_series(page, p + "nat_blackholed_packets_total", *in.nat_blackholes);
+  }
+  if (in.dns_races) {
+    page.counter(p + "dns_races",
+                 "UDP port 53 entries refused (insert_failed: the query dropped) or merged (clash_resolve: kept) "
+                 "at confirm, per resolver (the NAT's target) and netns (bounded, rest in other)");
+    netns_series(page, p + "dns_races_total", *in.dns_races);
   }
   if (t.netfilter_drops) {
     page.counter("ctbpf_netfilter_drops", "Packets freed with SKB_DROP_REASON_NETFILTER_DROP, in every netns");

@@ -16,7 +16,7 @@
 
 namespace ctbpf::core {
 
-class DropEventCounts;
+class NetnsSeriesCounts;
 
 /// Which netns get their own series, and the values those series and netns="other" show. The labelled
 /// netns are the busiest live ones, at most `max_labels`: a netns that dies (its inode held by no
@@ -46,11 +46,11 @@ public:
   /// One refresh. `counts`: cumulative since serve started, per netns (Report's by_netns); `inserts`
   /// and `destroys`: the global counters of the same report; `live`: the netns inodes alive now, or
   /// empty when that could not be read (then only a reused inode ends a series); `drops`: drop events
-  /// per netns since the last update (DropEventCounts::take_recent()); `elapsed_s`: since the last
-  /// update. A DropEventCounts given as `events` loses the series this update ends (into other).
+  /// per netns since the last update (NetnsSeriesCounts::take_recent()); `elapsed_s`: since the last
+  /// update. A NetnsSeriesCounts given as `events` loses the series this update ends (into other).
   void update(const ByNetns& counts, uint64_t inserts, uint64_t destroys,
               const std::optional<std::set<uint32_t>>& live, const std::map<uint32_t, uint64_t>& drops,
-              double elapsed_s, DropEventCounts* events = nullptr);
+              double elapsed_s, NetnsSeriesCounts* events = nullptr);
 
   bool labelled(uint32_t netns) const { return labelled_.count(netns) != 0; }
   /// The labelled inodes.
@@ -87,20 +87,25 @@ private:
 /// serve's default bound on labelled netns (--netns-labels).
 inline constexpr std::size_t kMaxNetnsLabels = 20;
 
-/// Drop events read from the ring, per (cause, netns), for attribution. They are a sample: the kernel
-/// lets at most --drop-events-rate per CPU per second through and counts the rest
-/// (Totals::drop_events_suppressed); a full ring counts lost_events. So events + suppressed + lost =
-/// the drops the probes counted (insert_failed's events name it insert_failed or chaintoolong).
-/// Bounded: causes x (labelled netns + "other") series; a netns without a label counts as "other", and
-/// a netns that loses its label (NetnsLabels::update) gives its counts to "other": per cause, the
-/// series always add up to the events delivered.
-class DropEventCounts {
+/// Counters by (labels, netns) whose netns series follow NetnsLabels: drop events per cause, NAT'd
+/// flows' dropped packets per drop reason, DNS races per cause and resolver. `labels` is the series's
+/// label text but netns (`cause="table_full"`). Bounded: label texts x (labelled netns + "other"); a
+/// netns without a label counts as "other", and a netns that loses its label (NetnsLabels::update)
+/// gives its counts to "other": per label text, the series always add up to what was counted.
+///
+/// Drop events are a sample: the kernel lets at most --drop-events-rate per CPU per second through
+/// and counts the rest (Totals::drop_events_suppressed); a full ring counts lost_events. So events +
+/// suppressed + lost = the drops the probes counted (insert_failed's events name it insert_failed or
+/// chaintoolong).
+class NetnsSeriesCounts {
 public:
-  /// Counts `e` when it is a drop event: under its netns when that has a label, else under other.
+  /// Counts `e` when it is a drop event (cause="..."): under its netns when that has a label, else other.
   void add(const ctbpf_event& e, const NetnsLabels& labels);
-  /// (cause as enum ctbpf_counter, netns inode or CTBPF_NETNS_OTHER) -> events.
-  const std::map<std::pair<uint32_t, uint32_t>, uint64_t>& counts() const { return counts_; }
-  /// Drop events per netns since the last call, for NetnsLabels's ranking (at most kRecentMax netns).
+  /// Counts `n` under `label_text` and the netns (or other).
+  void add(const std::string& label_text, uint32_t netns, uint64_t n, const NetnsLabels& labels);
+  /// (label text, netns inode or CTBPF_NETNS_OTHER) -> count.
+  const std::map<std::pair<std::string, uint32_t>, uint64_t>& counts() const { return counts_; }
+  /// Counts per netns since the last call, for NetnsLabels's ranking (at most kRecentMax netns).
   std::map<uint32_t, uint64_t> take_recent();
   /// Moves the counts of every netns but those in `keep` into other.
   void keep_only(const std::set<uint32_t>& keep);
@@ -108,7 +113,7 @@ public:
   static constexpr std::size_t kRecentMax = 4096;
 
 private:
-  std::map<std::pair<uint32_t, uint32_t>, uint64_t> counts_;
+  std::map<std::pair<std::string, uint32_t>, uint64_t> counts_;
   std::map<uint32_t, uint64_t> recent_;
 };
 
@@ -126,7 +131,9 @@ struct ExpositionInput {
   std::string version;
   bool openmetrics = false;
   std::map<uint32_t, std::string> netns_names;  // for labelled netns: ip netns / container / process
-  const DropEventCounts* drop_events = nullptr;  // serve's sampled drop events; null: none read
+  const NetnsSeriesCounts* drop_events = nullptr;  // serve's sampled drop events; null: none read
+  const NetnsSeriesCounts* nat_blackholes = nullptr;  // packets of NAT'd flows dropped; null: unobservable
+  const NetnsSeriesCounts* dns_races = nullptr;       // UDP port 53 clashes; null: unobservable
   std::vector<PrivilegeState> privileges{};
   /// False while serve waits for nf_conntrack: the page then holds only build_info (mode "none"),
   /// ctbpf_attached 0 and the privileges; total may be null.

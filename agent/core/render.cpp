@@ -158,6 +158,20 @@ json kernel_stats_json(const std::optional<KernelStats>& k) {
   return j;
 }
 
+json nat_blackholes_json(const Report& r) {
+  if (!r.totals.nat_blackholes) return nullptr;
+  json out = json::array();
+  for (const auto& f : *r.totals.nat_blackholes) out.push_back(blackhole_json(f, r.duration()));
+  return out;
+}
+
+json dns_races_json(const std::optional<std::vector<DnsRace>>& races) {
+  if (!races) return nullptr;
+  json out = json::array();
+  for (const auto& race : *races) out.push_back(dns_race_json(race));
+  return out;
+}
+
 json common(const Report& r, const Observability& obs, const WhoFills* who) {
   const auto& t = r.totals;
   json chain = histogram_json(t.chain, t.chain_max);
@@ -180,7 +194,9 @@ json common(const Report& r, const Observability& obs, const WhoFills* who) {
             {"recursion", value(t.misses.recursion)},
             {"kprobe", value(t.misses.kprobe)}}},
           {"table", table_json(r)},
-          {"kernel_stats", kernel_stats_json(t.kernel)}};
+          {"kernel_stats", kernel_stats_json(t.kernel)},
+          {"nat_blackholes", nat_blackholes_json(r)},
+          {"dns_races", dns_races_json(t.dns_races)}};
 }
 
 std::string rate_text(const Report& r, const Count& c) {
@@ -242,7 +258,7 @@ json observable_json(const Sample& probe, Mode mode, const Observability& obs) {
   auto present = [](const json& v) { return !v.is_null(); };
   json out = json::object();
   for (const char* key : {"allocs", "inserts", "destroys", "deletes", "netfilter_drops", "lost_events",
-                          "by_proto", "by_netns", "tcp_state_at_death"})
+                          "by_proto", "by_netns", "tcp_state_at_death", "nat_blackholes", "dns_races"})
     out[key] = present(s[key]);
   for (const auto& [cause, v] : s["drops"].items()) out["drops"][cause] = present(v);
   out["chain_length"] = present(s["chain_length"]["count"]);
@@ -322,6 +338,16 @@ std::string kernel_stats_text(const KernelStats& k) {
   return out;
 }
 
+std::string nat_drops_summary_text(const Report& r, Mode mode, const NetnsNames& names) {
+  const auto& t = r.totals;
+  auto count = [](const auto& v) { return v->empty() ? std::string("none") : fmt::format("{}", v->size()); };
+  std::string out = fmt::format(
+      "  nat blackholes {}  dns races {}\n",
+      t.nat_blackholes ? count(t.nat_blackholes) : "- (this kernel's kfree_skb gives no drop reason: 5.17+)",
+      t.dns_races ? count(t.dns_races) : fmt::format("- (no conntrack probes in {} mode)", to_string(mode)));
+  return out + nat_drops_text(t.nat_blackholes, t.dns_races, r.duration(), names, "    ");
+}
+
 std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32_t chain_one_in) {
   const auto& t = r.totals;
   std::string out = fmt::format("ctbpf summary ({} mode, {:.1f} s)\n", to_string(mode), r.duration());
@@ -346,6 +372,7 @@ std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32
   if (t.kernel) out += "  kernel stats: " + kernel_stats_text(*t.kernel) + "\n" + kernel_counter_notes("    ");
   out += fmt::format("  netfilter drops {}  lost events {}\n", text(t.netfilter_drops),
                      text(t.lost_events));
+  out += nat_drops_summary_text(r, mode, who ? who->netns_names : NetnsNames{});
   const auto& m = t.misses;
   // Said when something was missed, or when the kernel will not say whether its kprobes were.
   auto missed = [](const Count& c) { return c && *c > 0; };

@@ -7,9 +7,11 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/fields.h"
 #include "core/histogram.h"
+#include "core/nat_drops.h"
 #include "ctbpf/abi.h"
 
 namespace ctbpf::core {
@@ -30,6 +32,7 @@ struct Observability {
   bool resolve_clash = false;          // nf_ct_resolve_clash() probed: clash drops told from chaintoolong
   bool kernel_has_chaintoolong = false;  // 5.15+: the cause exists at all
   bool netfilter_drop_reason = false;  // kfree_skb reports SKB_DROP_REASON_NETFILTER_DROP
+  bool drop_reasons = false;           // kfree_skb gives a drop reason (5.17+): NAT'd flows' drops are seen
   uint32_t lifetime_one_in = 1;        // lifetimes are kept for 1 entry in this many (by hash)
   uint32_t chain_one_in = 1;           // chains are walked for 1 insert in this many (per CPU)
 };
@@ -73,6 +76,10 @@ struct Sample {
   LifetimeByProto lifetime = empty_lifetimes();
   std::optional<KernelStats> stats;
   TableGauge table;
+  // Cumulative since load, with times in this struct's clock (t_s): NAT'd flows dropped after the NAT
+  // (with drop_reasons), and the DNS race's refused and merged entries (with conntrack_points).
+  std::vector<BlackholeFlow> nat_blackholes;
+  std::vector<DnsRace> dns_races;
 };
 
 }  // namespace ctbpf::core

@@ -104,6 +104,20 @@ void add_docker_netns(std::map<uint32_t, std::string>& names) {
 }
 }  // namespace
 
+std::optional<std::string> enter_netns_prefix(uint32_t inode) {
+  if (inode == own_netns_inode()) return "";
+  std::map<uint32_t, std::string> named;
+  add_ip_netns_names(named);
+  if (auto it = named.find(inode); it != named.end()) return "ip netns exec " + it->second + " ";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const auto pid = entry.path().filename().string();
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (inode_of(entry.path().string() + "/ns/net") == inode) return "nsenter --net=/proc/" + pid + "/ns/net ";
+  }
+  return std::nullopt;
+}
+
 namespace {
 
 struct RuntimeLayout {

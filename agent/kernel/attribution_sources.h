@@ -20,6 +20,9 @@ namespace ctbpf::kernel {
 
 /// Inode of this process's network namespace.
 uint32_t own_netns_inode();
+/// How to run a command in the netns `inode` from ctbpf's: "" in ctbpf's own, "ip netns exec NAME " for
+/// a named one, "nsenter --net=/proc/PID/ns/net " for one a process is in; empty when none is found.
+std::optional<std::string> enter_netns_prefix(uint32_t inode);
 
 /// The entries of this netns's conntrack table (one ctnetlink dump, all families and zones), as plain
 /// facts, each to `visit`, until the table ends or `limit` stops the dump. Nothing is kept: the

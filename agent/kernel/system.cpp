@@ -230,6 +230,19 @@ bool btf_has_enum_value(const std::string& type, const std::string& value) {
   return false;
 }
 
+std::map<uint32_t, std::string> btf_enum_names(const std::string& type, const std::string& prefix) {
+  std::map<uint32_t, std::string> out;
+  auto found = find_type(type, BTF_KIND_ENUM);
+  if (!found) return out;
+  const struct btf_enum* e = btf_enum(found->type);
+  for (uint16_t i = 0; i < btf_vlen(found->type); ++i, ++e) {
+    std::string name = btf__name_by_offset(found->owner, e->name_off);
+    if (name.rfind(prefix, 0) == 0) name.erase(0, prefix.size());
+    out.emplace(static_cast<uint32_t>(e->val), name);
+  }
+  return out;
+}
+
 namespace {
 
 bool has_nested_member(const btf* b, const btf_type* t, const std::string& member, int depth) {

@@ -49,6 +49,8 @@ void release_btf();
 bool btf_has_member(const std::string& type, const std::string& member);
 /// True when enum `type` has enumerator `value` in vmlinux BTF.
 bool btf_has_enum_value(const std::string& type, const std::string& value);
+/// Every enumerator of enum `type` in vmlinux BTF, by value, with `prefix` taken off its name.
+std::map<uint32_t, std::string> btf_enum_names(const std::string& type, const std::string& prefix);
 /// Whether `type` (a struct or union in BTF) has a member named `member` at any depth (through nested
 /// and anonymous members): how a uapi field that only a newer kernel fills is told apart.
 bool btf_has_nested_member(const std::string& type, const std::string& member);

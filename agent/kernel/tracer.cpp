@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "conntrack.skel.h"
@@ -188,10 +189,12 @@ struct FdCloser {
   }
 };
 
-// Calls fn(key, values) for every entry of a per-CPU hash map, values holding one Value per CPU.
+// Calls fn(key, values) for every entry of a hash map, values holding one Value per CPU (a per-CPU
+// map) or one.
 template <typename Key, typename Value, typename Fn>
-void for_each_percpu_entry(const bpf_map* map, Fn&& fn) {
-  std::vector<Value> per_cpu(static_cast<size_t>(libbpf_num_possible_cpus()));
+void for_each_entry(const bpf_map* map, Fn&& fn) {
+  const bool percpu = bpf_map__type(map) == BPF_MAP_TYPE_PERCPU_HASH || bpf_map__type(map) == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+  std::vector<Value> per_cpu(percpu ? static_cast<size_t>(libbpf_num_possible_cpus()) : 1);
   Key key{}, next{};
   const Key* prev = nullptr;
   while (bpf_map__get_next_key(map, prev, &next, sizeof(Key)) == 0) {
@@ -265,6 +268,8 @@ bool Tracer::choose_programs(core::Mode family, int& conntrack_btf, std::string&
 void Tracer::ask_btf(core::Mode family) {
   observability_.kernel_has_chaintoolong = btf_has_member("ip_conntrack_stat", "chaintoolong");
   observability_.netfilter_drop_reason = btf_has_enum_value("skb_drop_reason", "SKB_DROP_REASON_NETFILTER_DROP");
+  drop_reason_names_ = btf_enum_names("skb_drop_reason", "SKB_DROP_REASON_");
+  observability_.drop_reasons = drop_reason_names_.count(0) != 0;  // SKB_DROP_REASON_NOT_SPECIFIED
   // 6.7 made the kernel count the kprobe hits it skips (kretprobe maxactive, another BPF program
   // running on the CPU) and report them in each perf link's info; before, nobody can know them.
   kprobe_misses_reported_ = family == core::Mode::kprobe && btf_has_nested_member("bpf_link_info", "missed");
@@ -444,7 +449,7 @@ FamilyTrial Tracer::trial(core::Mode family) {
 
 std::map<std::pair<uint8_t, uint16_t>, uint64_t> Tracer::ports() const {
   std::map<std::pair<uint8_t, uint16_t>, uint64_t> out;
-  for_each_percpu_entry<ctbpf_port_key, uint64_t>(skel_->maps.port_counts, [&](const auto& key, const auto& per_cpu) {
+  for_each_entry<ctbpf_port_key, uint64_t>(skel_->maps.port_counts, [&](const auto& key, const auto& per_cpu) {
     auto& total = out[{key.l4, key.dport}];
     for (auto v : per_cpu) total += v;
   });
@@ -453,7 +458,7 @@ std::map<std::pair<uint8_t, uint16_t>, uint64_t> Tracer::ports() const {
 
 core::BySource Tracer::sources() const {
   core::BySource out;
-  for_each_percpu_entry<ctbpf_source_key, ctbpf_netns_counts>(
+  for_each_entry<ctbpf_source_key, ctbpf_netns_counts>(
       skel_->maps.source_counts, [&](const auto& key, const auto& per_cpu) {
         core::SourceKey k;
         k.netns = key.netns;
@@ -495,6 +500,65 @@ std::optional<uint64_t> Tracer::kprobe_misses() const {
     missed += info.missed;
   }
   return missed;
+}
+
+// The two maps are read by syscall, which holds this CPU's bpf_prog_active meanwhile (struct
+// ctbpf_cpu_state): only when their counters moved since the last sample, and once more after (a
+// counter moves before its flow's map element does). Otherwise the last reading stands.
+void Tracer::read_nat_drops(core::Sample& s) const {
+  const uint64_t dropped = s.counters[CTBPF_CNT_NAT_BLACKHOLED];
+  if (dropped != nat_read_.blackholed || nat_read_.blackholes_again) {
+    nat_read_.blackholes_again = dropped != nat_read_.blackholed;
+    nat_read_.blackholed = dropped;
+    nat_read_.blackholes.clear();
+    for_each_entry<ctbpf_blackhole_key, ctbpf_blackhole>(
+        skel_->maps.nat_blackholes, [&](const auto& k, const auto& values) {
+          const ctbpf_blackhole& v = values[0];
+          core::BlackholeFlow f;
+          f.netns = k.netns;
+          f.zone = k.zone;
+          f.l3 = k.l3;
+          f.l4 = k.l4;
+          f.reply = k.dir != 0;
+          std::copy(std::begin(k.saddr), std::end(k.saddr), f.src.begin());
+          std::copy(std::begin(k.daddr), std::end(k.daddr), f.dst.begin());
+          f.sport = k.sport;
+          f.dport = k.dport;
+          std::copy(std::begin(v.reply_saddr), std::end(v.reply_saddr), f.reply_src.begin());
+          std::copy(std::begin(v.reply_daddr), std::end(v.reply_daddr), f.reply_dst.begin());
+          f.reply_sport = v.reply_sport;
+          f.reply_dport = v.reply_dport;
+          f.status = v.status;
+          f.reason = k.reason;
+          auto name = drop_reason_names_.find(k.reason);
+          f.reason_name = name != drop_reason_names_.end() ? name->second : std::to_string(k.reason);
+          f.packets = v.packets;
+          f.first_s = static_cast<double>(v.first_ns) / 1e9;
+          f.last_s = static_cast<double>(v.last_ns) / 1e9;
+          nat_read_.blackholes.push_back(std::move(f));
+        });
+  }
+  s.nat_blackholes = nat_read_.blackholes;
+
+  const uint64_t refused = s.counters[CTBPF_CNT_INSERT_FAILED] + s.counters[CTBPF_CNT_CHAINTOOLONG] +
+                           s.counters[CTBPF_CNT_CLASH_RESOLVE];
+  if (refused != nat_read_.refused || nat_read_.races_again) {
+    nat_read_.races_again = refused != nat_read_.refused;
+    nat_read_.refused = refused;
+    std::map<std::tuple<uint32_t, uint8_t, std::array<uint8_t, 16>, std::array<uint8_t, 16>>, core::DnsRace> races;
+    for_each_entry<ctbpf_dns_race_key, uint64_t>(skel_->maps.dns_races, [&](const auto& k, const auto& values) {
+      core::DnsRace r;
+      r.netns = k.netns;
+      r.l3 = k.l3;
+      std::copy(std::begin(k.service), std::end(k.service), r.service.begin());
+      std::copy(std::begin(k.resolver), std::end(k.resolver), r.resolver.begin());
+      auto& total = races.try_emplace({r.netns, r.l3, r.service, r.resolver}, r).first->second;
+      (k.cause == CTBPF_CNT_CLASH_RESOLVE ? total.clash_resolve : total.insert_failed) += values[0];
+    });
+    nat_read_.races.clear();
+    for (auto& [key, r] : races) nat_read_.races.push_back(r);
+  }
+  s.dns_races = nat_read_.races;
 }
 
 namespace {
@@ -561,6 +625,7 @@ core::Sample Tracer::sample() const {
       s.recursion_misses += info.recursion_misses;
   }
   s.kprobe_misses = kprobe_misses();
+  read_nat_drops(s);
   s.stats = read_kernel_stats();
   s.table = read_table_gauge();
   return s;

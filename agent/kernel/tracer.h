@@ -87,6 +87,7 @@ private:
   bool attach_programs(std::string& why_not);
   static int on_ring_record(void* ctx, void* data, size_t size);
   std::optional<uint64_t> kprobe_misses() const;
+  void read_nat_drops(core::Sample& s) const;
 
   core::Mode mode_ = core::Mode::tracepoint;
   core::Observability observability_;
@@ -100,6 +101,15 @@ private:
   const ctbpf_cpu_state* cpu_state_ = nullptr;
   size_t cpu_state_bytes_ = 0;
   int cpus_ = 0;
+  std::map<uint32_t, std::string> drop_reason_names_;  // enum skb_drop_reason, without its prefix
+  // The last reading of the nat_blackholes and dns_races maps, and the counters it was read at.
+  struct NatDropsRead {
+    uint64_t blackholed = 0, refused = 0;
+    bool blackholes_again = false, races_again = false;
+    std::vector<core::BlackholeFlow> blackholes;
+    std::vector<core::DnsRace> races;
+  };
+  mutable NatDropsRead nat_read_;
 };
 
 }  // namespace ctbpf::kernel

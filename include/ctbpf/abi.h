@@ -34,6 +34,7 @@ enum ctbpf_counter {
 	CTBPF_CNT_LIFETIME_UNTRACKED, /* sampled entry whose birth the full `births` map could not keep */
 	CTBPF_CNT_SOURCE_UNTRACKED,   /* insert or destroy whose source the full `source_counts` map lost */
 	CTBPF_CNT_DROP_EVENTS_SUPPRESSED, /* drop event over the `drop_events_per_s` budget: not in the ring */
+	CTBPF_CNT_NAT_BLACKHOLED, /* kfree_skb of a packet whose entry is NAT'd (struct ctbpf_blackhole_key) */
 	CTBPF_CNT_MAX,
 };
 
@@ -99,6 +100,57 @@ struct ctbpf_port_key {
 	__u8 l4;
 	__u8 _pad;
 	__u16 dport; /* host byte order */
+};
+
+/*
+ * NAT'd flows whose packets die on this machine after the NAT: one element per (flow, drop reason) in
+ * the `nat_blackholes` LRU hash, counted by the kfree_skb tracepoint (5.17+: it gives a reason). The
+ * stale-entry incident: a UDP flow DNAT'd to a backend that went away refreshes its entry with every
+ * packet, so the entry never expires and every packet dies (no route, no neighbour, a filter). Only a
+ * dropped packet pays; nothing runs on the new-flow path.
+ */
+#define CTBPF_BLACKHOLES_MAX 1024
+
+struct ctbpf_blackhole_key {
+	__u32 netns;
+	__u32 reason; /* enum skb_drop_reason: the running kernel's number, named from its BTF */
+	__u16 zone;
+	__u8 l3;      /* AF_INET / AF_INET6 */
+	__u8 l4;      /* IPPROTO_* */
+	__u8 dir;     /* the dropped packet's direction: 0 original, 1 reply */
+	__u8 _pad;
+	__u16 sport;  /* the original tuple, host byte order */
+	__u16 dport;
+	__u8 _pad2[2];
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct ctbpf_blackhole {
+	__u64 first_ns; /* bpf_ktime_get_ns() of the first drop and the latest */
+	__u64 last_ns;
+	__u64 packets;
+	__u32 status;	  /* the entry's IPS_* bits at the first drop: IPS_SRC_NAT (1 << 4), IPS_DST_NAT (1 << 5) */
+	__u16 reply_sport; /* the reply tuple: its source is where a DNAT sends the flow, its destination */
+	__u16 reply_dport; /* where an SNAT makes it come from */
+	__u8 reply_saddr[16];
+	__u8 reply_daddr[16];
+};
+
+/*
+ * The DNS race: UDP port 53 entries refused or merged at confirm (insert_failed, chaintoolong,
+ * clash_resolve), by netns, the address asked (the original destination: a Service's) and the one that
+ * answers (the reply source: where a DNAT sent it). Counted on the refused path only.
+ */
+#define CTBPF_DNS_RACES_MAX 1024
+
+struct ctbpf_dns_race_key {
+	__u32 netns;
+	__u32 cause; /* CTBPF_CNT_INSERT_FAILED, CTBPF_CNT_CHAINTOOLONG or CTBPF_CNT_CLASH_RESOLVE */
+	__u8 l3;
+	__u8 _pad[3];
+	__u8 service[16];
+	__u8 resolver[16];
 };
 
 /* Per-CPU chain-length histogram: one slot array, see slots.h for the slot math. */
@@ -228,5 +280,8 @@ CTBPF_STATIC_ASSERT((CTBPF_NETNS_SLOTS & (CTBPF_NETNS_SLOTS - 1)) == 0, "CTBPF_N
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_source_key) == 24, "ctbpf_source_key layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_port_key) == 4, "ctbpf_port_key layout");
 CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_event_budget) == 16, "ctbpf_event_budget layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_blackhole_key) == 52, "ctbpf_blackhole_key layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_blackhole) == 64, "ctbpf_blackhole layout");
+CTBPF_STATIC_ASSERT(sizeof(struct ctbpf_dns_race_key) == 44, "ctbpf_dns_race_key layout");
 
 #endif /* CTBPF_ABI_H */

@@ -16,6 +16,9 @@
 //                port, whose two first packets race to be confirmed (a clash when both are
 //                unconfirmed at once, as with a resolver's parallel A and AAAA queries); prints
 //                "SENT REFUSED" like udp
+//   flowgen udp-stream --dst ADDR --port P --sport S --rate R --count N   one flow: N datagrams from
+//                source port S (one socket), datagram i sent at i/R s after the first (an absolute
+//                schedule, so a late wake-up does not lower the rate); prints "SENT REFUSED" like udp
 //   flowgen tcp-listen --addr ADDR --port P                          accept and hold connections
 //   flowgen tcp-hold --dst ADDR --port P --count N [--ready FILE]    open N connections, hold until SIGTERM
 //   flowgen tcp-serve --addr ADDR --port P [--ready FILE]            accept connections, read each to EOF,
@@ -91,7 +94,7 @@ Address address(const std::string& ip, unsigned port) {
 struct Args {
   std::string dst = "127.0.0.1", addr = "127.0.0.1", ready;
   std::vector<std::string> sources;
-  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0, sport = 0, src_count = 0;
+  unsigned port = 20000, count = 0, threads = 4, burst = 0, gap_ms = 0, sport = 0, src_count = 0, rate = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -111,6 +114,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(v));
     else if (k == "--burst") a.burst = static_cast<unsigned>(std::stoul(v));
     else if (k == "--gap-ms") a.gap_ms = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--rate") a.rate = static_cast<unsigned>(std::stoul(v));
     else die("unknown option " + k);
   }
   return a;
@@ -161,6 +165,31 @@ int udp(const Args& a) {
   // For benchmarks: the flood's own rate, on stderr so tests can keep reading the counts.
   const unsigned flows = sent + refused;
   std::fprintf(stderr, "flowgen: %u flows in %.6f s (%.0f/s)\n", flows, seconds, flows / seconds);
+  return 0;
+}
+
+// One flow at a steady rate: what a client stuck on a dead backend keeps sending.
+int udp_stream(const Args& a) {
+  if (!a.sport || !a.rate) die("udp-stream needs --sport and --rate");
+  const auto dst = address(a.dst, a.port);
+  int fd = socket(dst.family(), SOCK_DGRAM, 0);
+  if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
+  auto src = address(dst.family() == AF_INET6 ? "::" : "0.0.0.0", a.sport);
+  if (bind(fd, src.sa(), src.len) != 0) die("bind port " + std::to_string(a.sport) + ": " + std::strerror(errno));
+  unsigned sent = 0, refused = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (unsigned i = 0; i < a.count; ++i) {
+    std::this_thread::sleep_until(start + std::chrono::microseconds(1000000ULL * i / a.rate));
+    char byte = 'x';
+    if (sendto(fd, &byte, 1, 0, dst.sa(), dst.len) == 1)
+      ++sent;
+    else if (errno == EPERM)
+      ++refused;
+    else
+      die(std::string("sendto: ") + std::strerror(errno));
+  }
+  close(fd);
+  std::printf("%u %u\n", sent, refused);
   return 0;
 }
 
@@ -368,11 +397,12 @@ int ct_events_stall(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: flowgen udp|udp-pairs|tcp-listen|tcp-hold|tcp-serve|tcp-connect|tcp-half-close|http-serve|tcp-requests|ct-events-stall [options]");
+  if (argc < 2) die("usage: flowgen udp|udp-pairs|udp-stream|tcp-listen|tcp-hold|tcp-serve|tcp-connect|tcp-half-close|http-serve|tcp-requests|ct-events-stall [options]");
   std::string cmd = argv[1];
   Args a = parse(argc, argv);
   if (cmd == "udp") return udp(a);
   if (cmd == "udp-pairs") return udp_pairs(a);
+  if (cmd == "udp-stream") return udp_stream(a);
   if (cmd == "tcp-listen") return tcp_listen(a);
   if (cmd == "tcp-hold") return hold_connections(a, false);
   if (cmd == "tcp-serve") return tcp_serve(a);

@@ -76,7 +76,7 @@ void check_page(const NetnsLabels& labels, const Node& node) {
   CHECK(sum.destroys == node.destroys());
 }
 
-void refresh(NetnsLabels& labels, const Node& node, DropEventCounts* events = nullptr) {
+void refresh(NetnsLabels& labels, const Node& node, NetnsSeriesCounts* events = nullptr) {
   std::map<uint32_t, uint64_t> drops;
   if (events) drops = events->take_recent();
   labels.update(node.by_netns(), node.inserts(), node.destroys(), node.live(), drops, 2.0, events);
@@ -87,7 +87,7 @@ void refresh(NetnsLabels& labels, const Node& node, DropEventCounts* events = nu
 TEST_CASE("10,000 netns of churn: series within the bound, exact sums, no dead name, bounded memory") {
   const std::size_t bound = 20;
   NetnsLabels labels(bound);
-  DropEventCounts events;
+  NetnsSeriesCounts events;
   Node node;
   std::mt19937 random(31);
   std::vector<uint32_t> alive;
@@ -224,24 +224,24 @@ TEST_CASE("a reused inode: the new netns counts from zero under the label, the d
 
 TEST_CASE("a reused inode's new netns does not inherit the dead one's drop events") {
   NetnsLabels labels(5);
-  DropEventCounts events;
+  NetnsSeriesCounts events;
   Node node;
   auto old = node.create();
   node.insert(old, 10);
   refresh(labels, node, &events);
   REQUIRE(labels.labelled(old));
   for (int i = 0; i < 3; ++i) events.add(drop_event(CTBPF_CNT_TABLE_FULL, old), labels);
-  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, old}) == 3);
+  CHECK(events.counts().at({"cause=\"table_full\"", old}) == 3);
   node.destroy(old);
   auto reused = node.create();
   REQUIRE(reused == old);
   node.insert(reused, 5);
   refresh(labels, node, &events);  // the old netns's series ends and the new one's starts, same label
   REQUIRE(labels.labelled(reused));
-  CHECK(events.counts().count({CTBPF_CNT_TABLE_FULL, reused}) == 0);
-  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 3);
+  CHECK(events.counts().count({"cause=\"table_full\"", reused}) == 0);
+  CHECK(events.counts().at({"cause=\"table_full\"", CTBPF_NETNS_OTHER}) == 3);
   events.add(drop_event(CTBPF_CNT_TABLE_FULL, reused), labels);
-  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, reused}) == 1);
+  CHECK(events.counts().at({"cause=\"table_full\"", reused}) == 1);
 }
 
 TEST_CASE("a series that runs ahead of the global counter waits for it: other never decreases") {

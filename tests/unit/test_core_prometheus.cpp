@@ -30,7 +30,7 @@ Report report_with(const std::array<uint64_t, CTBPF_CNT_MAX>& counters) {
   return aggregator.summary();
 }
 
-std::string render(const Report& total, const NetnsLabels& labels, const DropEventCounts* events, bool om = false) {
+std::string render(const Report& total, const NetnsLabels& labels, const NetnsSeriesCounts* events, bool om = false) {
   Observability obs;
   ExpositionInput in{Mode::fentry, &obs, &total, &labels, "test", om, {}};
   in.drop_events = events;
@@ -62,7 +62,7 @@ TEST_CASE("every drop event is either delivered or counted as suppressed") {
   // The kernel side in miniature: 1000 drops over 2.5 s on one CPU, 40 per second let through.
   ctbpf_event_budget b{};
   NetnsLabels labels(kMaxNetnsLabels);
-  DropEventCounts delivered;
+  NetnsSeriesCounts delivered;
   std::array<uint64_t, CTBPF_CNT_MAX> counters{};
   const uint64_t n = 1000, t0 = 100 * kSecond;
   for (uint64_t i = 0; i < n; ++i) {
@@ -82,7 +82,7 @@ TEST_CASE("every drop event is either delivered or counted as suppressed") {
 
 TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") {
   NetnsLabels labels(2);
-  DropEventCounts events;
+  NetnsSeriesCounts events;
   // Before any refresh nothing has a label: every event counts in other, and ranks its netns.
   events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
   events.add(drop_event(CTBPF_CNT_TABLE_FULL, 111), labels);
@@ -90,7 +90,7 @@ TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") 
   events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 222), labels);
   events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 222), labels);
   events.add(drop_event(CTBPF_CNT_CHAINTOOLONG, 333), labels);
-  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 3);
+  CHECK(events.counts().at({"cause=\"table_full\"", CTBPF_NETNS_OTHER}) == 3);
   // The two busiest live droppers take the labels; their series count from here.
   labels.update({}, 0, 0, std::set<uint32_t>{111, 222, 333}, events.take_recent(), 1, &events);
   CHECK(labels.all() == std::set<uint32_t>{111, 222});
@@ -133,7 +133,7 @@ TEST_CASE("drop events per cause and netns: bounded labels, the rest in other") 
 
 TEST_CASE("series stay bounded however many namespaces drop") {
   NetnsLabels labels(kMaxNetnsLabels);
-  DropEventCounts events;
+  NetnsSeriesCounts events;
   std::set<uint32_t> live;
   for (uint32_t netns = 1; netns <= 10000; ++netns) {
     events.add(drop_event(CTBPF_CNT_TABLE_FULL, netns), labels);
@@ -149,7 +149,7 @@ TEST_CASE("series stay bounded however many namespaces drop") {
   labels.update({}, 0, 0, std::set<uint32_t>{}, events.take_recent(), 1, &events);
   CHECK(labels.all().empty());
   CHECK(events.counts().size() == 1);
-  CHECK(events.counts().at({CTBPF_CNT_TABLE_FULL, CTBPF_NETNS_OTHER}) == 10000);
+  CHECK(events.counts().at({"cause=\"table_full\"", CTBPF_NETNS_OTHER}) == 10000);
   CHECK(labels.tracked() == 0);
 }
 
