@@ -4,7 +4,8 @@
 # fentry/kprobe: allocs = inserts = N = `conntrack -C`; after `conntrack -F`, destroys = deletes = N.
 # trace's default walks the chain of 1 insert in 16 per CPU: chain_length.count is in (N/16 - CPUs, N/16].
 # tracepoint: those counts are null (unobservable), never a made-up 0.
-# Every mode: netfilter_drops = the nft drop rule's counter (N), and lost_events = 0.
+# Every mode: netfilter_drops = the nft drop rule's counter (N), and lost_events = 0. Those drops are of
+# entries that are not NAT'd: nat_blackholes and dns_races have no row (null where unobservable).
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode}
 skip_unless_kernel_allows "$mode"
@@ -44,6 +45,7 @@ else
 fi
 expect "nft drop counter" "$dropped" "$n"
 expect_netfilter_drops "$dropped"
+expect_nat_drops_none "$mode"
 expect lost_events "$(summary .lost_events)" 0
 expect "probe misses" "$(summary '.probe_misses | add')" 0
 # Every record (intervals, summary) against docs/schema/ctbpf.schema.json: a key this mode cannot

@@ -347,6 +347,28 @@ expect_netfilter_drops() {
 	fi
 }
 
+# expect_nat_drops_none MODE: a scenario whose drops are of entries that are not NAT'd, with no UDP port
+# 53: no nat_blackholes row and no dns_races row (of the test netns; of any netns in a guest), or null
+# where the kernel cannot say: kfree_skb has a drop reason from 5.17 (the enum in the kernel's own BTF),
+# and dns_races needs the conntrack probes.
+expect_nat_drops_none() {
+	local mine="select(.netns == $(ns_inode))"
+	if ! grep -qa SKB_DROP_REASON_NOT_SPECIFIED /sys/kernel/btf/vmlinux; then
+		expect "nat_blackholes (no drop reason before 5.17)" "$(summary .nat_blackholes)" null
+	elif in_guest; then
+		expect "nat_blackholes (drops of entries not NAT'd)" "$(summary .nat_blackholes)" '[]'
+	else
+		expect "nat_blackholes of the test netns" "$(summary "[.nat_blackholes[] | $mine] | length")" 0
+	fi
+	if [ "$1" = tracepoint ]; then
+		expect "dns_races (no conntrack probes)" "$(summary .dns_races)" null
+	elif in_guest; then
+		expect "dns_races (no port 53)" "$(summary .dns_races)" '[]'
+	else
+		expect "dns_races of the test netns" "$(summary "[.dns_races[] | $mine] | length")" 0
+	fi
+}
+
 nft_drop_packets() {
 	in_ns nft -j list chain inet ctbpf_e2e in |
 		jq '[.nftables[] | select(.rule) | .rule.expr[] | select(.counter) | .counter.packets] | add'
