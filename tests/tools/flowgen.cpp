@@ -15,7 +15,8 @@
 //                two CPUs send one datagram each from ONE socket at the same instant: one flow per
 //                port, whose two first packets race to be confirmed (a clash when both are
 //                unconfirmed at once, as with a resolver's parallel A and AAAA queries); prints
-//                "SENT REFUSED" like udp
+//                "SENT REFUSED" like udp. --sport FIRST: flow i from source port FIRST + i (a socket
+//                each), every flow to --port (a resolver's queries to one DNS server)
 //   flowgen udp-stream --dst ADDR --port P --sport S --rate R --count N   one flow: N datagrams from
 //                source port S (one socket), datagram i sent at i/R s after the first (an absolute
 //                schedule, so a late wake-up does not lower the rate); prints "SENT REFUSED" like udp
@@ -204,14 +205,24 @@ void pin_to_cpu(unsigned cpu) {
 // would be far wider than the window between conntrack's lookup and its confirm).
 int udp_pairs(const Args& a) {
   if (a.port + a.count > 65536) die("port range overflows");
+  if (a.sport + a.count > 65536) die("source port range overflows");
   if (std::thread::hardware_concurrency() < 2) die("udp-pairs needs 2 CPUs");
-  int fd = socket(address(a.dst, 0).family(), SOCK_DGRAM, 0);
-  if (fd < 0) die(std::string("socket: ") + std::strerror(errno));
+  // One socket for every flow (flow i to port FIRST + i), or with --sport one per flow, each bound
+  // to its own source port, all to --port (a resolver's queries, each from a new socket).
+  std::vector<int> fds(a.sport ? a.count : 1);
+  for (unsigned i = 0; i < fds.size(); ++i) {
+    fds[i] = socket(address(a.dst, 0).family(), SOCK_DGRAM, 0);
+    if (fds[i] < 0) die(std::string("socket: ") + std::strerror(errno));
+    if (!a.sport) continue;
+    auto src = address(address(a.dst, 0).family() == AF_INET6 ? "::" : "0.0.0.0", a.sport + i);
+    if (bind(fds[i], src.sa(), src.len) != 0) die("bind port " + std::to_string(a.sport + i) + ": " + std::strerror(errno));
+  }
   std::atomic<unsigned> arrived{0}, sent{0}, refused{0};
   auto sender = [&](unsigned cpu) {
     pin_to_cpu(cpu);
     for (unsigned i = 0; i < a.count; ++i) {
-      auto sa = address(a.dst, a.port + i);
+      auto sa = address(a.dst, a.sport ? a.port : a.port + i);
+      const int fd = fds[a.sport ? i : 0];
       arrived.fetch_add(1);
       while (arrived.load() < 2 * (i + 1)) {
       }
@@ -227,7 +238,7 @@ int udp_pairs(const Args& a) {
   std::thread other(sender, 1);
   sender(0);
   other.join();
-  close(fd);
+  for (int fd : fds) close(fd);
   std::printf("%u %u\n", sent.load(), refused.load());
   return 0;
 }
