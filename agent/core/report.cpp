@@ -314,6 +314,40 @@ void timeline_rows(std::string& out, const Chart& c, int width, bool is_rate) {
 
 }  // namespace
 
+// Where NAT'd traffic died, from a summary's rows (checked by the snapshot reader): at most 10 of each.
+std::string report_detail::nat_drops_report_lines(const json& s) {
+  auto rows = [&](const char* key) { return s.contains(key) && s[key].is_array() ? &s[key] : nullptr; };
+  std::string out;
+  if (const json* flows = rows("nat_blackholes")) {
+    out += fmt::format("  nat blackholes: {}\n", flows->empty() ? "none" : fmt::format("{} flows", flows->size()));
+    for (std::size_t i = 0; i < flows->size() && i < 10; ++i) {
+      const auto& f = (*flows)[i];
+      auto end = [](const json& addr, const json& port) {
+        return port.is_null() ? addr.get<std::string>() : fmt::format("{}:{}", addr.get<std::string>(), num(port));
+      };
+      out += fmt::format("    {} {} > {}{}{} {}, {} packets, netns {}\n", f["proto"].get<std::string>(),
+                         end(f["src"], f["sport"]), end(f["dst"], f["dport"]),
+                         f["dnat_to"].is_string() ? " dnat to " + f["dnat_to"].get<std::string>() : "",
+                         f["snat_to"].is_string() ? " snat to " + f["snat_to"].get<std::string>() : "",
+                         f["reason"].get<std::string>(), num(f["packets"]), num(f["netns"]));
+    }
+  } else {
+    out += "  nat blackholes: - (kfree_skb gives no drop reason before 5.17)\n";
+  }
+  if (const json* races = rows("dns_races")) {
+    out += fmt::format("  dns races: {}\n", races->empty() ? "none" : fmt::format("{}", races->size()));
+    for (std::size_t i = 0; i < races->size() && i < 10; ++i) {
+      const auto& r = (*races)[i];
+      out += fmt::format("    netns {} {} via {}: insert_failed {} (dropped), clash_resolve {} (kept)\n", num(r["netns"]),
+                         r["service"].get<std::string>(), r["resolver"].get<std::string>(), num(r["insert_failed"]),
+                         num(r["clash_resolve"]));
+    }
+  } else {
+    out += "  dns races: - (needs the fentry or kprobe family)\n";
+  }
+  return out;
+}
+
 std::string report_text(const json& doc, int width) {
   width = std::clamp(width, 40, 100);  // a wider terminal gets the same 100 columns: reports are read, not scanned
   const auto& s = doc["summary"];
@@ -360,6 +394,7 @@ std::string report_text(const json& doc, int width) {
            kernel_counter_notes("    ");
   out += fmt::format("  netfilter drops {}{}  lost events {}\n", num(s["netfilter_drops"]),
                      s["netfilter_drops"].is_null() ? "" : " (every netns)", num(s["lost_events"]));
+  out += nat_drops_report_lines(s);
   const auto& m = s["probe_misses"];
   if (m["confirm_unpaired"] != 0 || m["chain_walk_truncated"] != 0 || m["recursion"] != 0)
     out += fmt::format("  probe misses: unpaired confirms {}, truncated chain walks {}, skipped runs {}\n",

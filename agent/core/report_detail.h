@@ -22,6 +22,8 @@ std::string window_line(const nlohmann::json& doc);
 std::string growth_text(const nlohmann::json& table);
 /// "found N  insert N ..." from a "kernel_stats" object, counters the kernel lacks left out.
 std::string kernel_stats_line(const nlohmann::json& stats);
+/// "  nat blackholes: ..." and "  dns races: ..." with a line per row (at most 10 each).
+std::string nat_drops_report_lines(const nlohmann::json& summary);
 /// "no drops in this window (watched: ...)" when every observable cause is 0, "- (not observable in
 /// this mode)" when none is observable; empty when something was dropped (a chart shows it).
 std::string drops_note(const nlohmann::json& doc);

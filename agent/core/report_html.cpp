@@ -147,6 +147,17 @@ std::string report_html(const json& doc) {
       if (counter.note) out += row(std::string("kernel stat ") + counter.key, counter.note);
   }
   out += row("lost events", num(s["lost_events"]));
+  // One row per line: "nat blackholes: 1 flows", then each flow, then the same for DNS races.
+  std::string lines = nat_drops_report_lines(s);
+  for (std::size_t at = 0, end; at < lines.size(); at = end + 1) {
+    end = lines.find('\n', at);
+    auto line = lines.substr(at, end - at);
+    auto colon = line.find(": ");
+    if (line.rfind("  nat", 0) == 0 || line.rfind("  dns", 0) == 0)
+      out += row(line.substr(2, colon - 2), line.substr(colon + 2));
+    else
+      out += row("", line.substr(4));
+  }
   out += "</table>\n";
   out += "<p class=\"note\">- means the attach mode cannot observe the value; it is never a made-up 0.</p>\n";
 

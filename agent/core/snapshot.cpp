@@ -235,6 +235,7 @@ public:
         if (rows[i].contains("name")) name(rows[i], at);  // older files have no names
       }
     }
+    nat_drops(r, path);
     const json& states = member(r, path, "tcp_state_at_death");
     if (!states.is_null()) {
       type(states, path + "/tcp_state_at_death", json::value_t::object, "an object or null");
@@ -273,6 +274,35 @@ public:
   }
 
   // A netns name (render.cpp: name_json): null when unknown.
+  // "nat_blackholes" and "dns_races": absent in files before them, null where unobservable, else at
+  // most their kernel map's bound of rows, each with the fields the reports print.
+  void nat_drops(const json& r, const std::string& path) const {
+    if (r.contains("nat_blackholes") && !r["nat_blackholes"].is_null()) {
+      const json& rows = array(r, path, "nat_blackholes", CTBPF_BLACKHOLES_MAX);
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        auto at = path + "/nat_blackholes" + step(i);
+        type(rows[i], at, json::value_t::object, "an object");
+        for (const char* key : {"proto", "src", "dst", "reason"}) text(rows[i], at, key, 64);
+        for (const char* key : {"sport", "dport", "dnat_to", "snat_to"})
+          if (!member(rows[i], at, key).is_null()) {
+            if (rows[i][key].is_string()) text(rows[i], at, key, 64);
+            else uint(rows[i], at, key);
+          }
+        uint(rows[i], at, "netns");
+        uint(rows[i], at, "packets");
+      }
+    }
+    if (r.contains("dns_races") && !r["dns_races"].is_null()) {
+      const json& rows = array(r, path, "dns_races", CTBPF_DNS_RACES_MAX);
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        auto at = path + "/dns_races" + step(i);
+        type(rows[i], at, json::value_t::object, "an object");
+        for (const char* key : {"service", "resolver"}) text(rows[i], at, key, 64);
+        for (const char* key : {"netns", "insert_failed", "clash_resolve"}) uint(rows[i], at, key);
+      }
+    }
+  }
+
   void name(const json& row, const std::string& path) const {
     if (!member(row, path, "name").is_null()) text(row, path, "name", 255);
   }
