@@ -17,6 +17,9 @@
 # With CTBPF_BENCH_LIVE_ENTRIES=N, N live entries (unreplied UDP flows, one-hour timeout) sit in a
 # netns of their own through every round, in issue 18's big table (nf_conntrack_max 2097152, 262144
 # buckets; restored at exit): the flood's inserts then meet the chains a big table has.
+# With CTBPF_BENCH_FLOOD=blackhole the flood is instead one UDP flow whose every datagram is DNAT'd and
+# then dropped (the stale entry to a dead backend, issue 32): no new flow after the first, so the rate
+# is what a tracer costs per dropped NAT'd packet (ctbpf's kfree_skb program counts it against its flow).
 # Run it where the attach families work, e.g.: tests/vm/vmrun -- bench/overhead.sh 7 20000 --mode,fentry
 # (a million live entries need ~1 GB more guest memory: vmrun --mem 4096).
 set -euo pipefail
@@ -32,6 +35,16 @@ source "$(dirname "$0")/lib.sh"
 trap 'pkill -f "ready-file $WORK" 2>/dev/null || true; ip netns del $NS 2>/dev/null || true
 	ip netns del $FILL 2>/dev/null || true; big_table_restore; rm -rf "$WORK"' EXIT
 flood_netns
+if [ "${CTBPF_BENCH_FLOOD:-}" = blackhole ]; then
+	ip netns exec "$NS" nft -f - <<'NFT'
+table ip bench_nat {
+	chain out {
+		type nat hook output priority -100;
+		udp dport 20000 dnat to 127.0.0.1:20001
+	}
+}
+NFT
+fi
 if [ -n "${CTBPF_BENCH_LIVE_ENTRIES:-}" ]; then
 	big_table_sizes
 	NS=$FILL flood_netns
@@ -65,8 +78,10 @@ flood() {
 	# Attaching and detaching trampolines leaves RCU-tasks and freeing work behind on the other vCPU:
 	# let it finish before the flood (the previous config's teardown included), whatever the config.
 	sleep 1
-	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" udp --port 20000 --count "$flows" 2>&1 >/dev/null |
-		sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
+	local gen=(udp --port 20000 --count "$flows")
+	[ "${CTBPF_BENCH_FLOOD:-}" != blackhole ] ||
+		gen=(udp-stream --dst 127.0.0.1 --port 20000 --sport 40000 --rate 1000000000 --count "$flows")
+	rate=$(ip netns exec "$NS" "$CTBPF_FLOWGEN" "${gen[@]}" 2>&1 >/dev/null | sed -E 's/.*\(([0-9]+)\/s\).*/\1/')
 	echo "$rate" >>"$WORK/rates.$i"
 	if [ "$config" = floor ] || [ "$config" = oneliner ]; then
 		stop_tracer $pid
@@ -99,7 +114,9 @@ ratios() { paste "$WORK/rates.$1" "$WORK/rates.${2:-0}" | awk '{print $1 / $2}';
 # medians whose spreads overlap.
 peer=
 for i in "${!configs[@]}"; do [ "${configs[$i]}" != oneliner ] || peer=$i; done
-echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows new UDP flows${CTBPF_BENCH_LIVE_ENTRIES:+, with $CTBPF_BENCH_LIVE_ENTRIES live entries in $BIG_BUCKETS buckets (filled in $(printf %.0f "$(cat "$WORK/fill_s")") s)}"
+what="new UDP flows"
+[ "${CTBPF_BENCH_FLOOD:-}" != blackhole ] || what="datagrams of one DNAT'd UDP flow, each dropped after the NAT"
+echo "kernel $(uname -r), $(nproc) CPUs, $rounds interleaved rounds of $flows $what${CTBPF_BENCH_LIVE_ENTRIES:+, with $CTBPF_BENCH_LIVE_ENTRIES live entries in $BIG_BUCKETS buckets (filled in $(printf %.0f "$(cat "$WORK/fill_s")") s)}"
 printf '| %-44s | %14s | %6s | %13s | %8s | %13s | %14s | %17s |\n' "tracer" "median flows/s" "ratio" "round ratios" \
 	"vs peer" "peak RSS (MB)" "RSS after (MB)" "CPU s / 100k flows"
 echo "|----------------------------------------------|----------------|--------|---------------|----------|---------------|----------------|-------------------|"
