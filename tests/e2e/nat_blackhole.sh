@@ -120,8 +120,13 @@ flush chain ip ctbpf_nb to_backend
 add rule ip ctbpf_nb to_backend ip daddr $VIP udp dport $PORT dnat to $B
 NFT
 log "backend A deleted, the DNAT repointed to B"
-# A snapshot of the incident (its 2 s are also the wait for serve's first reading of it).
-"$CTBPF_BIN" snapshot --mode "$mode" -d 2 -o "$WORK/incident.json" 2>>"$WORK/trace.err"
+# A snapshot of the incident (its 2 s are also the wait for serve's first reading of it). Reports read
+# the same JSON in every mode: the host's tracepoint run checks them, a guest's boot saves the load.
+if [ "$mode" = tracepoint ]; then
+	"$CTBPF_BIN" snapshot --mode "$mode" -d 2 -o "$WORK/incident.json" 2>>"$WORK/trace.err"
+else
+	sleep 3.5
+fi
 serve_during=$(blackholed)
 sleep 1.5
 serve_later=$(blackholed)
@@ -161,14 +166,16 @@ no_route_total=$(no_route)
 log "serve's counter: $serve_during during, $serve_later later, $serve_fixed after the fix, $serve_after 2 s on;" \
 	"the router's no-route counter: $no_route_total"
 
-# The snapshot and its report: the flow, where its NAT sends it, why it dies.
-snap_row=$(jq -c "[.summary.nat_blackholes[]? | $flow] | first" "$WORK/incident.json")
-expect "snapshot: the flow's dnat_to" "$(jq -r '.dnat_to' <<<"$snap_row")" "$A:$PORT"
-"$CTBPF_BIN" report "$WORK/incident.json" >"$WORK/report.txt"
-"$CTBPF_BIN" report "$WORK/incident.json" --html "$WORK/report.html"
-expect "report: the flow's line" \
-	"$(grep -c "udp 10.79.1.2:$SPORT > $VIP:$PORT dnat to $A:$PORT $(jq -r .reason <<<"$snap_row")" "$WORK/report.txt")" 1
-expect "report --html: the flow's row" "$(grep -c "dnat to $A:$PORT" "$WORK/report.html")" 1
+if [ "$mode" = tracepoint ]; then
+	# The snapshot and its report: the flow, where its NAT sends it, why it dies.
+	snap_row=$(jq -c "[.summary.nat_blackholes[]? | $flow] | first" "$WORK/incident.json")
+	expect "snapshot: the flow's dnat_to" "$(jq -r '.dnat_to' <<<"$snap_row")" "$A:$PORT"
+	"$CTBPF_BIN" report "$WORK/incident.json" >"$WORK/report.txt"
+	"$CTBPF_BIN" report "$WORK/incident.json" --html "$WORK/report.html"
+	expect "report: the flow's line" \
+		"$(grep -c "udp 10.79.1.2:$SPORT > $VIP:$PORT dnat to $A:$PORT $(jq -r .reason <<<"$snap_row")" "$WORK/report.txt")" 1
+	expect "report --html: the flow's row" "$(grep -c "dnat to $A:$PORT" "$WORK/report.html")" 1
+fi
 expect "serve's counter rises during the incident" "$((serve_later > serve_during && serve_during > 0))" 1
 expect "serve's counter stops rising after the fix" "$serve_after" "$serve_fixed"
 
