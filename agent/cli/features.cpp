@@ -68,7 +68,8 @@ void print_text(const nlohmann::json& report, const std::string& mode, bool pick
                 present.get<bool>() ? "observable" : fmt::format("not observable in {} mode", mode).c_str());
   if (picked) {
     std::string shown, hidden;
-    for (const char* key : {"allocs", "inserts", "destroys", "deletes", "chain_length", "lifetime_ms"})
+    for (const char* key : {"allocs", "inserts", "destroys", "deletes", "chain_length", "lifetime_ms",
+                            "nat_blackholes", "dns_races"})
       (observable[key].get<bool>() ? shown : hidden) += std::string(" ") + key;
     (observable["table"]["growth"].get<bool>() ? shown : hidden) += " table_growth";
     (observable["kernel_stats"]["drop"].get<bool>() ? shown : hidden) += " kernel_stats";
