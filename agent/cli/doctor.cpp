@@ -54,7 +54,6 @@ std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>
   return idle;
 }
 
-/// Observes for duration_s, then prints findings with the commands to fix them. Changes nothing.
 // The netns where NAT'd traffic died or raced: named, with how to run the fix there.
 void name_nat_netns(core::DoctorInput& in) {
   std::set<uint32_t> netns;
@@ -69,6 +68,7 @@ void name_nat_netns(core::DoctorInput& in) {
   }
 }
 
+/// Observes for duration_s, then prints findings with the commands to fix them. Changes nothing.
 int run_doctor(const DoctorOptions& options) {
   kernel::Tracer::Options topts;
   topts.track_ports = true;
