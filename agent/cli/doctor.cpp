@@ -47,9 +47,12 @@ core::Count delta(const std::optional<core::KernelStats>& before, const std::opt
 // --dump-max-* bounds (bounded time and no memory per entry) and says so; the dump goes in hash order,
 // which has nothing to do with age, so the first entries are a fair sample.
 std::optional<core::IdleSummary> read_idle(const std::map<std::string, uint64_t>& sysctls,
-                                           const core::DumpLimit& limit) {
+                                           const core::DumpLimit& limit, core::UnansweredNat* unanswered = nullptr) {
   core::IdleSummary idle;
-  idle.dump = kernel::dump_table(limit, [&](const core::DumpedEntry& e) { core::add_idle(idle, e, sysctls); });
+  idle.dump = kernel::dump_table(limit, [&](const core::DumpedEntry& e) {
+    core::add_idle(idle, e, sysctls);
+    if (unanswered) core::add_unanswered(*unanswered, e);
+  });
   if (!idle.dump.ok) return std::nullopt;
   return idle;
 }
@@ -108,7 +111,9 @@ int run_doctor(const DoctorOptions& options) {
   in.counts = std::move(counts);
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
-  in.idle = read_idle(in.sysctls, options.dump);
+  core::UnansweredNat unanswered;
+  in.idle = read_idle(in.sysctls, options.dump, &unanswered);
+  if (in.idle) in.unanswered_nat = unanswered;
   in.idle_start = idle_start;
   for (const char* name : {"tcp_timestamps", "tcp_tw_reuse", "tcp_retries2"})
     if (auto v = kernel::read_number(std::string("/proc/sys/net/ipv4/") + name)) in.tcp_sysctls[name] = *v;

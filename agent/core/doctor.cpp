@@ -19,6 +19,7 @@ constexpr Rule kRules[] = {
     rule_table_fill,
     rule_drops,
     rule_nat_blackholes,
+    rule_nat_unanswered,
     rule_dns_race,
     rule_chain_length,
     rule_memory,
@@ -64,6 +65,14 @@ void list_unmeasured(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.window.totals.nat_blackholes)
     d.unmeasured.push_back({"NAT'd flows dropped after the NAT (nat_blackhole)",
                             "this kernel's kfree_skb gives no drop reason (5.17 and later do)"});
+  if (in.unanswered_nat && !in.unanswered_nat->counters_seen) {
+    const auto acct = sysctl(in, "acct");
+    d.unmeasured.push_back({"NAT'd UDP flows that never got a reply (nat_unanswered)",
+                            acct && *acct == 0 ? "nf_conntrack_acct is off in this netns (sysctl -w "
+                                                 "net.netfilter.nf_conntrack_acct=1 counts packets per direction "
+                                                 "for entries made after it)"
+                                               : "no entry in the dump carried packet counters"});
+  }
   if (!in.window.totals.dns_races)
     d.unmeasured.push_back({"the DNS race per netns and resolver (dns_race)", "needs the fentry or kprobe family"});
   if (!in.idle) {

@@ -14,6 +14,7 @@
 
 #include "core/aggregator.h"
 #include "core/idle.h"
+#include "core/nat_drops.h"
 
 namespace ctbpf::core {
 
@@ -65,6 +66,8 @@ struct DoctorInput {
   // each ("ip netns exec NAME ", "nsenter --net=/proc/PID/ns/net ", "" for ctbpf's own).
   std::map<uint32_t, std::string> netns_names;
   std::map<uint32_t, std::string> netns_enter;
+  // NAT'd UDP flows without a reply in the window's end dump (ctbpf's netns); empty: no dump.
+  std::optional<UnansweredNat> unanswered_nat;
 };
 
 struct Finding {

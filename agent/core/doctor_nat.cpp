@@ -69,6 +69,39 @@ void rule_nat_blackholes(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   d.findings.push_back(std::move(x));
 }
 
+void rule_nat_unanswered(const DoctorInput& in, const Facts& f, Diagnosis& d) {
+  if (!in.unanswered_nat || !in.unanswered_nat->flows) return;
+  const auto& u = *in.unanswered_nat;
+  auto flows = u.busiest;
+  std::sort(flows.begin(), flows.end(), [](const auto& a, const auto& b) { return a.packets > b.packets; });
+  Finding x;
+  x.id = "nat_unanswered";
+  x.severity = Severity::info;
+  x.title = fmt::format("{} NAT'd UDP flow{} sent {} packets or more and never got a reply: {} ({} packets)", u.flows,
+                        u.flows == 1 ? "" : "s", UnansweredNat::kMinPackets, flow_text(flows.front()),
+                        flows.front().packets);
+  x.evidence = {{"flows", u.flows}, {"min_packets", UnansweredNat::kMinPackets}, {"busiest", nlohmann::json::array()}};
+  for (const auto& flow : flows) {
+    auto e = blackhole_json(flow, f.duration);
+    e.erase("packets_per_s");
+    e.erase("first_drop_t");
+    e.erase("last_drop_t");
+    e.erase("reason");
+    e["delete_command"] = conntrack_delete_command(flow, "");
+    x.evidence["busiest"].push_back(e);
+    x.measured += fmt::format("{}{}: {} packets sent, none back", x.measured.empty() ? "" : "; ", flow_text(flow),
+                              flow.packets);
+    x.fix_now.push_back(conntrack_delete_command(flow, ""));
+  }
+  x.why = "nf_conntrack_acct counts each entry's packets per direction: these NAT'd flows kept sending and "
+          "nothing came back. Where the NAT's target is gone on another host (a backend on another node), "
+          "its packets die there, out of ctbpf's sight (nat_blackhole sees drops on this machine only), and "
+          "the entry, refreshed by every packet, keeps sending them there; the command removes one so the "
+          "next packet is NAT'd by the rules in force. A one-way protocol (syslog, statsd, NetFlow) looks "
+          "the same and needs nothing. From the window's end dump of this netns.";
+  d.findings.push_back(std::move(x));
+}
+
 void rule_dns_race(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   (void)f;
   if (!in.window.totals.dns_races || in.window.totals.dns_races->empty()) return;

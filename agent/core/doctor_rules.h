@@ -160,6 +160,7 @@ void rule_icmp_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d);
 void rule_generic_timeout(const DoctorInput& in, const Facts& f, Diagnosis& d);
 // Where NAT'd traffic dies (doctor_nat.cpp).
 void rule_nat_blackholes(const DoctorInput& in, const Facts& f, Diagnosis& d);
+void rule_nat_unanswered(const DoctorInput& in, const Facts& f, Diagnosis& d);
 void rule_dns_race(const DoctorInput& in, const Facts& f, Diagnosis& d);
 
 }  // namespace ctbpf::core::doctor_rules

@@ -27,6 +27,12 @@ struct DumpedEntry {
   uint8_t tcp_state = 0;          // enum tcp_conntrack; TCP only
   uint32_t status = 0;            // IPS_* bits (CTA_STATUS)
   std::optional<uint32_t> timeout_s;  // CTA_TIMEOUT: whole seconds until it expires without a packet
+  // The rest of the tuple, for the NAT'd flows doctor names (nat_unanswered).
+  std::array<uint8_t, 16> dst{}, reply_src{};  // original destination; reply source (a DNAT's target)
+  uint16_t sport = 0, dport = 0, reply_sport = 0;  // host byte order
+  uint16_t zone = 0;
+  // CTA_COUNTERS, per direction: present only with net.netfilter.nf_conntrack_acct=1 (when the entry was made).
+  std::optional<uint64_t> orig_packets, reply_packets;
 };
 
 /// Idle times are counted per whole second up to this bound (the closing TCP states', ICMP's and the

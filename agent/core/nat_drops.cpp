@@ -112,6 +112,31 @@ std::string conntrack_delete_command(const BlackholeFlow& f, const std::string& 
   return cmd;
 }
 
+void add_unanswered(UnansweredNat& u, const DumpedEntry& e) {
+  if (!e.orig_packets || !e.reply_packets) return;
+  u.counters_seen = true;
+  constexpr uint32_t kNat = 3u << 4;  // IPS_SRC_NAT | IPS_DST_NAT
+  if (e.l4 != 17 || !(e.status & kNat) || *e.reply_packets || *e.orig_packets < UnansweredNat::kMinPackets) return;
+  ++u.flows;
+  BlackholeFlow f;
+  f.zone = e.zone;
+  f.l3 = e.l3;
+  f.l4 = e.l4;
+  f.src = e.src;
+  f.dst = e.dst;
+  f.sport = e.sport;
+  f.dport = e.dport;
+  f.reply_src = e.reply_src;
+  f.reply_sport = e.reply_sport;
+  f.status = e.status & (1u << 5);  // the DNAT's target only: the reply's destination is not dumped here
+  f.reason_name = "no reply";
+  f.packets = *e.orig_packets;
+  auto fewest = std::min_element(u.busiest.begin(), u.busiest.end(),
+                                 [](const auto& a, const auto& b) { return a.packets < b.packets; });
+  if (u.busiest.size() < UnansweredNat::kMaxListed) u.busiest.push_back(std::move(f));
+  else if (fewest->packets < f.packets) *fewest = std::move(f);
+}
+
 std::string netns_text(uint32_t netns, const std::map<uint32_t, std::string>& names) {
   auto it = names.find(netns);
   return it != names.end() && !it->second.empty() ? "netns " + it->second : fmt::format("netns {}", netns);

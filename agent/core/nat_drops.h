@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/idle.h"
+
 namespace ctbpf::core {
 
 /// One NAT'd flow and one drop reason (struct ctbpf_blackhole_key and its value): cumulative in a
@@ -77,6 +79,19 @@ std::string nat_drops_text(const std::optional<std::vector<BlackholeFlow>>& flow
                            const std::optional<std::vector<DnsRace>>& races, double duration_s,
                            const std::map<uint32_t, std::string>& netns_names, const std::string& indent,
                            std::size_t max_lines = 10);
+
+/// NAT'd UDP flows that sent and never got a reply, from a ctnetlink dump with nf_conntrack_acct's
+/// per-direction counters: a backend that is gone where ctbpf cannot see the drop (on another host), or
+/// a one-way protocol (syslog, statsd). Entries without counters (acct off when they were made) are
+/// not judged.
+struct UnansweredNat {
+  static constexpr uint64_t kMinPackets = 10;  // original-direction packets: more than a retry or two
+  static constexpr std::size_t kMaxListed = 10;
+  bool counters_seen = false;  // some entry carried counters: acct was on for it
+  uint64_t flows = 0;          // NAT'd UDP entries with >= kMinPackets sent and no reply
+  std::vector<BlackholeFlow> busiest;  // the kMaxListed with most packets sent (packets: those)
+};
+void add_unanswered(UnansweredNat& u, const DumpedEntry& e);
 
 /// A netns's name for text: its name when known, else "netns <inode>".
 std::string netns_text(uint32_t netns, const std::map<uint32_t, std::string>& names);

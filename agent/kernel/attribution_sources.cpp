@@ -47,12 +47,23 @@ int visit_entry(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data)
   if (!state.budget.admit(state.elapsed())) return NFCT_CB_STOP;
   core::DumpedEntry e;
   e.l3 = nfct_get_attr_u8(ct, ATTR_L3PROTO);
-  if (e.l3 == AF_INET) {
-    uint32_t v4 = nfct_get_attr_u32(ct, ATTR_IPV4_SRC);
-    std::memcpy(e.src.data(), &v4, sizeof(v4));
-  } else if (e.l3 == AF_INET6) {
-    std::memcpy(e.src.data(), nfct_get_attr(ct, ATTR_IPV6_SRC), 16);
-  }
+  auto address = [&](std::array<uint8_t, 16>& to, nf_conntrack_attr v4_attr, nf_conntrack_attr v6_attr) {
+    if (e.l3 == AF_INET) {
+      uint32_t v4 = nfct_get_attr_u32(ct, v4_attr);
+      std::memcpy(to.data(), &v4, sizeof(v4));
+    } else if (e.l3 == AF_INET6) {
+      std::memcpy(to.data(), nfct_get_attr(ct, v6_attr), 16);
+    }
+  };
+  address(e.src, ATTR_IPV4_SRC, ATTR_IPV6_SRC);
+  address(e.dst, ATTR_IPV4_DST, ATTR_IPV6_DST);
+  address(e.reply_src, ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC);
+  e.sport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_SRC));
+  e.dport = ntohs(nfct_get_attr_u16(ct, ATTR_PORT_DST));
+  e.reply_sport = ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC));
+  if (nfct_attr_is_set(ct, ATTR_ZONE) > 0) e.zone = nfct_get_attr_u16(ct, ATTR_ZONE);
+  if (nfct_attr_is_set(ct, ATTR_ORIG_COUNTER_PACKETS) > 0) e.orig_packets = nfct_get_attr_u64(ct, ATTR_ORIG_COUNTER_PACKETS);
+  if (nfct_attr_is_set(ct, ATTR_REPL_COUNTER_PACKETS) > 0) e.reply_packets = nfct_get_attr_u64(ct, ATTR_REPL_COUNTER_PACKETS);
   e.l4 = nfct_get_attr_u8(ct, ATTR_L4PROTO);
   if (nfct_attr_is_set(ct, ATTR_TCP_STATE) > 0) e.tcp_state = nfct_get_attr_u8(ct, ATTR_TCP_STATE);
   if (nfct_attr_is_set(ct, ATTR_STATUS) > 0) e.status = nfct_get_attr_u32(ct, ATTR_STATUS);

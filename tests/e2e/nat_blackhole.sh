@@ -11,7 +11,8 @@
 #
 # Oracles, the kernel's: the router's nft counter of packets to A that find no route (`fib daddr oif
 # missing`, after the DNAT) = the packets that died; backends' nft input counters = what arrived.
-#   - healthy (A up): doctor gives no nat_blackhole finding;
+#   - healthy (A up, never answering): doctor gives no nat_blackhole finding, and in the router's netns
+#     (nf_conntrack_acct on there) nat_unanswered names the flow that conntrack -L shows [UNREPLIED];
 #   - within 2 intervals of the deletion trace --json names the flow: its tuple, dnat_to A, reason
 #     IP_INNOROUTES, packets_per_s within 10% of RATE in a whole interval (the second that shows it);
 #   - serve's ctbpf_conntrack_nat_blackholed_packets_total rises during the incident;
@@ -43,7 +44,9 @@ for n in "$NS" "$NB_C" "$NB_A" "$NB_B"; do
 	ip netns add "$n"
 	ip -n "$n" link set lo up
 done
-ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1
+# acct counts each entry's packets per direction (per netns): backend A never answers, so doctor in the
+# router's netns sees the flow as NAT'd and unanswered (nat_unanswered) even while A is there.
+ip netns exec "$NS" sysctl -qw net.ipv4.ip_forward=1 net.netfilter.nf_conntrack_acct=1
 link() { # link NETNS ROUTER_DEV SUBNET
 	ip link add "$2" netns "$NS" type veth peer name eth0 netns "$1"
 	ip -n "$NS" addr add "10.79.$3.1/24" dev "$2"
@@ -101,16 +104,22 @@ BG_PIDS+=($!)
 for _ in $(seq 60); do [ "$(got "$NB_A")" -gt 0 ] && break; sleep 0.5; done
 expect "backend A receives the flow" "$(($(got "$NB_A") > 0))" 1
 
-# run_doctor SECONDS: ctbpf doctor from the root netns (where it runs on a node): its JSON in $DOCTOR.
+# run_doctor SECONDS [NETNS]: ctbpf doctor from the root netns (where it runs on a node), or in NETNS:
+# its JSON in $DOCTOR.
 run_doctor() {
-	DOCTOR=$("$CTBPF_BIN" doctor --json --mode "$mode" -d "$1" 2>>"$WORK/trace.err")
+	DOCTOR=$(${2:+ip netns exec "$2"} "$CTBPF_BIN" doctor --json --mode "$mode" -d "$1" 2>>"$WORK/trace.err")
 	log "doctor: $(jq -c '[.findings[] | [.severity, .id, .title]]' <<<"$DOCTOR")"
 }
 drop_reasons=0
 grep -qa SKB_DROP_REASON_NOT_SPECIFIED /sys/kernel/btf/vmlinux && drop_reasons=1
 
-run_doctor 2
+run_doctor 2 "$NS"
 expect "healthy backend: no nat_blackhole finding" "$(finding nat_blackhole .id)" null
+# The kernel's own view: the entry has no reply ([UNREPLIED] in conntrack -L), NAT'd to A.
+unreplied=$(in_ns conntrack -L -p udp --orig-src 10.79.1.2 --sport "$SPORT" 2>/dev/null | grep -c "UNREPLIED.*src=$A " || true)
+expect "the router: the flow's entry is unreplied and NAT'd to A" "$unreplied" 1
+expect "doctor in the router's netns: nat_unanswered names the flow" \
+	"$(finding nat_unanswered "[.evidence.busiest[] | $flow | select(.dnat_to == \"$A:$PORT\" and .packets >= 10)] | length")" 1
 
 # ---- the incident -----------------------------------------------------------------------------------
 ip netns del "$NB_A"

@@ -206,3 +206,56 @@ TEST_CASE("doctor: nat_blackhole gives each stuck flow's command; dns_race says 
   CHECK(f->title.find("router") != std::string::npos);
   CHECK(f->evidence.size() == 2);
 }
+
+TEST_CASE("nat_unanswered: NAT'd UDP flows that sent and got nothing back, from acct's counters") {
+  auto entry = [](uint64_t sent, uint64_t back, uint32_t status = 1u << 5, uint8_t l4 = kUdp) {
+    DumpedEntry e;
+    e.l3 = kInet;
+    e.l4 = l4;
+    e.src = v4(10, 0, 1, 2);
+    e.dst = v4(10, 96, 0, 10);
+    e.sport = 40000;
+    e.dport = 53;
+    e.reply_src = v4(10, 0, 2, 2);
+    e.reply_sport = 53;
+    e.status = status;
+    e.orig_packets = sent;
+    e.reply_packets = back;
+    return e;
+  };
+  UnansweredNat u;
+  DumpedEntry no_counters = entry(100, 0);
+  no_counters.orig_packets.reset();
+  no_counters.reply_packets.reset();
+  add_unanswered(u, no_counters);  // acct off when it was made: not judged
+  CHECK_FALSE(u.counters_seen);
+  add_unanswered(u, entry(100, 1));            // answered
+  add_unanswered(u, entry(9, 0));              // fewer than 10 sent
+  add_unanswered(u, entry(100, 0, 0));         // not NAT'd
+  add_unanswered(u, entry(100, 0, 1u << 5, kTcp));  // not UDP
+  CHECK(u.counters_seen);
+  CHECK(u.flows == 0);
+  for (uint64_t sent = 10; sent < 22; ++sent) add_unanswered(u, entry(sent, 0));
+  CHECK(u.flows == 12);
+  REQUIRE(u.busiest.size() == 10);  // the 10 that sent most: 12..21
+  CHECK(std::min_element(u.busiest.begin(), u.busiest.end(), [](auto& a, auto& b) { return a.packets < b.packets; })
+            ->packets == 12);
+  CHECK(nat_target_text(u.busiest[0]) == "dnat to 10.0.2.2:53");
+
+  using namespace doctor_fixture;
+  auto in = healthy();
+  in.unanswered_nat = UnansweredNat{};
+  in.sysctls["acct"] = 0;
+  auto d = diagnose(in);
+  CHECK(find(d, "nat_unanswered") == nullptr);
+  CHECK(std::count_if(d.unmeasured.begin(), d.unmeasured.end(),
+                      [](const auto& m) { return m.why.find("nf_conntrack_acct is off") != std::string::npos; }) == 1);
+  in.unanswered_nat = u;
+  d = diagnose(in);
+  auto* f = find(d, "nat_unanswered");
+  REQUIRE(f);
+  CHECK(f->severity == Severity::info);
+  CHECK(f->evidence["flows"] == 12);
+  CHECK(f->fix_now.size() == 10);
+  CHECK(f->fix_now[0] == "conntrack -D -f ipv4 -p udp -s 10.0.1.2 -d 10.96.0.10 --sport 40000 --dport 53");
+}
