@@ -7,6 +7,7 @@
 
 #include "core/doctor.h"
 #include "core/doctor_rules.h"
+#include "core/readings.h"
 #include "core/render.h"
 
 namespace ctbpf::core {
@@ -112,11 +113,14 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
                      : in.system.build == ConntrackBuild::builtin ? "is built in"
                                                                   : "build unknown");
   if (diagnosis.findings.empty()) out += "\nNo findings.\n";
+  // Prose within 100 columns; a command stays on its own line, whole, to be copied as it is.
+  out = wrap_lines(out);
   for (const auto& x : diagnosis.findings) {
     std::string severity = to_string(x.severity);
     std::transform(severity.begin(), severity.end(), severity.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    out += fmt::format("\n[{}] {}: {}\n  measured: {}\n  why: {}\n", severity, x.id, x.title, x.measured, x.why);
+    out += wrap_lines(
+        fmt::format("\n[{}] {}: {}\n  measured: {}\n  why: {}\n", severity, x.id, x.title, x.measured, x.why));
     if (!x.fix_now.empty()) {
       out += "  fix now:\n";
       for (const auto& c : x.fix_now) out += "    " + c + "\n";
@@ -127,8 +131,9 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
     }
   }
   if (!diagnosis.unmeasured.empty()) {
-    out += "\nNot measured here:\n";
-    for (const auto& u : diagnosis.unmeasured) out += fmt::format("  {}: {}\n", u.what, u.why);
+    std::string unmeasured = "\nNot measured here:\n";
+    for (const auto& u : diagnosis.unmeasured) unmeasured += fmt::format("  {}: {}\n", u.what, u.why);
+    out += wrap_lines(unmeasured);
   }
   return out;
 }
