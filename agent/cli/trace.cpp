@@ -275,9 +275,11 @@ int run_trace(const TraceOptions& options) {
   const auto netns = core::netns_label(core::own_netns_json(who.names().own_netns));
   const auto elsewhere = core::other_netns_hint(kernel::named_netns_tables(), baseline.table.count, "trace");
   if (!options.json && !live) {
-    std::fprintf(stderr, "ctbpf: tracing conntrack in %s mode; table and kernel stats: %s; Ctrl-C prints the "
-                         "summary\n",
-                 core::to_string(tracer->mode()).c_str(), netns.empty() ? "this netns" : netns.c_str());
+    std::fputs(core::wrap_lines(fmt::format("ctbpf: tracing conntrack in {} mode; Ctrl-C prints the summary\n"
+                                            "ctbpf: table and kernel stats: {}\n",
+                                            core::to_string(tracer->mode()), netns.empty() ? "this netns" : netns))
+                   .c_str(),
+               stderr);
     if (!elsewhere.empty()) std::fputs(core::wrap_lines("ctbpf: " + elsewhere + "\n").c_str(), stderr);
   }
 
