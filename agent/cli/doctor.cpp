@@ -92,6 +92,7 @@ int run_doctor(const DoctorOptions& options) {
   in.counts = std::move(counts);
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
+  in.own_netns = kernel::own_netns();
   in.idle = read_idle(in.sysctls, options.dump);
   in.idle_start = idle_start;
   for (const char* name : {"tcp_timestamps", "tcp_tw_reuse", "tcp_retries2"})

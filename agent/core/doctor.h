@@ -14,6 +14,7 @@
 
 #include "core/aggregator.h"
 #include "core/idle.h"
+#include "core/netns_scope.h"
 
 namespace ctbpf::core {
 
@@ -61,6 +62,7 @@ struct DoctorInput {
   // This host's TCP stack, /proc/sys/net/ipv4/<name>: "tcp_timestamps" (PAWS), "tcp_tw_reuse",
   // "tcp_retries2"; absent when unread.
   std::map<std::string, uint64_t> tcp_sysctls;
+  std::optional<OwnNetns> own_netns;  // whose table, count, kernel stats and dumps these are
 };
 
 struct Finding {

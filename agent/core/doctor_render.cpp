@@ -34,6 +34,7 @@ json doctor_json(const DoctorInput& in, const Diagnosis& diagnosis) {
   // Next to lifetime_ms: how long the live entries have gone without a packet.
   json summary = summary_json(in.window, in.mode, in.obs);
   summary["idle_ms"] = in.idle ? idle_json(*in.idle) : json(nullptr);
+  summary["own_netns"] = own_netns_json(in.own_netns);
   return {{"type", "doctor"},
           {"mode", to_string(in.mode)},
           {"duration_s", f.duration},
@@ -73,6 +74,9 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
                      text(f.buckets), f.growth_per_s.value_or(0));
   if (auto r = in.window.rate(in.window.totals.inserts)) out += fmt::format(", {:.0f} inserts/s", *r);
   out += "\n";
+  // The table, its count, the kernel's statistics and the dumps are this netns's: named.
+  if (auto netns = netns_label(own_netns_json(in.own_netns)); !netns.empty())
+    out += "  table, kernel stats and dumps: " + netns + "\n";
   // A dump cut short changes what the idle and per-state figures below mean: said before them.
   if (in.idle && in.idle->capped()) out += "  " + dump_stopped_text(in.idle->dump, f.count_end) + "\n";
   if (f.detail) {

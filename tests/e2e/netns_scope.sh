@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # netns_scope.sh: in tracepoint mode ctbpf sees the table of the netns it runs in, so it names that
-# netns (issue 34): trace's start line, summary and JSON, snapshots and top; diff warns when two
+# netns (issue 34): trace's start line, summary and JSON, doctor, snapshots and top; diff warns when two
 # snapshots are of different namespaces; and from an empty netns it points to the named ones that
 # hold entries, with their counts. The expected names and inodes come from `ip netns` and stat, the
 # counts from `conntrack -C` inside each netns.
@@ -28,6 +28,9 @@ expect "trace --json: own_netns.name" "$(jq -r .own_netns.name <<<"$summary")" "
 expect "trace --json: own_netns.inode" "$(jq .own_netns.inode <<<"$summary")" "$inode"
 expect "trace --json: its table is the netns's (conntrack -C)" "$(jq .table.count <<<"$summary")" "$(ct_count)"
 validate_records "$WORK/ns.ndjson"
+
+in_ns "$CTBPF_BIN" doctor --json --mode tracepoint -d 1 >"$WORK/doctor.json" 2>>"$WORK/trace.err"
+expect "doctor --json: summary.own_netns" "$(jq -c .summary.own_netns "$WORK/doctor.json")" "{\"inode\":$inode,\"name\":\"$NS\"}"
 
 # Snapshots record it; diff of one from the host and one from the netns warns, in one line.
 in_ns "$CTBPF_BIN" snapshot --mode tracepoint -d 0.5 -o "$WORK/ns.json" >/dev/null 2>>"$WORK/trace.err"

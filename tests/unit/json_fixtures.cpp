@@ -58,6 +58,7 @@ DoctorInput doctor_input(Mode mode) {
   in.system.slab_object_size_source = "/proc/slabinfo";
   in.system.ram_bytes = uint64_t{2} << 30;
   in.system.build = ConntrackBuild::module;
+  in.own_netns = OwnNetns{4026531840, "host"};
   if (mode != Mode::tracepoint) {
     IdleSummary idle;
     DumpedEntry e;

@@ -180,3 +180,15 @@ TEST_CASE("doctor text: prose within 100 columns, commands whole") {
   }
   CHECK(widest <= 100);
 }
+
+// Issue 34: doctor names the netns whose table, statistics and dumps it read (text and JSON).
+TEST_CASE("doctor: names the netns of the table") {
+  auto in = doctor_fixture::healthy();
+  const auto d = diagnose(in);
+  CHECK(doctor_text(in, d).find("table, kernel stats and dumps:") == std::string::npos);
+  CHECK(doctor_json(in, d)["summary"]["own_netns"].is_null());
+  in.own_netns = OwnNetns{4026532288, "ctns1"};
+  CHECK(doctor_text(in, d).find("\n  table, kernel stats and dumps: netns ctns1 (inode 4026532288)\n") !=
+        std::string::npos);
+  CHECK(doctor_json(in, d)["summary"]["own_netns"] == nlohmann::json{{"inode", 4026532288u}, {"name", "ctns1"}});
+}
