@@ -168,7 +168,8 @@ int run_top(const TopOptions& options) {
   const auto label = core::netns_label(own);
   std::string empty = "(no entries yet)";
   if (dumps_only) {
-    const auto elsewhere = core::other_netns_hint(kernel::named_netns_tables(), first.table.count, "top");
+    // The line says this table is empty already: the hint without its own "is empty".
+    const auto elsewhere = core::other_netns_hint(kernel::named_netns_tables(), std::nullopt, "top");
     empty = core::wrap_lines(
         fmt::format("(no entries in this netns's table{}; {})", label.empty() ? "" : ", " + label,
                     elsewhere.empty() ? "another netns's: ip netns exec NAME ctbpf top" : "at start: " + elsewhere));

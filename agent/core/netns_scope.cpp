@@ -54,8 +54,9 @@ std::string other_netns_hint(const std::vector<NetnsTable>& others, std::optiona
     which += fmt::format("{}{} {}", i ? ", " : "", printable(holding[i]->name, 64), *holding[i]->count);
   if (holding.size() > 3) which += fmt::format(", {} more", holding.size() - 3);
   const std::string here = own_count && *own_count == 0 ? "this netns's table is empty, but " : "";
-  return fmt::format("{}{} other named netns hold {} entries ({}); to see one: ip netns exec {} ctbpf {}", here,
-                     holding.size(), total, which, printable(holding[0]->name, 64), command);
+  return fmt::format("{}{} other named netns {} {} entries ({}); to see one: ip netns exec {} ctbpf {}", here,
+                     holding.size(), holding.size() == 1 ? "holds" : "hold", total, which,
+                     printable(holding[0]->name, 64), command);
 }
 
 std::string other_netns_hint_json(const json& others, const json& own_count, const std::string& command) {

@@ -76,7 +76,7 @@ TEST_CASE("summary: JSON and text name the netns of the table, and where other e
   CHECK(j["other_netns"] == json::array({json{{"name", "ctns1"}, {"inode", 4026532288u}, {"count", 1010}}}));
   const auto text = summary_text(agg.summary(), Mode::tracepoint, &who);
   CHECK(has(text, "kernel stats: this netns, host netns (inode 4026531840) (ctnetlink)"));
-  CHECK(has(text, "this netns's table is empty, but 1 other named netns hold 1010 entries (ctns1 1010); to see"));
+  CHECK(has(text, "this netns's table is empty, but 1 other named netns holds 1010 entries (ctns1 1010); to see"));
   CHECK(has(text, "ip netns exec ctns1 ctbpf trace"));
   // Without who (doctor's summary): null, never absent.
   const auto bare = summary_json(agg.summary(), Mode::tracepoint, Observability{});
@@ -103,7 +103,7 @@ TEST_CASE("screen: names the table's netns, and the others' entries when there a
   std::string joined;  // the hint is wrapped within 80 columns: its words joined again
   for (char c : frame)
     if (!((c == ' ' || c == '\n') && !joined.empty() && joined.back() == ' ')) joined += c == '\n' ? ' ' : c;
-  CHECK(has(joined, "at start: this netns's table is empty, but 1 other named netns hold 1010 entries (ctns2 "));
+  CHECK(has(joined, "at start: this netns's table is empty, but 1 other named netns holds 1010 entries (ctns2 "));
   CHECK(std::count(frame.begin(), frame.end(), '\n') <= 23);
   for (std::size_t at = frame.find("\nnetns ") + 1, end = 0; at < frame.find("\ntable "); at = end + 1) {
     end = std::min(frame.find('\n', at), frame.size());
@@ -118,7 +118,7 @@ TEST_CASE("snapshot and report: the netns is recorded and shown; an older file s
   CHECK(snapshot_bytes(back) == snapshot_bytes(doc));
   const auto text = report_text(back, 100);
   CHECK(has(text, "\ntable and kernel stats: netns ctns1 (inode 4026532288)\n"));
-  CHECK(has(text, "1 other named netns hold 300 entries (busy 300); to see one: ip netns exec busy ctbpf snapshot"));
+  CHECK(has(text, "1 other named netns holds 300 entries (busy 300); to see one: ip netns exec busy ctbpf snapshot"));
   CHECK(has(report_html(back), "<br>table and kernel stats: netns ctns1 (inode 4026532288)"));
   auto old = doc;
   old["summary"].erase("own_netns");
