@@ -54,9 +54,9 @@ std::string other_netns_hint(const std::vector<NetnsTable>& others, std::optiona
     which += fmt::format("{}{} {}", i ? ", " : "", printable(holding[i]->name, 64), *holding[i]->count);
   if (holding.size() > 3) which += fmt::format(", {} more", holding.size() - 3);
   const std::string here = own_count && *own_count == 0 ? "this netns's table is empty, but " : "";
-  return fmt::format("{}{} other named netns {} {} entries ({}); to see one: ip netns exec {} ctbpf {}", here,
-                     holding.size(), holding.size() == 1 ? "holds" : "hold", total, which,
-                     printable(holding[0]->name, 64), command);
+  return fmt::format("{}{} other named netns {} {} {} ({}); to see one: ip netns exec {} ctbpf {}", here,
+                     holding.size(), holding.size() == 1 ? "holds" : "hold", total, total == 1 ? "entry" : "entries",
+                     which, printable(holding[0]->name, 64), command);
 }
 
 std::string other_netns_hint_json(const json& others, const json& own_count, const std::string& command) {
@@ -83,8 +83,8 @@ std::string netns_mismatch(const json& summary_a, const json& summary_b) {
   // where an inode is handed out again; an inode is compared only between two unnamed ones.
   const json name_a = a.value("name", json()), name_b = b.value("name", json());
   if (name_a.is_string() && name_a == name_b) return "";
-  return fmt::format("warning: A is from {}, B from {}: their tables and kernel stats are different "
-                     "namespaces'", la, lb);
+  // Short, to stay one line: the "netns" row of the setup section repeats it.
+  return fmt::format("warning: A from {}, B from {}", la, lb);
 }
 
 }  // namespace ctbpf::core

@@ -44,8 +44,9 @@ std::string other_netns_hint(const std::vector<NetnsTable>& others, std::optiona
 std::string other_netns_hint_json(const nlohmann::json& others, const nlohmann::json& own_count,
                              const std::string& command);
 
-/// One line when two summaries (a snapshot's, each with "own_netns") come from different network
-/// namespaces, whose tables and kernel statistics then do not compare; "" when the same or unknown.
+/// One line ("warning: A from ..., B from ...") when two summaries (a snapshot's, each with
+/// "own_netns") come from different network namespaces, whose tables and kernel statistics then do
+/// not compare; "" when the same or unknown.
 std::string netns_mismatch(const nlohmann::json& summary_a, const nlohmann::json& summary_b);
 
 }  // namespace ctbpf::core

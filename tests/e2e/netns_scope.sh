@@ -46,7 +46,7 @@ expect "report names the netns" "$("$CTBPF_BIN" report "$WORK/ns.json" | grep -c
 rc=0
 "$CTBPF_BIN" diff "$WORK/host.json" "$WORK/ns.json" >"$WORK/diff.out" || rc=$?
 expect "diff across namespaces: changed (exit 1)" "$rc" 1
-expect "diff across namespaces: one warning line" "$(grep -c "^warning: A is from .*(inode $host_inode), B from $label" "$WORK/diff.out")" 1
+expect "diff across namespaces: one warning line" "$(grep -c "^warning: A from .*(inode $host_inode), B from $label$" "$WORK/diff.out")" 1
 "$CTBPF_BIN" diff "$WORK/ns.json" "$WORK/ns.json" >"$WORK/diff.out" || true
 expect "diff of one netns with itself: no warning" "$(grep -c '^warning' "$WORK/diff.out" || true)" 0
 
