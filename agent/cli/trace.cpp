@@ -273,8 +273,9 @@ int run_trace(const TraceOptions& options) {
   // The table, its growth and the kernel's statistics are this netns's: named from the start, with
   // where else entries are when other namespaces hold them.
   const auto netns = core::netns_label(core::own_netns_json(who.names().own_netns));
-  const auto elsewhere =
-      options.json ? std::string() : core::other_netns_hint(kernel::named_netns_tables(), baseline.table.count, "trace");
+  const auto elsewhere = options.json ? std::string()
+                                      : core::other_netns_hint(kernel::named_netns_tables(), baseline.table.count,
+                                                               "trace");
   if (!options.json && !live) {
     std::fputs(core::wrap_lines(fmt::format("ctbpf: tracing conntrack in {} mode; Ctrl-C prints the summary\n"
                                             "ctbpf: table and kernel stats: {}\n",

@@ -21,7 +21,8 @@ json other_netns_json(const std::optional<std::vector<NetnsTable>>& others) {
   if (!others) return nullptr;
   json out = json::array();
   for (const auto& t : *others)
-    out.push_back({{"name", printable(t.name)}, {"inode", t.inode}, {"count", t.count ? json(*t.count) : json(nullptr)}});
+    out.push_back(
+        {{"name", printable(t.name)}, {"inode", t.inode}, {"count", t.count ? json(*t.count) : json(nullptr)}});
   return out;
 }
 

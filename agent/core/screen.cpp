@@ -57,7 +57,8 @@ std::string render_screen(const ScreenInput& in) {
     out += "note: no fentry or kprobe here: inserts, chains and lifetimes are unobservable (-); table,\n"
            "      growth and drop causes: the kernel's counters for this netns; netfilter drops: every netns\n";
   // Whose table: a netns with no entries looks like an idle host unless it is named.
-  out += wrap_lines(fmt::format("netns   table and kernel stats: {}\n", in.netns.empty() ? "this netns" : in.netns), 80, 8);
+  const auto& netns = in.netns.empty() ? std::string("this netns") : in.netns;
+  out += wrap_lines(fmt::format("netns   table and kernel stats: {}\n", netns), 80, 8);
   if (!in.elsewhere.empty()) out += wrap_lines("        at start: " + in.elsewhere + "\n", 80, 0);
   out += "\n";
 
