@@ -111,6 +111,7 @@ int run_doctor(const DoctorOptions& options) {
   in.counts = std::move(counts);
   in.kernel_drop = delta(first.stats, last.stats, &core::KernelStats::drop);
   in.sysctls = kernel::read_conntrack_sysctls();
+  in.own_netns = kernel::own_netns();
   core::UnansweredNat unanswered;
   in.idle = read_idle(in.sysctls, options.dump, &unanswered);
   if (in.idle) in.unanswered_nat = unanswered;

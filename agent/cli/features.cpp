@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/readings.h"
 #include "core/render.h"
+#include "kernel/attribution_sources.h"
 #include "kernel/netlink_stats.h"
 #include "kernel/error.h"
 #include "kernel/system.h"
@@ -75,7 +76,8 @@ void print_text(const nlohmann::json& report, const std::string& mode, bool pick
     (observable["kernel_stats"]["drop"].get<bool>() ? shown : hidden) += " kernel_stats";
     std::printf("shows      %s\n", shown.empty() ? " -" : shown.c_str());
     if (!hidden.empty()) std::printf("not shown  %s (null / -)\n", hidden.c_str());
-    std::fputs(core::wrap_lines(core::scope_text(*core::mode_from_string(mode)) + "\n").c_str(), stdout);
+    const auto netns = core::netns_label(core::own_netns_json(kernel::own_netns()));
+    std::fputs(core::wrap_lines(core::scope_text(*core::mode_from_string(mode), netns) + "\n").c_str(), stdout);
   }
   // What only the probe families show: under their own heading when the mode used here is tracepoint.
   const bool probe_lines_apply = mode != "tracepoint";

@@ -177,6 +177,8 @@ private:
     meta.interval_s = interval_s_;
     meta.sysctls = kernel::read_conntrack_sysctls();
     meta.who.emplace().netns_names = names_;
+    meta.who->own_netns = kernel::own_netns();  // whose table and kernel stats the file holds
+    meta.who->other_netns = kernel::named_netns_tables();
     auto doc = core::make_snapshot(meta, window_->summary(), intervals_);
     auto name = core::recording_file_name(meta.end_epoch_s, {"rolling"});
     try {

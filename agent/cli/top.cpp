@@ -18,6 +18,8 @@
 #include "core/aggregator.h"
 #include "core/attribution.h"
 #include "core/dump.h"
+#include "core/netns_scope.h"
+#include "core/readings.h"
 #include "core/render.h"
 #include "kernel/attribution_sources.h"
 #include "core/snapshot.h"
@@ -134,8 +136,9 @@ std::string screen(const core::TopList& netns, const core::TopList& sources, con
 // One refresh as a JSON object, but for its time fields. Bounded: top rows per table, then one "other"
 // row for the rest.
 nlohmann::json top_json(core::Mode mode, bool dumps_only, const core::TopList& netns, const core::TopList& sources,
-                        const core::NetnsNames& names, const DumpState& dump) {
+                        const core::NetnsNames& names, const DumpState& dump, const nlohmann::json& own) {
   nlohmann::json j = {{"type", "top"}, {"mode", core::to_string(mode)}, {"scope", dumps_only ? "own_netns" : "all_netns"}};
+  j["own_netns"] = own;  // the dumps' netns
   if (dumps_only) j["unobservable"] = {"other namespaces", "inserts", "destroys", "inserts_per_s"};
   j["dump"] = dump_json(dump);
   j["netns"] = core::top_list_json(netns, names, false);
@@ -158,12 +161,21 @@ int run_top(const TopOptions& options) {
                                "visible: -",
                                core::to_string(tracer->mode()))
                  : "";
-  const std::string empty =
-      dumps_only ? "(no entries in this netns's table; another netns's: ip netns exec NAME ctbpf top)"
-                 : "(no entries yet)";
+  const auto first = tracer->sample();
+  // An empty table here says nothing of the others: named, with where entries are when a named
+  // netns holds some (read once, at start).
+  const auto own = core::own_netns_json(kernel::own_netns());
+  const auto label = core::netns_label(own);
+  std::string empty = "(no entries yet)";
+  if (dumps_only) {
+    // The line says this table is empty already: the hint without its own "is empty".
+    const auto elsewhere = core::other_netns_hint(kernel::named_netns_tables(), std::nullopt, "top");
+    empty = core::wrap_lines(
+        fmt::format("(no entries in this netns's table{}; {})", label.empty() ? "" : ", " + label,
+                    elsewhere.empty() ? "another netns's: ip netns exec NAME ctbpf top" : "at start: " + elsewhere));
+  }
   if (dumps_only) std::fprintf(stderr, "ctbpf: top: %s\n", note.substr(6).c_str());
   core::Attribution attribution;
-  const auto first = tracer->sample();
   // Entries that already exist, so "live" is right from the first second (this netns only: a dump
   // cannot see into others; theirs count from the start). Bounded: on a huge table the dump stops
   // early and every refresh says so.
@@ -211,7 +223,7 @@ int run_top(const TopOptions& options) {
     const auto sources = attribution.top_sources(options.top);
     const auto names = names_of(netns, sources, namer);
     if (options.json) {
-      auto j = top_json(tracer->mode(), dumps_only, netns, sources, names, dump);
+      auto j = top_json(tracer->mode(), dumps_only, netns, sources, names, dump, own);
       j["t"] = t;
       j["final"] = final;
       j["untracked"] = untracked;

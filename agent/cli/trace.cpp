@@ -16,11 +16,13 @@
 #include "core/aggregator.h"
 #include "core/events.h"
 #include "core/interval_table.h"
+#include "core/netns_scope.h"
 #include "core/readings.h"
 #include "core/recorder.h"
 #include "core/render.h"
 #include "core/screen.h"
 #include "core/snapshot.h"
+#include "kernel/attribution_sources.h"
 #include "kernel/error.h"
 #include "kernel/snapshot_files.h"
 #include "kernel/system.h"
@@ -146,6 +148,8 @@ private:
     meta.trigger = core::SnapshotTrigger{r.causes, r.trigger_interval};
     // Names only: the source counts run from load, not from this window's start.
     meta.who.emplace().netns_names = who_.names().netns_names;
+    meta.who->own_netns = who_.names().own_netns;
+    meta.who->other_netns = kernel::named_netns_tables();
     auto name = core::recording_file_name(epoch(r.samples[r.trigger_interval + 1].t_s), r.causes);
     try {
       auto doc = core::make_snapshot(meta, r.samples, r.starts_at_load);
@@ -187,6 +191,8 @@ struct IntervalView {
   const WhoFillsTracker& who;
   const WallClock& wall;
   bool live;
+  const std::string& netns;      // netns_label() of the table's netns
+  const std::string& elsewhere;  // other_netns_hint() at start, "" when none
   bool header_due = true;
 
   void show(const core::Report& r) {
@@ -194,7 +200,7 @@ struct IntervalView {
     if (live) {
       auto total = aggregator.summary();
       core::ScreenInput in{tracer.mode(),   &r, &total, limiter.suppressed(), terminal_width(), obs.chain_one_in,
-                           terminal_height()};
+                           terminal_height(), netns, elsewhere};
       std::fputs(core::render_screen(in).c_str(), stdout);
       std::fflush(stdout);
     } else if (options.json) {
@@ -279,9 +285,20 @@ int run_trace(const TraceOptions& options) {
   // a terminal when asked for rows: --plain, or what only rows have (-T, -w, a COUNT as vmstat's).
   const bool rows_asked = options.plain || options.timestamp || options.wide || options.count;
   const bool live = !options.json && topts.event_mask == 0 && !rows_asked && isatty(STDOUT_FILENO);
-  if (!options.json && !live)
-    std::fprintf(stderr, "ctbpf: tracing conntrack in %s mode; Ctrl-C prints the summary\n",
-                 core::to_string(tracer->mode()).c_str());
+  // The table, its growth and the kernel's statistics are this netns's: named from the start, with
+  // where else entries are when other namespaces hold them.
+  const auto netns = core::netns_label(core::own_netns_json(who.names().own_netns));
+  const auto elsewhere = options.json ? std::string()
+                                      : core::other_netns_hint(kernel::named_netns_tables(), baseline.table.count,
+                                                               "trace");
+  if (!options.json && !live) {
+    std::fputs(core::wrap_lines(fmt::format("ctbpf: tracing conntrack in {} mode; Ctrl-C prints the summary\n"
+                                            "ctbpf: table and kernel stats: {}\n",
+                                            core::to_string(tracer->mode()), netns.empty() ? "this netns" : netns))
+                   .c_str(),
+               stderr);
+    if (!elsewhere.empty()) std::fputs(core::wrap_lines("ctbpf: " + elsewhere + "\n").c_str(), stderr);
+  }
 
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
@@ -313,7 +330,7 @@ int run_trace(const TraceOptions& options) {
     std::fwrite(line.data(), 1, line.size(), stdout);
   };
 
-  IntervalView view{options, *tracer, aggregator, limiter, who, wall, live};
+  IntervalView view{options, *tracer, aggregator, limiter, who, wall, live, netns, elsewhere};
   auto emit = [&](const core::Report& r) { view.show(r); };
 
   run_sample_loop(*tracer, aggregator, options.interval_s, options.duration_s, on_event,

@@ -21,6 +21,7 @@ public:
   /// The seed dump reads under `limit`; a dump cut short is said in "by_source.seed_dump".
   WhoFillsTracker(std::size_t top, const kernel::Tracer& tracer, const core::DumpLimit& limit) : tracer_(tracer) {
     who_.top = top;
+    who_.own_netns = kernel::own_netns();
     // --top without per-source counts: said at start-up, not only in the summary at the end.
     if (top && !tracer.observability().conntrack_points)
       std::fprintf(stderr, "ctbpf: --top: no per-source counts in %s mode (they need fentry or kprobe); see "
@@ -62,6 +63,7 @@ public:
       who_.sources->update(cumulative, summary.duration());
     }
     namer_.name_new(active, who_.netns_names);
+    who_.other_netns = kernel::named_netns_tables();  // where the entries this netns lacks may be
     return who_;
   }
 

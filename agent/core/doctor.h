@@ -15,6 +15,7 @@
 #include "core/aggregator.h"
 #include "core/idle.h"
 #include "core/nat_drops.h"
+#include "core/netns_scope.h"
 
 namespace ctbpf::core {
 
@@ -68,6 +69,7 @@ struct DoctorInput {
   std::map<uint32_t, std::string> netns_enter;
   // NAT'd UDP flows without a reply in the window's end dump (ctbpf's netns); empty: no dump.
   std::optional<UnansweredNat> unanswered_nat;
+  std::optional<OwnNetns> own_netns;  // whose table, count, kernel stats and dumps these are
 };
 
 struct Finding {

@@ -7,6 +7,7 @@
 
 #include "core/doctor.h"
 #include "core/doctor_rules.h"
+#include "core/readings.h"
 #include "core/render.h"
 
 namespace ctbpf::core {
@@ -33,6 +34,7 @@ json doctor_json(const DoctorInput& in, const Diagnosis& diagnosis) {
   // Next to lifetime_ms: how long the live entries have gone without a packet.
   json summary = summary_json(in.window, in.mode, in.obs);
   summary["idle_ms"] = in.idle ? idle_json(*in.idle) : json(nullptr);
+  summary["own_netns"] = own_netns_json(in.own_netns);
   return {{"type", "doctor"},
           {"mode", to_string(in.mode)},
           {"duration_s", f.duration},
@@ -72,6 +74,9 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
                      text(f.buckets), f.growth_per_s.value_or(0));
   if (auto r = in.window.rate(in.window.totals.inserts)) out += fmt::format(", {:.0f} inserts/s", *r);
   out += "\n";
+  // The table, its count, the kernel's statistics and the dumps are this netns's: named.
+  if (auto netns = netns_label(own_netns_json(in.own_netns)); !netns.empty())
+    out += "  table, kernel stats and dumps: " + netns + "\n";
   // A dump cut short changes what the idle and per-state figures below mean: said before them.
   if (in.idle && in.idle->capped()) out += "  " + dump_stopped_text(in.idle->dump, f.count_end) + "\n";
   if (f.detail) {
@@ -112,11 +117,14 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
                      : in.system.build == ConntrackBuild::builtin ? "is built in"
                                                                   : "build unknown");
   if (diagnosis.findings.empty()) out += "\nNo findings.\n";
+  // Prose within 100 columns; a command stays on its own line, whole, to be copied as it is.
+  out = wrap_lines(out);
   for (const auto& x : diagnosis.findings) {
     std::string severity = to_string(x.severity);
     std::transform(severity.begin(), severity.end(), severity.begin(),
                    [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    out += fmt::format("\n[{}] {}: {}\n  measured: {}\n  why: {}\n", severity, x.id, x.title, x.measured, x.why);
+    out += wrap_lines(
+        fmt::format("\n[{}] {}: {}\n  measured: {}\n  why: {}\n", severity, x.id, x.title, x.measured, x.why));
     if (!x.fix_now.empty()) {
       out += "  fix now:\n";
       for (const auto& c : x.fix_now) out += "    " + c + "\n";
@@ -127,8 +135,9 @@ std::string doctor_text(const DoctorInput& in, const Diagnosis& diagnosis) {
     }
   }
   if (!diagnosis.unmeasured.empty()) {
-    out += "\nNot measured here:\n";
-    for (const auto& u : diagnosis.unmeasured) out += fmt::format("  {}: {}\n", u.what, u.why);
+    std::string unmeasured = "\nNot measured here:\n";
+    for (const auto& u : diagnosis.unmeasured) unmeasured += fmt::format("  {}: {}\n", u.what, u.why);
+    out += wrap_lines(unmeasured);
   }
   return out;
 }

@@ -241,11 +241,12 @@ json scope_json(const Observability& obs) {
           {"netfilter_drops", obs.netfilter_drop_reason ? json(all) : json(nullptr)}};
 }
 
-std::string scope_text(Mode mode) {
+std::string scope_text(Mode mode, const std::string& netns) {
+  const std::string own = netns.empty() ? "this netns" : "this netns, " + netns;
   if (mode != Mode::tracepoint)
-    return "scope: counts and drop causes from every netns (invalid: this netns); table and kernel stats: "
-           "this netns; netfilter drops: every netns";
-  return "scope: table, drop causes and kernel stats: this netns (ctnetlink); netfilter drops: every netns";
+    return "scope: counts and drop causes from every netns (invalid: this netns); table and kernel stats: " +
+           own + "; netfilter drops: every netns";
+  return "scope: table, drop causes and kernel stats: " + own + " (ctnetlink); netfilter drops: every netns";
 }
 
 json observable_json(const Sample& probe, Mode mode, const Observability& obs) {
@@ -282,6 +283,8 @@ json summary_json(const Report& r, Mode mode, const Observability& obs, const Wh
   json j = {{"type", "summary"}, {"mode", to_string(mode)}, {"duration_s", r.duration()}};
   j.update(common(r, obs, who));
   j["scope"] = scope_json(obs);
+  j["own_netns"] = own_netns_json(who ? who->own_netns : std::nullopt);
+  j["other_netns"] = other_netns_json(who ? who->other_netns : std::nullopt);
   if (who && who->top) j["by_source"] = by_source_json(*who);
   return j;
 }
@@ -351,7 +354,11 @@ std::string nat_drops_summary_text(const Report& r, Mode mode, const NetnsNames&
 std::string summary_text(const Report& r, Mode mode, const WhoFills* who, uint32_t chain_one_in) {
   const auto& t = r.totals;
   std::string out = fmt::format("ctbpf summary ({} mode, {:.1f} s)\n", to_string(mode), r.duration());
-  out += "  " + scope_text(mode) + "\n";
+  const auto own = own_netns_json(who ? who->own_netns : std::nullopt);
+  out += "  " + scope_text(mode, netns_label(own)) + "\n";
+  if (who && who->other_netns)
+    if (auto hint = other_netns_hint(*who->other_netns, r.table.count, "trace"); !hint.empty())
+      out += "  " + hint + "\n";
   out += fmt::format("  allocs {}  inserts {} ({})  destroys {} ({})  deletes {}\n", text(t.allocs),
                      text(t.inserts), rate_text(r, t.inserts), text(t.destroys),
                      rate_text(r, t.destroys), text(t.deletes));

@@ -12,6 +12,7 @@
 #include "core/aggregator.h"
 #include "core/attribution.h"
 #include "core/dump.h"
+#include "core/netns_scope.h"
 
 namespace ctbpf::core {
 
@@ -24,6 +25,8 @@ struct WhoFills {
   uint64_t sources_untracked = 0;      // inserts/destroys the kernel's bounded source map could not keep
   std::optional<DumpRead> seed_dump;   // the ctnetlink dump that seeded the live counts ("seed_dump")
   uint64_t seed_unattributed = 0;      // its entries of sources beyond DumpedSources' bound
+  std::optional<OwnNetns> own_netns;   // the netns of the table and kernel stats ("own_netns")
+  std::optional<std::vector<NetnsTable>> other_netns;  // the named others' tables; empty: not read
 };
 
 /// `s` cut to `max` bytes, every byte outside printable ASCII made '?': names come from the system
@@ -34,8 +37,8 @@ std::string printable(std::string_view s, std::size_t max = 255);
 /// every netns), "own_netns" (ctnetlink and the count sysctl answer for ctbpf's netns only), null
 /// when unobservable. In every summary as "scope".
 nlohmann::json scope_json(const Observability& obs);
-/// The same in one line for people.
-std::string scope_text(Mode mode);
+/// The same in one line for people; `netns` (netns_label()) names the own netns when known.
+std::string scope_text(Mode mode, const std::string& netns = "");
 /// The ctnetlink statistics as "found N invalid N ... chaintoolong N" ("-" for a counter the kernel lacks).
 std::string kernel_stats_text(const KernelStats& k);
 

@@ -113,6 +113,17 @@ std::string window_line(const json& doc) {
                      doc["interval_s"].get<double>());
 }
 
+std::vector<std::string> netns_lines(const json& summary) {
+  std::vector<std::string> out;
+  const json none;
+  auto at = [&](const char* key) -> const json& { return summary.contains(key) ? summary[key] : none; };
+  if (auto label = netns_label(at("own_netns")); !label.empty()) out.push_back("table and kernel stats: " + label);
+  const json& table = at("table");
+  const json count = table.is_object() && table.contains("count") ? table["count"] : json();
+  if (auto hint = other_netns_hint_json(at("other_netns"), count, "snapshot"); !hint.empty()) out.push_back(hint);
+  return out;
+}
+
 std::string trigger_line(const json& doc) {
   const auto& t = doc["trigger"];
   if (t.is_null()) return {};
@@ -355,6 +366,7 @@ std::string report_text(const json& doc, int width) {
   std::string out = fmt::format("ctbpf snapshot: host {}, kernel {}, {} mode\n", doc["host"].get<std::string>(),
                                 doc["kernel"].get<std::string>(), doc["mode"].get<std::string>());
   out += window_line(doc) + "\n";
+  for (const auto& line : netns_lines(s)) out += line + "\n";
   if (auto t = trigger_line(doc); !t.empty()) out += t + "\n";
 
   out += "\nsummary\n";

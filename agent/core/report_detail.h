@@ -31,6 +31,10 @@ std::string drops_note(const nlohmann::json& doc);
 const std::vector<std::string>& key_sysctls();
 /// A sysctl's value with its unit: "432000 s (5 d)", "65536 entries".
 std::string sysctl_value(const std::string& name, const nlohmann::json& value);
+/// "table and kernel stats: netns NAME (inode N)" from a summary's "own_netns", then, when other
+/// named namespaces held entries, where ("other_netns"); lines without their newline, none for a file
+/// older than them.
+std::vector<std::string> netns_lines(const nlohmann::json& summary);
 /// Why the flight recorder wrote it, or empty.
 std::string trigger_line(const nlohmann::json& doc);
 

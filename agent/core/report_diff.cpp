@@ -106,6 +106,9 @@ std::vector<Section> compare_sections(const json& a, const json& b) {
   for (const char* key : {"host", "kernel", "mode"})
     setup.compare(key, a[key].get<std::string>(), b[key].get<std::string>());
   setup.compare("interval_s", num(a["interval_s"]), num(b["interval_s"]));
+  // The netns whose table and kernel stats each file holds (absent from older files: not compared).
+  const auto netns = [](const json& summary) { return netns_label(summary.value("own_netns", json())); };
+  if (!netns_mismatch(sa, sb).empty()) setup.compare("netns", netns(sa), netns(sb));
   sections.push_back(std::move(setup));
   sections.push_back(rates_section(sa, da, sb, db));
   Section chain{"chain length at insert", {}};
@@ -148,6 +151,8 @@ void add_section(const Section& s, SnapshotDiff& out) {
 SnapshotDiff diff_snapshots(const json& a, const std::string& name_a, const json& b, const std::string& name_b) {
   SnapshotDiff out;
   out.text = header("A", name_a, a) + header("B", name_b, b);
+  // Different namespaces' tables side by side read as a change of load: said before any number.
+  if (auto warning = netns_mismatch(a["summary"], b["summary"]); !warning.empty()) out.text += warning + "\n";
   out.json = {{"type", "diff"}, {"a", side_json(name_a, a)}, {"b", side_json(name_b, b)}, {"sections", json::array()}};
   for (const auto& s : compare_sections(a, b)) {
     if (s.rows.empty()) continue;

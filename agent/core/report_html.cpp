@@ -128,6 +128,7 @@ std::string report_html(const json& doc) {
   out += fmt::format("<h1>ctbpf snapshot: {}</h1>\n<p>kernel {}, {} mode<br>{}", esc(host),
                      esc(doc["kernel"].get<std::string>()), esc(doc["mode"].get<std::string>()),
                      esc(window_line(doc)));
+  for (const auto& line : netns_lines(s)) out += "<br>" + esc(line);
   if (auto t = trigger_line(doc); !t.empty()) out += "<br><strong>" + esc(t) + "</strong>";
   out += "</p>\n";
 

@@ -56,6 +56,10 @@ std::string render_screen(const ScreenInput& in) {
   if (in.mode == Mode::tracepoint)
     out += "note: no fentry or kprobe here: inserts, chains and lifetimes are unobservable (-); table,\n"
            "      growth and drop causes: the kernel's counters for this netns; netfilter drops: every netns\n";
+  // Whose table: a netns with no entries looks like an idle host unless it is named.
+  const auto& netns = in.netns.empty() ? std::string("this netns") : in.netns;
+  out += wrap_lines(fmt::format("netns   table and kernel stats: {}\n", netns), 80, 8);
+  if (!in.elsewhere.empty()) out += wrap_lines("        at start: " + in.elsewhere + "\n", 80, 0);
   out += "\n";
 
   const auto& t = iv.table;

@@ -15,6 +15,8 @@ struct ScreenInput {
   int width = 100;
   uint32_t chain_one_in = 1;  // chains walked for 1 insert in this many per CPU
   int height = 24;            // the terminal's rows: the frame keeps to one fewer, so its title stays
+  std::string netns{};        // netns_label() of the netns whose table is shown; "" unknown
+  std::string elsewhere{};    // other_netns_hint() at start; "" when no other named netns holds entries
 };
 
 /// The frame, starting with the escape codes that home the cursor and clear the screen; at most

@@ -507,6 +507,9 @@ json read_snapshot(std::string_view bytes, const std::string& name) {
 
 json summary_as_now(const json& summary) {
   json s = summary;
+  // Files older than the netns keys: not known, said as null.
+  for (const char* key : {"own_netns", "other_netns"})
+    if (s.is_object() && !s.contains(key)) s[key] = nullptr;
   if (s.contains("kernel_stats") && s["kernel_stats"].is_object())
     for (const auto& counter : kKernelCounters)
       if (!s["kernel_stats"].contains(counter.key)) s["kernel_stats"][counter.key] = nullptr;

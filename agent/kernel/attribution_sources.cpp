@@ -2,11 +2,14 @@
 #include "kernel/attribution_sources.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -14,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace ctbpf::kernel {
 
@@ -127,6 +131,76 @@ std::optional<std::string> enter_netns_prefix(uint32_t inode) {
     if (inode_of(entry.path().string() + "/ns/net") == inode) return "nsenter --net=/proc/" + pid + "/ns/net ";
   }
   return std::nullopt;
+}
+
+namespace {
+// The initial pid namespace's inode: fixed by the kernel (PROC_PID_INIT_INO, include/linux/proc_ns.h).
+constexpr uint32_t kInitialPidNamespaceInode = 0xEFFFFFFCU;
+
+// The first line of `path` as a number, read by the calling thread (a netns sysctl answers for the
+// reading thread's namespace).
+std::optional<uint64_t> read_number(const char* path) {
+  std::ifstream in(path);
+  uint64_t v = 0;
+  if (in >> v) return v;
+  return std::nullopt;
+}
+}  // namespace
+
+core::OwnNetns own_netns() {
+  core::OwnNetns out;
+  if (const auto inode = own_netns_inode()) out.inode = inode;
+  if (!out.inode) return out;
+  // The kernel makes nf_conntrack_buckets (a global: the hash size) read-only in every netns but the
+  // initial one; that answers without reading pid 1 (which needs ptrace rights, and in a container
+  // is the container's). Else pid 1's netns, where this process sees the initial pid namespace.
+  struct stat st {};
+  const bool initial =
+      stat("/proc/sys/net/netfilter/nf_conntrack_buckets", &st) == 0
+          ? (st.st_mode & S_IWUSR) != 0
+          : inode_of("/proc/self/ns/pid") == kInitialPidNamespaceInode && inode_of("/proc/1/ns/net") == out.inode;
+  if (initial) {
+    out.name = "host";
+    return out;
+  }
+  std::map<uint32_t, std::string> names;
+  add_ip_netns_names(names);
+  add_docker_netns(names);
+  if (auto it = names.find(*out.inode); it != names.end()) out.name = it->second;
+  return out;
+}
+
+std::vector<core::NetnsTable> named_netns_tables(std::size_t max, std::chrono::milliseconds budget) {
+  std::vector<std::pair<std::string, uint32_t>> pins;  // name, inode: one per namespace, this one aside
+  std::set<uint32_t> seen{own_netns_inode()};
+  std::error_code ec;
+  std::vector<std::filesystem::path> paths;
+  for (const auto& entry : std::filesystem::directory_iterator("/run/netns", ec)) paths.push_back(entry.path());
+  std::sort(paths.begin(), paths.end());
+  for (const auto& path : paths) {
+    if (pins.size() >= max) break;
+    auto inode = inode_of(path.string());
+    if (inode && seen.insert(*inode).second) pins.emplace_back(path.string(), *inode);
+  }
+  std::vector<core::NetnsTable> out;
+  for (const auto& [path, inode] : pins)
+    out.push_back({std::filesystem::path(path).filename().string(), inode, std::nullopt});
+  if (out.empty()) return out;
+  // setns() moves the calling thread only: a thread of its own enters each namespace in turn, reads
+  // its count and ends, so no other thread of ctbpf ever leaves this netns.
+  const auto deadline = std::chrono::steady_clock::now() + budget;
+  std::thread reader([&] {
+    for (std::size_t i = 0; i < pins.size() && std::chrono::steady_clock::now() < deadline; ++i) {
+      const int fd = open(pins[i].first.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) continue;
+      const bool entered = setns(fd, CLONE_NEWNET) == 0;
+      close(fd);
+      if (!entered) break;  // no privilege: none of the others would work either
+      out[i].count = read_number("/proc/sys/net/netfilter/nf_conntrack_count");
+    }
+  });
+  reader.join();
+  return out;
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include "core/attribution.h"
 #include "core/dump.h"
 #include "core/idle.h"
+#include "core/netns_scope.h"
 #include "core/pods.h"
 
 namespace ctbpf::kernel {
@@ -23,6 +24,17 @@ uint32_t own_netns_inode();
 /// How to run a command in the netns `inode` from ctbpf's: "" in ctbpf's own, "ip netns exec NAME " for
 /// a named one, "nsenter --net=/proc/PID/ns/net " for one a process is in; empty when none is found.
 std::optional<std::string> enter_netns_prefix(uint32_t inode);
+
+/// This process's network namespace, named: "host" when it is the initial one (the one where the
+/// kernel lets nf_conntrack_buckets be written), else its `ip netns` name (/run/netns), else docker's
+/// pin name, else no name.
+core::OwnNetns own_netns();
+
+/// Each `ip netns` namespace (/run/netns) other than this process's, with the entries of its table:
+/// nf_conntrack_count, read by a short-lived thread that enters each one (setns, CAP_SYS_ADMIN; the
+/// count is empty where that fails). At most `max` namespaces, the rest unread once `budget` is spent.
+std::vector<core::NetnsTable> named_netns_tables(std::size_t max = 64,
+                                                 std::chrono::milliseconds budget = std::chrono::milliseconds(300));
 
 /// The entries of this netns's conntrack table (one ctnetlink dump, all families and zones), as plain
 /// facts, each to `visit`, until the table ends or `limit` stops the dump. Nothing is kept: the

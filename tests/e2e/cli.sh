@@ -220,7 +220,7 @@ for cmd in "" trace features serve doctor snapshot report diff top; do
 done
 
 # Every command's text output that this host can give fits 100 columns (doctor's findings are
-# checked where they are rendered).
+# checked where they are rendered too: tests/unit/test_core_doctor.cpp).
 wide() { awk 'length > 100' "$@" | wc -l; }
 "$CTBPF_BIN" trace --mode tracepoint -d 1 >"$WORK/out" 2>"$WORK/err"
 expect "trace -d 1: stdout and stderr within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
@@ -240,6 +240,10 @@ done
 "$CTBPF_BIN" snapshot --mode tracepoint --top 3 -d 1 -o "$WORK/s.json" >"$WORK/out" 2>"$WORK/err"
 expect "snapshot --top in tracepoint mode: said at start-up" "$(grep -c '^ctbpf: --top: no per-source counts in tracepoint mode' "$WORK/err")" 1
 expect "snapshot: within 100 columns" "$(wide "$WORK/out" "$WORK/err")" 0
+# doctor: its prose too; a command (the lines under "fix now:" and "fix persistently:") stays whole.
+"$CTBPF_BIN" doctor --mode tracepoint -d 1 >"$WORK/out" 2>"$WORK/err"
+prose_wide() { awk '/^  fix (now|persistently):$/ {cmd = 1; next} cmd && /^    / {next} {cmd = 0} length > 100' "$@" | wc -l; }
+expect "doctor: prose within 100 columns" "$(prose_wide "$WORK/out" "$WORK/err")" 0
 
 # serve --listen :PORT (every address) and a host name, in a netns of our own.
 make_quiet_netns

@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # serve_record.sh MODE: `ctbpf serve --record DIR` writes rolling snapshots that `ctbpf report`
 # reads back; SIGHUP writes one at once; SIGTERM writes the last partial window; retention keeps
-# the newest --record-keep files and never touches other files in DIR; with the probes, the files
-# name the namespaces.
+# the newest --record-keep files and never touches other files in DIR; each file names serve's netns,
+# and with the probes the namespaces in its rows.
 source "$(dirname "$0")/lib.sh"
 mode=${1:?mode}
 
@@ -33,6 +33,8 @@ for f in "${files[@]}"; do
 	expect "ctbpf report $f" "$rc" 0
 	expect "$f: mode" "$(jq -r .mode "$WORK/rec/$f")" "$mode"
 	expect "$f: has intervals" "$(jq '.intervals | length > 0' "$WORK/rec/$f")" true
+	# The netns whose table and kernel stats it holds: serve's (issue 34).
+	expect "$f: own_netns" "$(jq -r '.summary.own_netns | "\(.name) \(.inode)"' "$WORK/rec/$f")" "$NS $(ns_inode)"
 done
 # With the probes, each file names the namespaces in its rows: this test's by its `ip netns` name
 # (flows just before SIGHUP, so a kept file has a row for it).

@@ -37,6 +37,9 @@ json snapshot(Mode mode) {
   // The CLI always passes who fills the table (netns names; sources with --top).
   meta.who = fixture::who();
   if (mode == Mode::tracepoint) meta.who->sources.reset();  // --top in tracepoint mode: by_source null
+  // The netns of the table, and the named others (one whose count could not be read).
+  meta.who->own_netns = OwnNetns{4026532000, "ctbpf-a"};
+  meta.who->other_netns = std::vector<NetnsTable>{{"busy", 4026532111, 300}, {"locked", 4026532112, std::nullopt}};
   return make_snapshot(meta, fixture::series(4, 3, 3), true);
 }
 
@@ -55,6 +58,7 @@ DoctorInput doctor_input(Mode mode) {
   in.system.slab_object_size_source = "/proc/slabinfo";
   in.system.ram_bytes = uint64_t{2} << 30;
   in.system.build = ConntrackBuild::module;
+  in.own_netns = OwnNetns{4026531840, "host"};
   if (mode != Mode::tracepoint) {
     IdleSummary idle;
     DumpedEntry e;

@@ -51,6 +51,8 @@ mutate "$out/doctor-tracepoint.json" "$out/no-kernel-stats.json" 'del(doc["summa
 refused "doctor summary.kernel_stats removed" "$out/no-kernel-stats.json" "/summary/kernel_stats: missing"
 
 # Wrong types.
+mutate "$out/snapshot-tracepoint.json" "$out/string-netns.json" 'doc["summary"]["own_netns"]["inode"] = "4026532000"'
+refused "summary.own_netns.inode a string" "$out/string-netns.json" "/summary/own_netns"
 mutate "$out/snapshot-fentry.json" "$out/string-count.json" 'doc["summary"]["inserts"] = str(doc["summary"]["inserts"])'
 refused "summary.inserts a string" "$out/string-count.json" "/summary/inserts: expected integer or null"
 mutate "$out/snapshot-fentry.json" "$out/float-p99.json" 'doc["summary"]["chain_length"]["p99"] = 2.5'

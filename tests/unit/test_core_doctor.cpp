@@ -142,3 +142,53 @@ TEST_CASE("retransmission arithmetic: tcp_retries2 = 15 gives up after 924.6 s; 
   CHECK(retransmissions_within(25.3) == 6);
   CHECK(retransmissions_within(0.1) == 0);
 }
+
+// Issue 34: doctor's text keeps to 100 columns (it had lines of up to 699): prose is wrapped, each
+// command stays whole on its own line, to be copied as it is.
+TEST_CASE("doctor text: prose within 100 columns, commands whole") {
+  auto in = doctor_fixture::healthy();
+  auto d = diagnose(in);
+  Finding x;
+  x.id = "long_one";
+  x.severity = Severity::warning;
+  x.title = std::string(30, 't') + " " + std::string(30, 't') + " " + std::string(50, 't');
+  x.measured = "";
+  x.why = "";
+  for (int i = 0; i < 60; ++i) {
+    x.measured += "measured ";
+    x.why += "because ";
+  }
+  const std::string command = "nft add chain inet no_conntrack prerouting '{ type filter hook prerouting priority "
+                              "raw; policy accept; }' && echo a command longer than a hundred columns";
+  x.fix_now = {command};
+  x.fix_persistent = {"echo short"};
+  d.findings.push_back(x);
+  d.unmeasured.push_back({"something", std::string(20, 'w') + " " + [] {
+                            std::string s;
+                            for (int i = 0; i < 40; ++i) s += "unmeasured ";
+                            return s;
+                          }()});
+  const auto text = doctor_text(in, d);
+  CHECK(text.find("\n    " + command + "\n") != std::string::npos);
+  CHECK(text.find("\n    echo short\n") != std::string::npos);
+  CHECK(text.find("[WARNING] long_one:") != std::string::npos);
+  std::size_t widest = 0;
+  for (std::size_t at = 0, end = 0; at < text.size(); at = end + 1) {
+    end = std::min(text.find('\n', at), text.size());
+    const auto line = text.substr(at, end - at);
+    if (line != "    " + command) widest = std::max(widest, line.size());
+  }
+  CHECK(widest <= 100);
+}
+
+// Issue 34: doctor names the netns whose table, statistics and dumps it read (text and JSON).
+TEST_CASE("doctor: names the netns of the table") {
+  auto in = doctor_fixture::healthy();
+  const auto d = diagnose(in);
+  CHECK(doctor_text(in, d).find("table, kernel stats and dumps:") == std::string::npos);
+  CHECK(doctor_json(in, d)["summary"]["own_netns"].is_null());
+  in.own_netns = OwnNetns{4026532288, "ctns1"};
+  CHECK(doctor_text(in, d).find("\n  table, kernel stats and dumps: netns ctns1 (inode 4026532288)\n") !=
+        std::string::npos);
+  CHECK(doctor_json(in, d)["summary"]["own_netns"] == nlohmann::json{{"inode", 4026532288u}, {"name", "ctns1"}});
+}
