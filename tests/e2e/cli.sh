@@ -207,6 +207,8 @@ expect "README: what you see, before the two commands" \
 "$CTBPF_BIN" trace --mode tracepoint -T 0.5 1 >"$WORK/out" 2>/dev/null
 head -n 1 "$WORK/out" >"$WORK/header"
 expect "README: the captured header is the binary's" "$(grep -cxF -f "$WORK/header" "$src/README.md")" 1
+expect "README: a doctor finding from a guest run, before the two commands" \
+	"$(sed -n '/^## What you see/,/^## Two commands/p' "$src/README.md" | grep -c '^\[WARNING\] nat_blackhole: \|in fentry mode (read-only')" 2
 expect "README: no kernel internals" "$(grep -c 'softirq\|idle task\|bpf_prog_active' "$src/README.md")" 0
 expect "docs/internals.md has them" "$(grep -o 'softirq\|idle task\|bpf_prog_active' "$src/docs/internals.md" | sort -u | wc -l)" 3
 
