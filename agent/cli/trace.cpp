@@ -225,8 +225,9 @@ struct IntervalView {
     }
     // Where NAT'd traffic died this interval: a line per stuck flow under the row.
     if (!live)
-      std::fputs(core::nat_drops_text(r.totals.nat_blackholes, r.totals.dns_races, r.duration(),
-                                      who.names().netns_names, "  ! ")
+      std::fputs(core::wrap_lines(core::nat_drops_text(r.totals.nat_blackholes, r.totals.dns_races, r.duration(),
+                                                       who.names().netns_names, "  ! "),
+                                  100, 6)
                      .c_str(),
                  stdout);
   }

@@ -110,7 +110,8 @@ std::string render_screen(const ScreenInput& in) {
     out += i < right.size() ? fmt::format("{:<38}  {}\n", i < left.size() ? left[i] : "", right[i]) : left[i] + "\n";
 
   // Where NAT'd traffic died this interval, at most 3 lines (taken from the histograms' height).
-  out += nat_drops_text(iv.totals.nat_blackholes, iv.totals.dns_races, iv.duration(), {}, "! ", 3);
+  out += wrap_lines(nat_drops_text(iv.totals.nat_blackholes, iv.totals.dns_races, iv.duration(), {}, "! ", 3),
+                    static_cast<std::size_t>(std::max(40, in.width)), 4);
 
   // What is left of the height goes to the histograms, shared; each keeps its header and longest rows.
   const int histograms = (all.totals.chain ? 1 : 0) + (all.totals.detail ? 1 : 0);
