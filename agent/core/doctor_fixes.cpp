@@ -11,7 +11,11 @@ using nlohmann::json;
 const char* const kSysctlFile = "/etc/sysctl.d/90-conntrack.conf";
 
 std::string sysctl_now(const std::string& name, uint64_t value) {
-  return fmt::format("sysctl -w net.netfilter.nf_conntrack_{}={}", name, value);
+  // The table's size is global: in any netns but the initial one the kernel makes these read-only
+  // (nf_conntrack_standalone.c), so a doctor run inside a container's netns must not suggest otherwise.
+  const bool global = name == "max" || name == "buckets" || name == "expect_max";
+  return fmt::format("sysctl -w net.netfilter.nf_conntrack_{}={}{}", name, value,
+                     global ? "  # from the initial network namespace" : "");
 }
 
 // Sysctls for boot. Where conntrack is a module, systemd-sysctl runs before anything loads it and

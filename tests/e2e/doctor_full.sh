@@ -80,7 +80,7 @@ memory=$((proposed_max * object_size + proposed_buckets * 8))
 expect "proposed memory = max × the kernel's object size + buckets × 8-byte heads" \
 	"$(finding memory .evidence.proposed.memory_bytes)" "$memory"
 expect "memory's text shows that sum" "$(finding memory ".measured | contains(\"= $memory bytes\")")" true
-expect "fix now" "$(finding table_fill .fix_now[0])" "\"sysctl -w net.netfilter.nf_conntrack_max=$proposed_max\""
+expect "fix now" "$(finding table_fill .fix_now[0])" "\"sysctl -w net.netfilter.nf_conntrack_max=$proposed_max  # from the initial network namespace\""
 expect "fix persistently" \
 	"$(finding table_fill "[.fix_persistent[] | select(contains(\"net.netfilter.nf_conntrack_max = $proposed_max\"))] | length")" 1
 

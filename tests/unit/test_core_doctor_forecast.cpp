@@ -285,7 +285,7 @@ TEST_CASE("proposed max: the number is what the words compute") {
   CHECK(p["target"] == 2000);
   CHECK(p["rounded"] == 2048);
   CHECK(p["max"] == 2048);
-  CHECK(f->fix_now.front() == "sysctl -w net.netfilter.nf_conntrack_max=2048");
+  CHECK(f->fix_now.front() == "sysctl -w net.netfilter.nf_conntrack_max=2048  # from the initial network namespace");
   CHECK(f->why.find("twice the current max 1000 is 2000") != std::string::npos);
   CHECK(f->why.find("rounded up to a power of two (2048)") != std::string::npos);
   CHECK(text_of(*f).find("twice the 850 entries") == std::string::npos);  // not what was computed

@@ -54,7 +54,7 @@ TEST_CASE("table full of assured entries: table_full drops, a proposed max and i
   // Wanted: 300 held + 2000 refused; twice that, 4600, rounded up to a power of two.
   CHECK(fill->evidence["proposed"]["max"] == 8192);
   CHECK(fill->evidence["proposed"]["buckets"] == 65536);  // never fewer buckets than now
-  CHECK(fill->fix_now.front() == "sysctl -w net.netfilter.nf_conntrack_max=8192");
+  CHECK(fill->fix_now.front() == "sysctl -w net.netfilter.nf_conntrack_max=8192  # from the initial network namespace");
   CHECK(has_line(fill->fix_persistent, "net.netfilter.nf_conntrack_max = 8192"));
   CHECK(has_line(fill->fix_persistent, "/etc/modules-load.d/nf_conntrack.conf"));  // a module
 
