@@ -32,7 +32,7 @@ std::string enter_prefix(const DoctorInput& in, uint32_t netns) {
 void rule_nat_blackholes(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.window.totals.nat_blackholes || in.window.totals.nat_blackholes->empty()) return;
   auto flows = *in.window.totals.nat_blackholes;
-  std::sort(flows.begin(), flows.end(), [](const auto& a, const auto& b) { return a.packets > b.packets; });
+  sort_busiest_first(flows);
   const double window = std::max(f.duration, 1e-9);
   Finding x;
   x.id = "nat_blackhole";
@@ -73,7 +73,7 @@ void rule_nat_unanswered(const DoctorInput& in, const Facts& f, Diagnosis& d) {
   if (!in.unanswered_nat || !in.unanswered_nat->flows) return;
   const auto& u = *in.unanswered_nat;
   auto flows = u.busiest;
-  std::sort(flows.begin(), flows.end(), [](const auto& a, const auto& b) { return a.packets > b.packets; });
+  sort_busiest_first(flows);
   Finding x;
   x.id = "nat_unanswered";
   x.severity = Severity::info;
@@ -88,10 +88,10 @@ void rule_nat_unanswered(const DoctorInput& in, const Facts& f, Diagnosis& d) {
     e.erase("last_drop_t");
     e.erase("reason");
     e["delete_command"] = conntrack_delete_command(flow, "");
-    x.evidence["busiest"].push_back(e);
+    x.fix_now.push_back(e["delete_command"]);
+    x.evidence["busiest"].push_back(std::move(e));
     x.measured += fmt::format("{}{}: {} packets sent, none back", x.measured.empty() ? "" : "; ", flow_text(flow),
                               flow.packets);
-    x.fix_now.push_back(conntrack_delete_command(flow, ""));
   }
   x.why = "nf_conntrack_acct counts each entry's packets per direction: these NAT'd flows kept sending and "
           "nothing came back. Where the NAT's target is gone on another host (a backend on another node), "

@@ -58,6 +58,10 @@ std::vector<DnsRace> grown(const std::vector<DnsRace>& now, const std::vector<Dn
   });
 }
 
+void sort_busiest_first(std::vector<BlackholeFlow>& flows) {
+  std::sort(flows.begin(), flows.end(), [](const auto& a, const auto& b) { return a.packets > b.packets; });
+}
+
 std::string nat_target_text(const BlackholeFlow& f) {
   const bool ports = has_ports(f.l4);
   std::string out;
@@ -149,7 +153,7 @@ std::string nat_drops_text(const std::optional<std::vector<BlackholeFlow>>& flow
   std::vector<std::string> lines;
   if (flows) {
     auto sorted = *flows;
-    std::sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.packets > b.packets; });
+    sort_busiest_first(sorted);
     for (const auto& f : sorted)
       lines.push_back(fmt::format("nat blackhole  {}  {}{}  {}  {}", flow_text(f), f.reason_name,
                                   f.reply ? " (replies)" : "",

@@ -56,6 +56,9 @@ struct DnsRace {
 std::vector<BlackholeFlow> grown(const std::vector<BlackholeFlow>& now, const std::vector<BlackholeFlow>& before);
 std::vector<DnsRace> grown(const std::vector<DnsRace>& now, const std::vector<DnsRace>& before);
 
+/// Most packets first: the order every list of flows is shown in.
+void sort_busiest_first(std::vector<BlackholeFlow>& flows);
+
 /// A flow in JSON: tuple, NAT targets, reason, packets, packets_per_s over `duration_s`, first and
 /// last drop times (a Report's clock).
 nlohmann::json blackhole_json(const BlackholeFlow& f, double duration_s);
